@@ -1,0 +1,211 @@
+//! Error types. None of them ever holds the API key, an OTP, card data or a raw response
+//! body; what they hold is safe to log.
+
+use std::fmt;
+
+use crate::request::Token;
+
+/// An id or header value was refused before any request was built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdError {
+    /// The value is empty.
+    #[error("{field} is empty")]
+    Empty {
+        /// Which id or header.
+        field: &'static str,
+    },
+    /// The value is longer than allowed.
+    #[error("{field} is longer than {max} bytes")]
+    TooLong {
+        /// Which id or header.
+        field: &'static str,
+        /// The limit.
+        max: usize,
+    },
+    /// The value holds a character that could change the URL or header it goes into.
+    #[error("{field} contains the forbidden character {character}")]
+    ForbiddenCharacter {
+        /// Which id or header.
+        field: &'static str,
+        /// The first offending character, escaped.
+        character: String,
+    },
+    /// The value contains `..`, which could walk up the URL path.
+    #[error("{field} contains '..'")]
+    DotDot {
+        /// Which id or header.
+        field: &'static str,
+    },
+}
+
+/// The configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The base URL is not `http://` or `https://` followed by a host, or it carries a query
+    /// or fragment.
+    #[error("base URL must be http(s)://host[:port][/path] without query or fragment: {reason}")]
+    BaseUrl {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The API key is empty or contains characters that can't be sent.
+    #[error("API key must be non-empty visible ASCII")]
+    ApiKey,
+    /// A header value (merchant id, version) was refused.
+    #[error(transparent)]
+    Header(#[from] IdError),
+}
+
+/// An OTP was refused before it was sent. The message never repeats the OTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OtpError {
+    /// Fewer than 4 or more than 8 characters.
+    #[error("an OTP has 4 to 8 digits; this one has {0} characters")]
+    Length(usize),
+    /// Something other than ASCII digits.
+    #[error("an OTP holds only the digits 0-9")]
+    NotDigits,
+}
+
+/// A response or transport report that was not accepted; the challenge is unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// The token is not that of the request in flight: a stale or duplicate answer.
+    #[error("ignored an answer for request {got}: the request in flight is {in_flight}")]
+    StaleToken {
+        /// The token that came in.
+        got: Token,
+        /// The token of the request in flight.
+        in_flight: Token,
+    },
+    /// No request is in flight, so there is nothing to answer.
+    #[error("ignored an answer for request {got}: no request is in flight")]
+    NothingInFlight {
+        /// The token that came in.
+        got: Token,
+    },
+}
+
+/// Why a response could not be used. Never holds the raw body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResponseError {
+    /// The server answered with an error envelope (or an error status).
+    #[error(transparent)]
+    Api(ApiError),
+    /// The body is not the JSON shape expected for this call.
+    #[error("HTTP {http_status}: response body is not the expected JSON ({problem})")]
+    Malformed {
+        /// The HTTP status code.
+        http_status: u16,
+        /// What was wrong, without quoting the body.
+        problem: Malformed,
+    },
+    /// An HTTP status the API does not use for this call (a redirect, say).
+    #[error("unexpected HTTP status {0}")]
+    UnexpectedStatus(u16),
+}
+
+/// What was wrong with a malformed body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Malformed {
+    /// Not valid JSON (or truncated), at this line and column.
+    Syntax {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+    /// Valid JSON with a wrong shape (wrong type or duplicate key), at this line and column.
+    Shape {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+    /// A field the flow can't do without is missing.
+    Missing(&'static str),
+    /// An id in the body would be unsafe in a URL.
+    BadId(&'static str),
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Malformed::Syntax { line, column } => {
+                write!(f, "invalid JSON at line {line} column {column}")
+            }
+            Malformed::Shape { line, column } => {
+                write!(f, "unexpected JSON shape at line {line} column {column}")
+            }
+            Malformed::Missing(field) => write!(f, "missing {field}"),
+            Malformed::BadId(field) => write!(f, "{field} is not a safe id"),
+        }
+    }
+}
+
+/// An error envelope from the API: `{status, error_code, error_message, error_info}`.
+///
+/// Text fields are trimmed to 200 characters with control characters removed, so they are
+/// safe to log; the raw body is not kept.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ApiError {
+    /// The HTTP status code.
+    pub http_status: u16,
+    /// The envelope's `status` ("Invalid Request", "error", "NOT_FOUND", ...).
+    pub status: Option<String>,
+    /// `error_code` (sometimes prose).
+    pub error_code: Option<String>,
+    /// `error_message`.
+    pub error_message: Option<String>,
+    /// `error_info.code` (INVALID_INPUT, DUPLICATE_REQUEST, ...).
+    pub info_code: Option<String>,
+    /// `error_info.category`.
+    pub category: Option<String>,
+    /// `error_info.request_id`, useful when talking to Juspay support.
+    pub request_id: Option<String>,
+}
+
+impl ApiError {
+    /// The most specific code present: `error_info.code`, else `error_code`.
+    pub fn code(&self) -> Option<&str> {
+        self.info_code.as_deref().or(self.error_code.as_deref())
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HTTP {}", self.http_status)?;
+        if let Some(code) = self.code() {
+            write!(f, " {code}")?;
+        }
+        if let Some(msg) = &self.error_message {
+            write!(f, ": {msg}")?;
+        }
+        if let Some(id) = &self.request_id {
+            write!(f, " (request_id {id})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Starting authentication did not give a challenge.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// An id given to [`StartRequest`](crate::StartRequest) was refused.
+    #[error(transparent)]
+    Id(#[from] IdError),
+    /// The start response could not be used. The transaction may exist: check the order
+    /// status before starting again (a new `POST /txns` sends another SMS).
+    #[error("start authentication failed: {0}")]
+    Response(#[from] ResponseError),
+}

@@ -1,0 +1,56 @@
+//! Client-side limits, used where the server does not state its own.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::Duration;
+
+/// Limits the client applies. The server's `max_otp_send_limit` and `max_attempts`, when a
+/// response carries them, take precedence over `max_sends` and `max_attempts`; the cooldown
+/// and lifetime are client-side only (the API documents neither).
+///
+/// ```
+/// use direct_otp::Policy;
+/// use time::Duration;
+///
+/// let mut policy = Policy::default();
+/// policy.resend_cooldown = Duration::seconds(45);
+/// assert_eq!(policy.max_sends, 4);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Policy {
+    /// OTP sends allowed, counting the first one sent at start. Default 4 (the documented
+    /// samples show 4).
+    pub max_sends: u32,
+    /// OTP submissions allowed. Default 4.
+    pub max_attempts: u32,
+    /// Wait between two sends. Default 30 seconds.
+    #[serde(with = "millis")]
+    pub resend_cooldown: Duration,
+    /// How long after start the OTP page may be used. Default 10 minutes.
+    #[serde(with = "millis")]
+    pub lifetime: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            max_sends: 4,
+            max_attempts: 4,
+            resend_cooldown: Duration::seconds(30),
+            lifetime: Duration::minutes(10),
+        }
+    }
+}
+
+/// Durations persist as whole milliseconds.
+mod millis {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(crate::clock::millis(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::milliseconds(i64::deserialize(d)?.max(0)))
+    }
+}

@@ -1,0 +1,290 @@
+//! The three response shapes the flow reads, each parsed by one borrowed, single-pass serde
+//! struct, and the one place where error codes are classified.
+//!
+//! * the transaction shape: start (`POST /txns`), resend and submit all answer with a
+//!   transaction carrying `status` and `payment.authentication`;
+//! * the order shape: `GET /orders/{order_id}`;
+//! * the error envelope: `{status, error_code, error_message, error_info}`.
+//!
+//! Only the fields the flow needs are read; everything else is skipped without being built.
+
+use serde::Deserialize;
+
+use crate::error::{ApiError, Malformed, ResponseError};
+use crate::lenient::{Count, Flag, Text};
+
+/// The transaction shape.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct TxnBody<'a> {
+    #[serde(default, borrow)]
+    pub id: Text<'a>,
+    #[serde(default, borrow)]
+    pub order_id: Text<'a>,
+    #[serde(default, borrow)]
+    pub txn_uuid: Text<'a>,
+    #[serde(default, borrow)]
+    pub status: Text<'a>,
+    #[serde(default, borrow)]
+    pub payment: Option<Payment<'a>>,
+    #[serde(default, borrow)]
+    pub payment_info: Option<PaymentInfo<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Payment<'a> {
+    #[serde(default, borrow)]
+    pub authentication: Option<Authentication<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Authentication<'a> {
+    #[serde(default, borrow)]
+    pub method: Text<'a>,
+    #[serde(default, borrow)]
+    pub url: Text<'a>,
+    #[serde(default, borrow)]
+    pub params: Option<Params<'a>>,
+}
+
+/// `payment.authentication.params`: every key optional (the docs call it dynamic).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Params<'a> {
+    #[serde(default, borrow)]
+    pub id: Text<'a>,
+    #[serde(default, borrow)]
+    pub challenge_id: Text<'a>,
+    #[serde(default, borrow)]
+    pub auth_type: Text<'a>,
+    #[serde(default, borrow)]
+    pub auth_method: Text<'a>,
+    #[serde(default, borrow)]
+    pub card_isin: Text<'a>,
+    #[serde(default, borrow)]
+    pub card_issuer_bank_name: Text<'a>,
+    #[serde(default, borrow)]
+    pub card_brand: Text<'a>,
+    #[serde(default, borrow)]
+    pub fallback_url: Text<'a>,
+    #[serde(default)]
+    pub submit_otp_allowed: Flag,
+    #[serde(default)]
+    pub resend_otp_allowed: Flag,
+    #[serde(default)]
+    pub times_otp_sent: Count,
+    #[serde(default)]
+    pub max_otp_send_limit: Count,
+    #[serde(default)]
+    pub current_attempt: Count,
+    #[serde(default)]
+    pub max_attempts: Count,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct PaymentInfo<'a> {
+    #[serde(default, borrow)]
+    pub card: Option<CardInfo<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct CardInfo<'a> {
+    #[serde(default, borrow)]
+    pub last_four_digits: Text<'a>,
+    #[serde(default, borrow)]
+    pub card_isin: Text<'a>,
+    #[serde(default, borrow)]
+    pub card_brand: Text<'a>,
+    #[serde(default, borrow)]
+    pub card_issuer: Text<'a>,
+}
+
+impl<'a> TxnBody<'a> {
+    pub(crate) fn authentication(&self) -> Option<&Authentication<'a>> {
+        self.payment.as_ref()?.authentication.as_ref()
+    }
+
+    pub(crate) fn params(&self) -> Option<&Params<'a>> {
+        self.authentication()?.params.as_ref()
+    }
+
+    pub(crate) fn card(&self) -> Option<&CardInfo<'a>> {
+        self.payment_info.as_ref()?.card.as_ref()
+    }
+}
+
+impl Params<'_> {
+    /// `auth_type`, or `auth_method` as the resend page calls it.
+    pub(crate) fn auth_type(&self) -> Option<&str> {
+        self.auth_type.non_empty().or(self.auth_method.non_empty())
+    }
+}
+
+/// The order shape (`GET /orders/{order_id}`): only its status is needed.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct OrderBody<'a> {
+    #[serde(default, borrow)]
+    pub status: Text<'a>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ErrorBody<'a> {
+    #[serde(default, borrow)]
+    status: Text<'a>,
+    #[serde(default, borrow)]
+    error_code: Text<'a>,
+    #[serde(default, borrow)]
+    error_message: Text<'a>,
+    #[serde(default, borrow)]
+    error_info: Option<ErrorInfo<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ErrorInfo<'a> {
+    #[serde(default, borrow)]
+    code: Text<'a>,
+    #[serde(default, borrow)]
+    category: Text<'a>,
+    #[serde(default, borrow)]
+    request_id: Text<'a>,
+}
+
+/// Parses `body` as `T`; the error says where the body went wrong without quoting it.
+pub(crate) fn parse<'a, T: Deserialize<'a>>(
+    http_status: u16,
+    body: &'a [u8],
+) -> Result<T, ResponseError> {
+    serde_json::from_slice(body).map_err(|e| {
+        let (line, column) = (e.line(), e.column());
+        let problem = match e.classify() {
+            serde_json::error::Category::Data => Malformed::Shape { line, column },
+            _ => Malformed::Syntax { line, column },
+        };
+        ResponseError::Malformed {
+            http_status,
+            problem,
+        }
+    })
+}
+
+/// The error envelope of a non-2xx answer. An unreadable body still gives an [`ApiError`]
+/// with the HTTP status.
+pub(crate) fn api_error(http_status: u16, body: &[u8]) -> ApiError {
+    let parsed: ErrorBody = parse(http_status, body).unwrap_or_default();
+    let info = parsed.error_info.unwrap_or_default();
+    ApiError {
+        http_status,
+        status: loggable(&parsed.status),
+        error_code: loggable(&parsed.error_code),
+        error_message: loggable(&parsed.error_message),
+        info_code: loggable(&info.code),
+        category: loggable(&info.category),
+        request_id: loggable(&info.request_id),
+    }
+}
+
+/// A server text made safe to log: control characters dropped, at most 200 characters.
+fn loggable(t: &Text<'_>) -> Option<String> {
+    let s = t.non_empty()?;
+    Some(s.chars().filter(|c| !c.is_control()).take(200).collect())
+}
+
+/// What an error envelope means for the flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorMeaning {
+    /// `max_limit_exceeded`: no more OTP sends (on resend) or tries (on submit).
+    LimitExceeded,
+    /// The OTP was wrong (not documented for cards; wallets use codes like
+    /// `LP_INCORRECT_OTP`).
+    WrongOtp,
+    /// `DUPLICATE_REQUEST`: another request on this transaction is still being processed.
+    Duplicate,
+    /// Anything else: the request was refused and changed nothing.
+    Refused,
+}
+
+/// Classifies an error envelope: the single place these codes are interpreted.
+pub(crate) fn meaning(e: &ApiError) -> ErrorMeaning {
+    let codes = [e.error_code.as_deref(), e.info_code.as_deref()];
+    let any = |f: &dyn Fn(&str) -> bool| codes.iter().flatten().any(|c| f(&c.to_ascii_uppercase()));
+    if any(&|c| c == "DUPLICATE_REQUEST") {
+        ErrorMeaning::Duplicate
+    } else if any(&|c| c.contains("LIMIT_EXCEEDED")) {
+        ErrorMeaning::LimitExceeded
+    } else if any(&|c| {
+        c.contains("OTP")
+            && ["INCORRECT", "INVALID", "WRONG", "MISMATCH"]
+                .iter()
+                .any(|w| c.contains(w))
+    }) {
+        ErrorMeaning::WrongOtp
+    } else {
+        ErrorMeaning::Refused
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_fields_and_meaning() {
+        let e = api_error(
+            400,
+            br#"{"status":"Invalid Request","error_code":"max_limit_exceeded","error_message":"Max OTP send limit exceeded"}"#,
+        );
+        assert_eq!(e.error_code.as_deref(), Some("max_limit_exceeded"));
+        assert_eq!(meaning(&e), ErrorMeaning::LimitExceeded);
+        assert_eq!(
+            e.to_string(),
+            "HTTP 400 max_limit_exceeded: Max OTP send limit exceeded"
+        );
+
+        let e = api_error(
+            400,
+            br#"{"status":"invalid_request_error","error_code":"x","error_info":{"code":"DUPLICATE_REQUEST","category":"USER_ERROR","request_id":"r1"}}"#,
+        );
+        assert_eq!(meaning(&e), ErrorMeaning::Duplicate);
+        assert_eq!(e.code(), Some("DUPLICATE_REQUEST"));
+        assert_eq!(e.request_id.as_deref(), Some("r1"));
+
+        let e = api_error(400, br#"{"error_code":"LP_INCORRECT_OTP"}"#);
+        assert_eq!(meaning(&e), ErrorMeaning::WrongOtp);
+        let e = api_error(401, br#"{"status":"error","error_code":"access_denied"}"#);
+        assert_eq!(meaning(&e), ErrorMeaning::Refused);
+    }
+
+    #[test]
+    fn unreadable_envelopes_keep_the_status_only() {
+        for body in [&b"<html>502</html>"[..], b"", b"[]", b"{\"error_code\":"] {
+            let e = api_error(502, body);
+            assert_eq!(
+                e,
+                ApiError {
+                    http_status: 502,
+                    ..ApiError::default()
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn server_text_is_made_loggable() {
+        let long = "x".repeat(1000);
+        let body = format!(r#"{{"error_message":"a\nb\u0007{long}"}}"#);
+        let e = api_error(400, body.as_bytes());
+        let msg = e.error_message.unwrap();
+        assert!(msg.starts_with("abx"));
+        assert_eq!(msg.chars().count(), 200);
+    }
+
+    #[test]
+    fn parse_errors_do_not_quote_the_body() {
+        let err = parse::<OrderBody>(200, br#"{"status": "CHARGED", "status": "NEW"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("CHARGED") && !err.contains("NEW"), "{err}");
+        let err = parse::<OrderBody>(200, b"{\"secret123")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("secret123"), "{err}");
+    }
+}

@@ -1,0 +1,272 @@
+//! Starting authentication: the `POST /txns` request, and reading its answer into either a
+//! [`Challenge`] (Direct OTP) or a redirect (3DS failover).
+
+use time::OffsetDateTime;
+
+use crate::card::PaymentSource;
+use crate::challenge::{Challenge, Seed};
+use crate::config::Config;
+use crate::error::{IdError, Malformed, ResponseError, StartError};
+use crate::id::{HeaderValue, PathId};
+use crate::policy::Policy;
+use crate::request::{self, Form, Request};
+use crate::response::{self, TxnBody};
+use crate::status::Status;
+
+/// What starting authentication gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Started {
+    /// Direct OTP: the bank sent an OTP; drive the OTP page with this challenge.
+    Challenge(Box<Challenge>),
+    /// 3DS failover: no OTP page. Send the browser to `url` (exactly as given) with
+    /// `method`, then check the order status.
+    Redirect {
+        /// Where to send the browser.
+        url: String,
+        /// `GET` or `POST`, as given.
+        method: String,
+    },
+    /// The transaction was already final (declined at start, say).
+    Finished(Status),
+}
+
+impl Started {
+    /// Reads the answer to a `POST /txns` you sent yourself (with `auth_type=OTP` and
+    /// `format=json`). `routing_id` is the `x-routing-id` you sent; every later call of this
+    /// challenge sends the same. The body must hold `order_id`.
+    ///
+    /// Direct OTP is recognised by `payment.authentication.params.challenge_id` (with
+    /// `auth_type`/`auth_method` absent or `OTP`); otherwise an authentication `url` means
+    /// 3DS failover.
+    pub fn from_response(
+        routing_id: &str,
+        policy: Policy,
+        http_status: u16,
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<Started, StartError> {
+        let routing = HeaderValue::new("x-routing-id", routing_id)?;
+        read_start(routing, None, policy, http_status, body, now)
+    }
+}
+
+/// A `POST /txns` request for Direct OTP: builds the request and reads its answer.
+///
+/// Card data is redacted in `Debug` and never reaches the challenge.
+///
+/// ```
+/// use direct_otp::{Config, PaymentSource, StartRequest};
+///
+/// let config = Config::sandbox("my_api_key")?;
+/// let start = StartRequest::new(
+///     "ord_1",
+///     "acme",
+///     "customer_1122",
+///     PaymentSource::Token { card_token: "tok_123".into(), cvv: None },
+/// )?;
+/// let request = start.request(&config);
+/// assert_eq!(request.url(), "https://sandbox.juspay.in/txns");
+/// assert_eq!(
+///     request.body(),
+///     b"order_id=ord_1&merchant_id=acme&payment_method_type=CARD&card_token=tok_123&auth_type=OTP&format=json"
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct StartRequest {
+    order_id: PathId,
+    merchant_id: String,
+    routing_id: HeaderValue,
+    source: PaymentSource,
+    payment_method: Option<String>,
+    save_to_locker: Option<bool>,
+    gateway_id: Option<String>,
+    policy: Policy,
+}
+
+impl StartRequest {
+    /// `order_id` of an order created beforehand, your `merchant_id`, the customer's
+    /// `x-routing-id`, and the card.
+    pub fn new(
+        order_id: &str,
+        merchant_id: &str,
+        routing_id: &str,
+        source: PaymentSource,
+    ) -> Result<Self, IdError> {
+        crate::id::check_header_value("merchant_id", merchant_id)?;
+        Ok(StartRequest {
+            order_id: PathId::new("order_id", order_id)?,
+            merchant_id: merchant_id.to_owned(),
+            routing_id: HeaderValue::new("x-routing-id", routing_id)?,
+            source,
+            payment_method: None,
+            save_to_locker: None,
+            gateway_id: None,
+            policy: Policy::default(),
+        })
+    }
+
+    /// `payment_method` (card brand: VISA, MASTERCARD, RUPAY, ...).
+    pub fn with_payment_method(mut self, method: &str) -> Self {
+        self.payment_method = Some(method.to_owned());
+        self
+    }
+
+    /// `save_to_locker`.
+    pub fn with_save_to_locker(mut self, save: bool) -> Self {
+        self.save_to_locker = Some(save);
+        self
+    }
+
+    /// `gateway_id`, to pin a gateway.
+    pub fn with_gateway_id(mut self, gateway_id: &str) -> Self {
+        self.gateway_id = Some(gateway_id.to_owned());
+        self
+    }
+
+    /// The client-side limits of the challenge this start creates.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The `POST /txns` request. Sending it twice starts two transactions (and two SMS):
+    /// if its answer is lost, use [`order_status_request`](Self::order_status_request).
+    pub fn request(&self, config: &Config) -> Request {
+        let mut form = Form::with_capacity(256);
+        form.field("order_id", self.order_id.as_str());
+        form.field("merchant_id", &self.merchant_id);
+        form.field("payment_method_type", "CARD");
+        if let Some(m) = &self.payment_method {
+            form.field("payment_method", m);
+        }
+        match &self.source {
+            PaymentSource::Token { card_token, cvv } => {
+                form.field("card_token", card_token);
+                if let Some(cvv) = cvv {
+                    form.field("card_security_code", cvv);
+                }
+            }
+            PaymentSource::Card(card) => {
+                form.field("card_number", &card.number);
+                form.field("card_exp_month", &card.expiry_month);
+                form.field("card_exp_year", &card.expiry_year);
+                form.field("card_security_code", &card.cvv);
+                if let Some(name) = &card.name_on_card {
+                    form.field("name_on_card", name);
+                }
+            }
+        }
+        if let Some(save) = self.save_to_locker {
+            form.field("save_to_locker", if save { "true" } else { "false" });
+        }
+        if let Some(g) = &self.gateway_id {
+            form.field("gateway_id", g);
+        }
+        form.field("auth_type", "OTP");
+        form.field("format", "json");
+        request::start(config, self.routing_id.shared(), form)
+    }
+
+    /// `GET /orders/{order_id}`: what to send when the start answer was lost.
+    pub fn order_status_request(&self, config: &Config) -> Request {
+        request::order_status(config, self.order_id.as_str(), self.routing_id.shared())
+    }
+
+    /// Reads the answer to [`request`](Self::request).
+    pub fn handle_response(
+        &self,
+        http_status: u16,
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<Started, StartError> {
+        read_start(
+            self.routing_id.clone(),
+            Some(&self.order_id),
+            self.policy,
+            http_status,
+            body,
+            now,
+        )
+    }
+}
+
+fn read_start(
+    routing_id: HeaderValue,
+    order_id: Option<&PathId>,
+    policy: Policy,
+    http_status: u16,
+    body: &[u8],
+    now: OffsetDateTime,
+) -> Result<Started, StartError> {
+    if !(200..=299).contains(&http_status) {
+        return Err(StartError::Response(match http_status {
+            400..=599 => ResponseError::Api(response::api_error(http_status, body)),
+            _ => ResponseError::UnexpectedStatus(http_status),
+        }));
+    }
+    let malformed = |problem| ResponseError::Malformed {
+        http_status,
+        problem,
+    };
+    let txn: TxnBody = response::parse(http_status, body)?;
+    let status = Status::parse(
+        txn.status
+            .non_empty()
+            .ok_or(malformed(Malformed::Missing("status")))?,
+    );
+    if status.is_final() {
+        return Ok(Started::Finished(status));
+    }
+    let auth = txn
+        .authentication()
+        .ok_or(malformed(Malformed::Missing("payment.authentication")))?;
+    let otp_params = auth.params.as_ref().filter(|p| {
+        p.challenge_id.non_empty().is_some()
+            && p.auth_type().is_none_or(|t| t.eq_ignore_ascii_case("OTP"))
+    });
+    let Some(params) = otp_params else {
+        let url = auth
+            .url
+            .non_empty()
+            .ok_or(malformed(Malformed::Missing("payment.authentication.url")))?;
+        return Ok(Started::Redirect {
+            url: url.to_owned(),
+            method: auth.method.non_empty().unwrap_or("GET").to_owned(),
+        });
+    };
+    let id = |field: &'static str, value: Option<&str>| {
+        let value = value.ok_or(malformed(Malformed::Missing(field)))?;
+        PathId::new(field, value).map_err(|_| malformed(Malformed::BadId(field)))
+    };
+    let order_id = match txn.order_id.non_empty() {
+        Some(o) => id("order_id", Some(o))?,
+        None => match order_id {
+            Some(o) => o.clone(),
+            None => id("order_id", None)?,
+        },
+    };
+    let txn_id = id(
+        "payment.authentication.params.id",
+        params
+            .id
+            .non_empty()
+            .or(txn.id.non_empty())
+            .or(txn.txn_uuid.non_empty()),
+    )?;
+    let challenge_id = id(
+        "payment.authentication.params.challenge_id",
+        params.challenge_id.non_empty(),
+    )?;
+    Ok(Started::Challenge(Box::new(Challenge::new(Seed {
+        order_id,
+        txn_id,
+        challenge_id,
+        routing_id,
+        params,
+        body: &txn,
+        policy,
+        now,
+    }))))
+}
