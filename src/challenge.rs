@@ -639,24 +639,24 @@ impl Challenge {
     }
 
     /// Fires the timer due at `now`, if any. Returns `None` (and changes nothing) when no
-    /// timer is due; fires at most one timer per call.
+    /// timer is due. When both are due, the expiry wins (a cooldown ending on a closed page
+    /// means nothing).
     pub fn handle_timeout(&mut self, now: OffsetDateTime) -> Option<TimerEvent> {
         let now = self.effective(now);
-        let (at, timer) = self.next_deadline()?;
+        let (at, _) = self.next_deadline()?;
         if now < at {
             return None;
         }
         self.last_seen = now;
         self.cooldown_until = None;
-        Some(match timer {
-            Timer::Cooldown => TimerEvent::ResendAvailable,
-            Timer::Expiry => {
-                self.phase = Phase::Resting {
-                    rest: Rest::Expired,
-                };
-                TimerEvent::Expired
-            }
-        })
+        if now >= self.expires() {
+            self.phase = Phase::Resting {
+                rest: Rest::Expired,
+            };
+            Some(TimerEvent::Expired)
+        } else {
+            Some(TimerEvent::ResendAvailable)
+        }
     }
 
     /// The single source of both timer functions, so they always agree.

@@ -8,14 +8,30 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 /// An instant, in milliseconds since the Unix epoch.
+///
+/// Every `Stamp` lies within the range `OffsetDateTime` can represent, so converting to
+/// `OffsetDateTime` and back gives the same `Stamp` (deadlines handed out compare equal when
+/// fed back in, even at the extremes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(from = "i64", into = "i64")]
 pub(crate) struct Stamp(i64);
+
+impl From<i64> for Stamp {
+    fn from(ms: i64) -> Self {
+        Stamp(ms.clamp(min_ms(), max_ms()))
+    }
+}
+
+impl From<Stamp> for i64 {
+    fn from(s: Stamp) -> i64 {
+        s.0
+    }
+}
 
 impl Stamp {
     pub(crate) fn from_time(t: OffsetDateTime) -> Self {
-        let ms = t.unix_timestamp_nanos().div_euclid(1_000_000);
-        Stamp(i64::try_from(ms).unwrap_or(if ms < 0 { i64::MIN } else { i64::MAX }))
+        // Always within range: `OffsetDateTime` spans about ±10,000 years.
+        Stamp::from(nanos_to_ms(t.unix_timestamp_nanos()))
     }
 
     /// Back to an `OffsetDateTime` (UTC), clamped to the range `time` can represent.
@@ -29,8 +45,21 @@ impl Stamp {
     }
 
     pub(crate) fn plus(self, d: Duration) -> Self {
-        Stamp(self.0.saturating_add(millis(d)))
+        Stamp::from(self.0.saturating_add(millis(d)))
     }
+}
+
+fn nanos_to_ms(nanos: i128) -> i64 {
+    let ms = nanos.div_euclid(1_000_000);
+    i64::try_from(ms).unwrap_or(if ms < 0 { i64::MIN } else { i64::MAX })
+}
+
+fn min_ms() -> i64 {
+    nanos_to_ms(min_time().unix_timestamp_nanos())
+}
+
+fn max_ms() -> i64 {
+    nanos_to_ms(max_time().unix_timestamp_nanos())
 }
 
 /// Whole milliseconds of a duration; negative durations count as zero.
@@ -70,9 +99,13 @@ mod tests {
     fn extremes_never_panic() {
         let lo = Stamp::from_time(min_time());
         let hi = Stamp::from_time(max_time());
-        assert_eq!(hi.plus(Duration::MAX).to_time(), max_time());
+        assert_eq!(hi.plus(Duration::MAX), hi);
+        assert_eq!(Stamp::from_time(hi.to_time()), hi);
         assert_eq!(lo.plus(Duration::MIN), lo);
-        assert_eq!(Stamp(i64::MIN).to_time(), min_time());
-        assert_eq!(Stamp(i64::MAX).plus(Duration::days(1)), Stamp(i64::MAX));
+        assert_eq!(Stamp::from_time(lo.to_time()), lo);
+        assert_eq!(Stamp::from(i64::MIN), lo);
+        assert_eq!(Stamp::from(i64::MAX), Stamp::from_time(max_time()));
+        let back: Stamp = serde_json::from_str("9223372036854775807").unwrap();
+        assert_eq!(back, hi);
     }
 }

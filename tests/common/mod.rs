@@ -1,0 +1,43 @@
+//! Helpers shared by the core's integration tests.
+#![allow(dead_code)]
+
+use direct_otp::{Challenge, Config, Policy, Started};
+use time::macros::datetime;
+use time::OffsetDateTime;
+
+pub const KEY: &str = "sk_test_SECRETKEY";
+pub const ROUTING: &str = "customer_1122";
+
+/// The start of every test's fake clock.
+pub const T0: OffsetDateTime = datetime!(2026-11-25 10:00:00 UTC);
+
+pub fn secs(s: i64) -> OffsetDateTime {
+    T0 + time::Duration::seconds(s)
+}
+
+/// A fixture's bytes.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/fixtures/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A fixture as JSON, to derive variants from.
+pub fn fixture_json(name: &str) -> serde_json::Value {
+    serde_json::from_slice(&fixture(name)).unwrap()
+}
+
+pub fn config() -> Config {
+    Config::sandbox(KEY).unwrap()
+}
+
+/// A challenge started from `start_direct_otp.json` at `T0`.
+pub fn challenge() -> Challenge {
+    challenge_with(Policy::default())
+}
+
+pub fn challenge_with(policy: Policy) -> Challenge {
+    match Started::from_response(ROUTING, policy, 200, &fixture("start_direct_otp"), T0).unwrap() {
+        Started::Challenge(c) => *c,
+        other => panic!("expected a challenge, got {other:?}"),
+    }
+}

@@ -1,0 +1,506 @@
+//! Whole lifecycles on a fake clock, with answers from the fixtures.
+
+mod common;
+
+use common::*;
+use direct_otp::{
+    Challenge, NextStep, Otp, Outcome, Policy, Refusal, SendFailure, Started, Status, TimerEvent,
+    Token,
+};
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+
+/// A clock the test moves by hand.
+struct Clock(OffsetDateTime);
+
+impl Clock {
+    fn now(&self) -> OffsetDateTime {
+        self.0
+    }
+    fn advance(&mut self, d: Duration) -> OffsetDateTime {
+        self.0 += d;
+        self.0
+    }
+    /// Jumps to the challenge's next deadline and fires it, as a caller's event loop would.
+    fn run_timer(&mut self, c: &mut Challenge) -> Option<TimerEvent> {
+        let at = c.poll_timeout()?;
+        self.0 = self.0.max(at);
+        c.handle_timeout(self.0)
+    }
+}
+
+fn resend_answer(sent: u32, limit: u32) -> Vec<u8> {
+    let mut body = fixture_json("resend_counters");
+    let params = &mut body["payment"]["authentication"]["params"];
+    params["times_otp_sent"] = json!(sent);
+    params["max_otp_send_limit"] = json!(limit);
+    body.to_string().into_bytes()
+}
+
+fn wrong_otp_answer(attempt: u32, max: u32) -> Vec<u8> {
+    let mut body = fixture_json("submit_pending_wrong_otp");
+    let params = &mut body["payment"]["authentication"]["params"];
+    params["current_attempt"] = json!(attempt);
+    params["max_attempts"] = json!(max);
+    params["submit_otp_allowed"] = json!(attempt < max);
+    body.to_string().into_bytes()
+}
+
+fn otp(s: &str) -> Otp {
+    Otp::new(s).unwrap()
+}
+
+#[test]
+fn resend_until_the_limit_then_fall_back_to_the_bank_page() {
+    let mut clock = Clock(T0);
+    let mut c = challenge();
+    assert_eq!(c.sends_left(), 3);
+
+    for sent in 2..=4 {
+        assert_eq!(clock.run_timer(&mut c), Some(TimerEvent::ResendAvailable));
+        let out = c.resend(&config(), clock.now()).unwrap();
+        clock.advance(Duration::milliseconds(300));
+        let outcome = c
+            .handle_response(out.token, 200, &resend_answer(sent, 4), clock.now())
+            .unwrap();
+        assert_eq!(
+            outcome,
+            Outcome::OtpSent {
+                sends_left: 4 - sent
+            }
+        );
+    }
+    assert_eq!(
+        c.check_resend(clock.advance(Duration::minutes(1))),
+        Err(Refusal::SendLimitReached { limit: 4 })
+    );
+    // No cooldown timer is left; the next deadline is the expiry.
+    assert_eq!(c.poll_timeout(), Some(c.expires_at()));
+    assert_eq!(c.resend_available_at(), None);
+
+    // The cardholder gives up on SMS and takes the bank page.
+    let url = c.go_to_bank_page(clock.now()).unwrap().to_owned();
+    assert!(url.starts_with("https://sandbox.juspay.in/v2/pay/start/"));
+    assert_eq!(c.next_step(clock.now()), NextStep::AwaitBankPage);
+    assert_eq!(c.check_submit(clock.now()), Err(Refusal::OnBankPage));
+    assert_eq!(c.poll_timeout(), None, "no timers while on the bank page");
+
+    // Back from the bank page: the order status is still pending, then charged.
+    let t = c
+        .check_status(&config(), clock.advance(Duration::seconds(20)))
+        .unwrap()
+        .token;
+    let pending = fixture("order_status_pending");
+    assert_eq!(
+        c.handle_response(t, 200, &pending, clock.now()),
+        Ok(Outcome::Pending(Status::PendingVbv))
+    );
+    assert_eq!(c.next_step(clock.now()), NextStep::AwaitBankPage);
+    let t = c
+        .check_status(&config(), clock.advance(Duration::seconds(20)))
+        .unwrap()
+        .token;
+    let charged = fixture("order_status_charged");
+    assert_eq!(
+        c.handle_response(t, 200, &charged, clock.now()),
+        Ok(Outcome::Approved(Status::Charged))
+    );
+    assert!(c.is_final());
+}
+
+#[test]
+fn server_refuses_a_resend_at_its_own_limit() {
+    let mut clock = Clock(T0);
+    let mut c = challenge();
+    clock.run_timer(&mut c);
+    let out = c.resend(&config(), clock.now()).unwrap();
+    let outcome = c
+        .handle_response(
+            out.token,
+            400,
+            &fixture("resend_limit_exceeded"),
+            clock.now(),
+        )
+        .unwrap();
+    assert_eq!(outcome, Outcome::SendLimitReached);
+    assert_eq!(c.sends_left(), 0);
+    assert!(c.can_submit(clock.now()));
+}
+
+#[test]
+fn wrong_otp_then_right_otp() {
+    let mut clock = Clock(T0);
+    let mut c = challenge();
+    let out = c
+        .submit(
+            &config(),
+            &otp("111111"),
+            clock.advance(Duration::seconds(20)),
+        )
+        .unwrap();
+    let outcome = c
+        .handle_response(out.token, 200, &wrong_otp_answer(1, 4), clock.now())
+        .unwrap();
+    assert_eq!(outcome, Outcome::WrongOtp { attempts_left: 3 });
+    assert_eq!(c.next_step(clock.now()), NextStep::EnterOtp);
+
+    let out = c
+        .submit(
+            &config(),
+            &otp("424242"),
+            clock.advance(Duration::seconds(15)),
+        )
+        .unwrap();
+    assert_eq!(c.next_step(clock.now()), NextStep::Wait(out.token));
+    assert_eq!(
+        c.check_submit(clock.now()),
+        Err(Refusal::InFlight(out.token))
+    );
+    let outcome = c
+        .handle_response(out.token, 200, &fixture("submit_charged"), clock.now())
+        .unwrap();
+    assert_eq!(outcome, Outcome::Approved(Status::Charged));
+    assert_eq!(c.poll_timeout(), None);
+    assert_eq!(c.handle_timeout(clock.advance(Duration::hours(1))), None);
+}
+
+#[test]
+fn attempts_exhausted_counted_locally_when_the_server_sends_no_counters() {
+    let mut clock = Clock(T0);
+    let mut policy = Policy::default();
+    policy.max_attempts = 3;
+    let mut c = challenge_with(policy);
+    let mut bare = fixture_json("submit_pending_wrong_otp");
+    let params = bare["payment"]["authentication"]["params"]
+        .as_object_mut()
+        .unwrap();
+    for k in [
+        "times_otp_sent",
+        "max_otp_send_limit",
+        "current_attempt",
+        "max_attempts",
+    ] {
+        params.remove(k);
+    }
+    let bare = bare.to_string().into_bytes();
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        let out = c
+            .submit(
+                &config(),
+                &otp("000000"),
+                clock.advance(Duration::seconds(5)),
+            )
+            .unwrap();
+        outcomes.push(
+            c.handle_response(out.token, 200, &bare, clock.now())
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        outcomes,
+        vec![
+            Outcome::WrongOtp { attempts_left: 2 },
+            Outcome::WrongOtp { attempts_left: 1 },
+            Outcome::AttemptsExhausted
+        ]
+    );
+    assert_eq!(
+        c.check_submit(clock.now()),
+        Err(Refusal::AttemptLimitReached { limit: 3 })
+    );
+    assert!(matches!(c.next_step(clock.now()), NextStep::BankPage(_)));
+}
+
+#[test]
+fn attempts_exhausted_by_the_server() {
+    let mut c = challenge();
+    let mut outcomes = Vec::new();
+    for attempt in 1..=4 {
+        let out = c
+            .submit(&config(), &otp("999999"), secs(attempt.into()))
+            .unwrap();
+        outcomes.push(
+            c.handle_response(
+                out.token,
+                200,
+                &wrong_otp_answer(attempt, 4),
+                secs(attempt.into()),
+            )
+            .unwrap(),
+        );
+    }
+    assert_eq!(outcomes.last(), Some(&Outcome::AttemptsExhausted));
+    assert_eq!(c.attempts(), 4);
+    assert_eq!(
+        c.check_submit(secs(10)),
+        Err(Refusal::AttemptLimitReached { limit: 4 })
+    );
+}
+
+#[test]
+fn lost_submit_is_reconciled_never_resent() {
+    let mut clock = Clock(T0);
+    let mut c = challenge();
+    let out = c
+        .submit(
+            &config(),
+            &otp("424242"),
+            clock.advance(Duration::seconds(10)),
+        )
+        .unwrap();
+    // The connection reset after the request was written.
+    let outcome = c
+        .handle_send_failure(
+            out.token,
+            SendFailure::MaybeSent,
+            clock.advance(Duration::seconds(30)),
+        )
+        .unwrap();
+    assert!(matches!(outcome, Outcome::MustReconcile(_)));
+    assert_eq!(c.next_step(clock.now()), NextStep::CheckStatus);
+    assert_eq!(c.check_submit(clock.now()), Err(Refusal::MustReconcile));
+    assert_eq!(c.check_resend(clock.now()), Err(Refusal::MustReconcile));
+    assert_eq!(
+        c.poll_timeout(),
+        None,
+        "no expiry while the outcome is unknown"
+    );
+
+    // The status check itself is lost too: harmless, ask again.
+    let t = c.check_status(&config(), clock.now()).unwrap().token;
+    assert_eq!(
+        c.handle_send_failure(t, SendFailure::MaybeSent, clock.now()),
+        Ok(Outcome::NotDelivered)
+    );
+    assert_eq!(c.next_step(clock.now()), NextStep::CheckStatus);
+
+    let t = c
+        .check_status(&config(), clock.advance(Duration::seconds(2)))
+        .unwrap()
+        .token;
+    let outcome = c
+        .handle_response(t, 200, &fixture("order_status_charged"), clock.now())
+        .unwrap();
+    assert_eq!(outcome, Outcome::Approved(Status::Charged));
+    assert!(c.is_final());
+}
+
+#[test]
+fn a_submit_that_surely_was_not_sent_can_be_retried() {
+    let mut c = challenge();
+    let before = c.clone();
+    let out = c.submit(&config(), &otp("424242"), secs(10)).unwrap();
+    assert_eq!(
+        c.handle_send_failure(out.token, SendFailure::NotSent, secs(10)),
+        Ok(Outcome::NotDelivered)
+    );
+    assert_eq!(c.attempts(), before.attempts());
+    assert_eq!(c.next_step(secs(10)), NextStep::EnterOtp);
+    assert!(c.submit(&config(), &otp("424242"), secs(11)).is_ok());
+}
+
+#[test]
+fn lost_resend_counts_against_the_limit() {
+    let mut c = challenge();
+    let out = c.resend(&config(), secs(30)).unwrap();
+    let outcome = c
+        .handle_send_failure(out.token, SendFailure::MaybeSent, secs(31))
+        .unwrap();
+    assert!(matches!(outcome, Outcome::MustReconcile(_)));
+    assert_eq!(c.otp_sends(), 2);
+    let t = c.check_status(&config(), secs(32)).unwrap().token;
+    let outcome = c
+        .handle_response(t, 200, &fixture("order_status_pending"), secs(33))
+        .unwrap();
+    assert_eq!(outcome, Outcome::Pending(Status::PendingVbv));
+    assert_eq!(c.next_step(secs(33)), NextStep::EnterOtp);
+    assert_eq!(c.sends_left(), 2);
+}
+
+#[test]
+fn three_ds_failover_at_start() {
+    let started = Started::from_response(
+        ROUTING,
+        Policy::default(),
+        200,
+        &fixture("start_3ds_failover"),
+        T0,
+    )
+    .unwrap();
+    match started {
+        Started::Redirect { url, method } => {
+            assert_eq!(method, "GET");
+            assert_eq!(
+                url,
+                "https://sandbox.juspay.in/v2/pay/start/guest/eulk2m9x0a7b3c4d"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn expiry_closes_the_otp_page() {
+    let mut clock = Clock(T0);
+    let mut policy = Policy::default();
+    policy.lifetime = Duration::minutes(5);
+    policy.resend_cooldown = Duration::seconds(60);
+    let mut c = challenge_with(policy);
+
+    assert_eq!(c.poll_timeout(), Some(secs(60)));
+    assert_eq!(c.handle_timeout(secs(59)), None, "not due yet");
+    assert_eq!(clock.run_timer(&mut c), Some(TimerEvent::ResendAvailable));
+    assert_eq!(c.poll_timeout(), Some(secs(300)));
+    // Commands already see the expiry before the timer is handled, and change nothing.
+    let before = c.clone();
+    assert_eq!(
+        c.submit(&config(), &otp("1234"), secs(300)),
+        Err(Refusal::Expired)
+    );
+    assert_eq!(c, before);
+    assert_eq!(clock.run_timer(&mut c), Some(TimerEvent::Expired));
+    assert_eq!(c.poll_timeout(), None);
+    assert_eq!(c.check_resend(clock.now()), Err(Refusal::Expired));
+    assert!(matches!(c.next_step(clock.now()), NextStep::BankPage(_)));
+    // The result is still learned from the order status.
+    let t = c.check_status(&config(), clock.now()).unwrap().token;
+    let outcome = c
+        .handle_response(t, 200, &fixture("order_status_pending"), clock.now())
+        .unwrap();
+    assert_eq!(outcome, Outcome::Pending(Status::PendingVbv));
+    assert_eq!(c.check_submit(clock.now()), Err(Refusal::Expired));
+}
+
+#[test]
+fn a_response_in_flight_at_expiry_still_counts() {
+    let mut c = challenge();
+    let out = c.submit(&config(), &otp("424242"), secs(599)).unwrap();
+    assert_eq!(c.poll_timeout(), None, "no timer while in flight");
+    let outcome = c
+        .handle_response(out.token, 200, &wrong_otp_answer(1, 4), secs(601))
+        .unwrap();
+    assert_eq!(outcome, Outcome::WrongOtp { attempts_left: 3 });
+    // The overdue timers (the cooldown from the start, and the expiry) are due at once;
+    // the expiry wins, and no timer is left (no busy loop).
+    assert_eq!(c.poll_timeout(), Some(secs(30)));
+    assert_eq!(c.handle_timeout(secs(601)), Some(TimerEvent::Expired));
+    assert_eq!(c.poll_timeout(), None);
+}
+
+#[test]
+fn a_stale_answer_after_a_newer_request_changes_nothing() {
+    let mut c = challenge();
+    let first = c.submit(&config(), &otp("111111"), secs(5)).unwrap().token;
+    c.handle_send_failure(first, SendFailure::NotSent, secs(6))
+        .unwrap();
+    let second = c.submit(&config(), &otp("222222"), secs(7)).unwrap().token;
+    assert_ne!(first, second);
+    let before = c.clone();
+    // The first request's answer turns up late (it had been sent after all).
+    let late = c.handle_response(first, 200, &fixture("submit_charged"), secs(8));
+    assert!(late.is_err());
+    assert_eq!(c, before);
+    let outcome = c
+        .handle_response(second, 200, &wrong_otp_answer(1, 4), secs(9))
+        .unwrap();
+    assert_eq!(outcome, Outcome::WrongOtp { attempts_left: 3 });
+    // And once more after the newer answer.
+    let before = c.clone();
+    assert!(c
+        .handle_response(second, 200, &fixture("submit_charged"), secs(10))
+        .is_err());
+    assert!(c
+        .handle_response(first, 200, &fixture("submit_charged"), secs(10))
+        .is_err());
+    assert_eq!(c, before);
+}
+
+#[test]
+fn time_going_backwards_is_ignored() {
+    let mut c = challenge();
+    let out = c.submit(&config(), &otp("111111"), secs(100)).unwrap();
+    c.handle_response(out.token, 200, &wrong_otp_answer(1, 4), secs(100))
+        .unwrap();
+    // A clock that jumped back an hour sees the latest time instead: the cooldown from the
+    // start (30 s) is over, not pending.
+    assert!(c.can_resend(secs(-3600)));
+    assert_eq!(
+        c.handle_timeout(secs(-3600)),
+        Some(TimerEvent::ResendAvailable)
+    );
+    // Extreme instants never panic.
+    let far = OffsetDateTime::new_utc(time::Date::MAX, time::Time::MIDNIGHT);
+    let mut c = challenge();
+    assert_eq!(c.handle_timeout(far), Some(TimerEvent::Expired));
+    assert_eq!(c.handle_timeout(OffsetDateTime::UNIX_EPOCH), None);
+    let mut policy = Policy::default();
+    policy.lifetime = Duration::MAX;
+    policy.resend_cooldown = Duration::MAX;
+    let mut c = challenge_with(policy);
+    let at = c.poll_timeout().unwrap();
+    assert_eq!(c.handle_timeout(at), Some(TimerEvent::Expired));
+}
+
+#[test]
+fn persisted_state_round_trips_at_every_step_without_secrets() {
+    let mut c = challenge();
+    let mut states = vec![c.clone()];
+    let out = c.submit(&config(), &otp("86429731"), secs(5)).unwrap();
+    states.push(c.clone());
+    c.handle_response(out.token, 200, &wrong_otp_answer(1, 4), secs(6))
+        .unwrap();
+    states.push(c.clone());
+    let out = c.resend(&config(), secs(40)).unwrap();
+    c.handle_send_failure(out.token, SendFailure::MaybeSent, secs(41))
+        .unwrap();
+    states.push(c.clone());
+    c.handle_timeout(secs(45));
+    let t = c.check_status(&config(), secs(50)).unwrap().token;
+    states.push(c.clone());
+    c.handle_response(t, 200, &fixture("order_status_charged"), secs(51))
+        .unwrap();
+    states.push(c.clone());
+
+    for state in states {
+        let json = serde_json::to_string(&state).unwrap();
+        for secret in ["86429731", KEY, "c2tfdGVzdF9TRUNSRVRLRVk6", "Basic"] {
+            assert!(!json.contains(secret), "{json}");
+        }
+        assert!(json.starts_with("{\"format\":1,"), "{json}");
+        let back: Challenge = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, state);
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    }
+}
+
+#[test]
+fn persisted_state_is_checked_when_loaded() {
+    let json = serde_json::to_value(challenge()).unwrap();
+    let mut newer = json.clone();
+    newer["format"] = json!(2);
+    let err = serde_json::from_value::<Challenge>(newer)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("format version 2"), "{err}");
+    let mut hostile = json.clone();
+    hostile["txn_id"] = json!("../../refunds");
+    assert!(serde_json::from_value::<Challenge>(hostile).is_err());
+    let mut hostile = json;
+    hostile["routing_id"] = json!("a\r\nx-evil: 1");
+    assert!(serde_json::from_value::<Challenge>(hostile).is_err());
+}
+
+#[test]
+fn a_persisted_request_in_flight_is_answered_after_loading() {
+    let mut c = challenge();
+    let out = c.submit(&config(), &otp("424242"), secs(5)).unwrap();
+    let stored = serde_json::to_string(&c).unwrap();
+    let mut loaded: Challenge = serde_json::from_str(&stored).unwrap();
+    let token: Token = out.token;
+    assert_eq!(loaded.in_flight(), Some(token));
+    let outcome = loaded
+        .handle_response(token, 200, &fixture("submit_charged"), secs(6))
+        .unwrap();
+    assert_eq!(outcome, Outcome::Approved(Status::Charged));
+}

@@ -1,0 +1,222 @@
+//! Every request the library builds: exact method, URL, headers and body bytes.
+
+mod common;
+
+use common::*;
+use direct_otp::{CardDetails, Config, Method, Otp, PaymentSource, RequestKind, StartRequest};
+
+const AUTH: &str = "Basic c2tfdGVzdF9TRUNSRVRLRVk6"; // base64("sk_test_SECRETKEY:")
+
+fn headers(r: &direct_otp::Request) -> Vec<(&'static str, String)> {
+    r.headers().map(|(n, v)| (n, v.to_owned())).collect()
+}
+
+#[test]
+fn resend_request_is_exactly_as_documented() {
+    let mut c = challenge();
+    let out = c.resend(&config(), secs(31)).unwrap();
+    let r = &out.request;
+    assert_eq!(r.kind(), RequestKind::Resend);
+    assert_eq!(r.method(), Method::Post);
+    assert_eq!(
+        r.url(),
+        "https://sandbox.juspay.in/v2/txns/txn_36dc6eada1d0463da91dc56c8262a8c3/authenticate/ch_7f3a9c2e/resend"
+    );
+    assert_eq!(
+        headers(r),
+        vec![
+            ("authorization", AUTH.to_owned()),
+            ("x-routing-id", ROUTING.to_owned())
+        ]
+    );
+    assert_eq!(r.body(), b"");
+}
+
+#[test]
+fn submit_request_carries_the_form() {
+    let mut c = challenge();
+    let out = c
+        .submit(&config(), &Otp::new("123456").unwrap(), secs(5))
+        .unwrap();
+    let r = &out.request;
+    assert_eq!(r.kind(), RequestKind::Submit);
+    assert_eq!(r.method(), Method::Post);
+    assert_eq!(
+        r.url(),
+        "https://sandbox.juspay.in/v2/txns/txn_36dc6eada1d0463da91dc56c8262a8c3/authenticate"
+    );
+    assert_eq!(
+        headers(r),
+        vec![
+            ("authorization", AUTH.to_owned()),
+            ("x-routing-id", ROUTING.to_owned()),
+            (
+                "content-type",
+                "application/x-www-form-urlencoded".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(r.body(), b"challenge_id=ch_7f3a9c2e&answer.otp=123456");
+}
+
+#[test]
+fn submit_sends_auto_capture_when_configured() {
+    for (setting, tail) in [
+        (Some(false), "&auto_capture=false"),
+        (Some(true), "&auto_capture=true"),
+    ] {
+        let config = config().with_auto_capture(setting);
+        let mut c = challenge();
+        let out = c
+            .submit(&config, &Otp::new("0042").unwrap(), secs(5))
+            .unwrap();
+        let want = format!("challenge_id=ch_7f3a9c2e&answer.otp=0042{tail}");
+        assert_eq!(out.request.body(), want.as_bytes());
+    }
+}
+
+#[test]
+fn order_status_request_with_and_without_merchant_headers() {
+    let mut c = challenge();
+    let out = c.check_status(&config(), secs(1)).unwrap();
+    let r = &out.request;
+    assert_eq!(r.kind(), RequestKind::OrderStatus);
+    assert_eq!(r.method(), Method::Get);
+    assert_eq!(r.url(), "https://sandbox.juspay.in/orders/ord_dotp_1001");
+    assert_eq!(
+        headers(r),
+        vec![
+            ("authorization", AUTH.to_owned()),
+            ("x-routing-id", ROUTING.to_owned())
+        ]
+    );
+    assert_eq!(r.body(), b"");
+
+    let config = Config::new("https://api.juspay.in/", KEY)
+        .unwrap()
+        .with_merchant_id("acme")
+        .unwrap()
+        .with_version("2024-06-01")
+        .unwrap();
+    let mut c = challenge();
+    let out = c.check_status(&config, secs(1)).unwrap();
+    assert_eq!(
+        out.request.url(),
+        "https://api.juspay.in/orders/ord_dotp_1001"
+    );
+    assert_eq!(
+        headers(&out.request),
+        vec![
+            ("authorization", AUTH.to_owned()),
+            ("x-routing-id", ROUTING.to_owned()),
+            ("x-merchantid", "acme".to_owned()),
+            ("version", "2024-06-01".to_owned()),
+        ]
+    );
+    assert_eq!(out.request.header("X-MerchantId"), Some("acme"));
+}
+
+#[test]
+fn start_request_with_a_token() {
+    let start = StartRequest::new(
+        "ord_dotp_1001",
+        "acme",
+        ROUTING,
+        PaymentSource::Token {
+            card_token: "tok_abc/def+1".into(),
+            cvv: Some("123".into()),
+        },
+    )
+    .unwrap()
+    .with_payment_method("VISA")
+    .with_save_to_locker(false);
+    let r = start.request(&config());
+    assert_eq!(r.kind(), RequestKind::Start);
+    assert_eq!(r.method(), Method::Post);
+    assert_eq!(r.url(), "https://sandbox.juspay.in/txns");
+    assert_eq!(
+        headers(&r),
+        vec![
+            ("authorization", AUTH.to_owned()),
+            ("x-routing-id", ROUTING.to_owned()),
+            (
+                "content-type",
+                "application/x-www-form-urlencoded".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(
+        std::str::from_utf8(r.body()).unwrap(),
+        "order_id=ord_dotp_1001&merchant_id=acme&payment_method_type=CARD&payment_method=VISA\
+         &card_token=tok_abc%2Fdef%2B1&card_security_code=123&save_to_locker=false\
+         &auth_type=OTP&format=json"
+    );
+    let shown = format!("{start:?} {r:?}");
+    assert!(!shown.contains("tok_abc"), "{shown}");
+    assert!(!shown.contains("123&"), "{shown}");
+}
+
+#[test]
+fn start_request_with_card_fields() {
+    let start = StartRequest::new(
+        "ord_dotp_1001",
+        "acme",
+        ROUTING,
+        PaymentSource::Card(CardDetails {
+            number: "4111111111111111".into(),
+            expiry_month: "12".into(),
+            expiry_year: "2030".into(),
+            cvv: "987".into(),
+            name_on_card: Some("Asha Rao".into()),
+        }),
+    )
+    .unwrap()
+    .with_gateway_id("17");
+    let r = start.request(&config());
+    assert_eq!(
+        std::str::from_utf8(r.body()).unwrap(),
+        "order_id=ord_dotp_1001&merchant_id=acme&payment_method_type=CARD\
+         &card_number=4111111111111111&card_exp_month=12&card_exp_year=2030\
+         &card_security_code=987&name_on_card=Asha+Rao&gateway_id=17&auth_type=OTP&format=json"
+    );
+    let shown = format!("{start:?}{r:?}");
+    for secret in ["4111111111111111", "987", "Asha"] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    // A lost start answer is settled by the order status, never by a second POST /txns.
+    let check = start.order_status_request(&config());
+    assert_eq!(check.method(), Method::Get);
+    assert_eq!(
+        check.url(),
+        "https://sandbox.juspay.in/orders/ord_dotp_1001"
+    );
+}
+
+#[test]
+fn hostile_ids_and_headers_are_refused_before_any_request() {
+    let token = || PaymentSource::Token {
+        card_token: "t".into(),
+        cvv: None,
+    };
+    for order in [
+        "", "../admin", "a/b", "a?x=1", "a#b", "a b", "a\r\nb", "a%2F",
+    ] {
+        assert!(
+            StartRequest::new(order, "acme", ROUTING, token()).is_err(),
+            "{order:?}"
+        );
+    }
+    assert!(StartRequest::new("o", "acme", "cust\r\nx-evil: 1", token()).is_err());
+    assert!(StartRequest::new("o", "ac\nme", ROUTING, token()).is_err());
+}
+
+#[test]
+fn a_custom_base_url_prefix_is_kept() {
+    let config = Config::new("http://127.0.0.1:8080/juspay/", KEY).unwrap();
+    let mut c = challenge();
+    let out = c.check_status(&config, secs(1)).unwrap();
+    assert_eq!(
+        out.request.url(),
+        "http://127.0.0.1:8080/juspay/orders/ord_dotp_1001"
+    );
+}
