@@ -151,7 +151,6 @@ pub(crate) struct Seed<'a> {
     pub txn_id: PathId,
     pub challenge_id: PathId,
     pub routing_id: HeaderValue,
-    pub params: &'a Params<'a>,
     pub body: &'a TxnBody<'a>,
     pub policy: Policy,
     pub now: OffsetDateTime,
@@ -182,7 +181,7 @@ impl Challenge {
             cooldown_until: None,
             next_token: 1,
         };
-        c.apply_txn(seed.body, Some(seed.params), Counted::Send, now);
+        c.apply_txn(seed.body, seed.body.params(), Counted::Send, now);
         c
     }
 
@@ -552,35 +551,24 @@ impl Challenge {
         if let Some(v) = p.resend_otp_allowed.0 {
             self.resend_allowed = v;
         }
-        if let Some(url) = p.fallback_url.non_empty() {
-            self.fallback_url = Some(url.to_owned());
-        }
         let card = txn.card();
-        let pick = |a: Option<&str>, b: Option<&str>, old: &mut Option<String>| {
-            if let Some(v) = a.or(b) {
-                *old = Some(v.to_owned());
-            }
-        };
-        pick(
-            p.card_isin.non_empty(),
-            card.and_then(|c| c.card_isin.non_empty()),
-            &mut self.card.isin,
-        );
-        pick(
-            card.and_then(|c| c.last_four_digits.non_empty()),
-            None,
-            &mut self.card.last_four,
-        );
-        pick(
-            p.card_brand.non_empty(),
-            card.and_then(|c| c.card_brand.non_empty()),
-            &mut self.card.brand,
-        );
-        pick(
-            p.card_issuer_bank_name.non_empty(),
-            card.and_then(|c| c.card_issuer.non_empty()),
-            &mut self.card.issuer,
-        );
+        let isin = card.and_then(|c| c.card_isin.non_empty());
+        let last_four = card.and_then(|c| c.last_four_digits.non_empty());
+        let brand = card.and_then(|c| c.card_brand.non_empty());
+        let issuer = card.and_then(|c| c.card_issuer.non_empty());
+        let summary = &mut self.card;
+        for (value, slot) in [
+            (p.card_isin.non_empty().or(isin), &mut summary.isin),
+            (last_four, &mut summary.last_four),
+            (p.card_brand.non_empty().or(brand), &mut summary.brand),
+            (
+                p.card_issuer_bank_name.non_empty().or(issuer),
+                &mut summary.issuer,
+            ),
+            (p.fallback_url.non_empty(), &mut self.fallback_url),
+        ] {
+            update(slot, value);
+        }
         if p.max_otp_send_limit.0.is_some() {
             self.server_send_limit = p.max_otp_send_limit.0;
         }
@@ -593,16 +581,14 @@ impl Challenge {
         if let Some(n) = p.current_attempt.0 {
             self.attempts = n;
         }
-        let server_counted = match counted {
-            Counted::Send => p.times_otp_sent.0.is_some(),
-            Counted::Attempt => p.current_attempt.0.is_some(),
+        let server_counter = match counted {
+            Counted::Send => p.times_otp_sent.0,
+            Counted::Attempt => p.current_attempt.0,
         };
-        if server_counted {
-            if counted == Counted::Send {
-                self.arm_cooldown(now);
-            }
-        } else {
-            self.count(counted, now);
+        match (server_counter, counted) {
+            (None, _) => self.count(counted, now),
+            (Some(_), Counted::Send) => self.arm_cooldown(now),
+            (Some(_), Counted::Attempt) => {}
         }
         self.clamp_counters();
     }
@@ -815,6 +801,15 @@ impl Challenge {
     /// The policy in force.
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+}
+
+/// Replaces a kept text with a new value from the server, copying only when it changed.
+fn update(slot: &mut Option<String>, value: Option<&str>) {
+    if let Some(v) = value {
+        if slot.as_deref() != Some(v) {
+            *slot = Some(v.to_owned());
+        }
     }
 }
 

@@ -264,7 +264,6 @@ fn read_start(
         txn_id,
         challenge_id,
         routing_id,
-        params,
         body: &txn,
         policy,
         now,
