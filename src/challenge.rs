@@ -391,18 +391,14 @@ impl Challenge {
                         self.cooldown_until = None;
                         Outcome::SendLimitReached
                     }
-                    ErrorMeaning::Duplicate => self.uncertain(
-                        Pending::Resend,
-                        Uncertainty::Response(ResponseError::Api(api)),
-                        now,
-                    ),
-                    ErrorMeaning::WrongOtp | ErrorMeaning::Refused => {
-                        Outcome::Rejected(ResponseError::Api(api))
+                    ErrorMeaning::Duplicate => {
+                        self.uncertain(Pending::Resend, Uncertainty::Response(api.into()), now)
                     }
+                    ErrorMeaning::WrongOtp | ErrorMeaning::Refused => Outcome::Rejected(api.into()),
                 }
             }
             _ => {
-                let e = unusable_status(http_status, body);
+                let e = response::status_error(http_status, body);
                 self.uncertain(Pending::Resend, Uncertainty::Response(e), now)
             }
         }
@@ -450,16 +446,14 @@ impl Challenge {
                         self.attempts = self.attempt_limit();
                         Outcome::AttemptsExhausted
                     }
-                    ErrorMeaning::Duplicate => self.uncertain(
-                        Pending::Submit,
-                        Uncertainty::Response(ResponseError::Api(api)),
-                        now,
-                    ),
-                    ErrorMeaning::Refused => Outcome::Rejected(ResponseError::Api(api)),
+                    ErrorMeaning::Duplicate => {
+                        self.uncertain(Pending::Submit, Uncertainty::Response(api.into()), now)
+                    }
+                    ErrorMeaning::Refused => Outcome::Rejected(api.into()),
                 }
             }
             _ => {
-                let e = unusable_status(http_status, body);
+                let e = response::status_error(http_status, body);
                 self.uncertain(Pending::Submit, Uncertainty::Response(e), now)
             }
         }
@@ -477,10 +471,7 @@ impl Challenge {
 
     fn on_order_status(&mut self, rest: Rest, http_status: u16, body: &[u8]) -> Outcome {
         if !(200..=299).contains(&http_status) {
-            return Outcome::Rejected(match http_status {
-                400..=599 => ResponseError::Api(response::api_error(http_status, body)),
-                _ => ResponseError::UnexpectedStatus(http_status),
-            });
+            return Outcome::Rejected(response::status_error(http_status, body));
         }
         let order = match response::parse::<OrderBody>(http_status, body) {
             Ok(order) => order,
@@ -824,14 +815,6 @@ enum Timer {
 enum Counted {
     Send,
     Attempt,
-}
-
-/// The error for a status that is neither success nor a usable 4xx.
-fn unusable_status(http_status: u16, body: &[u8]) -> ResponseError {
-    match http_status {
-        400..=599 => ResponseError::Api(response::api_error(http_status, body)),
-        _ => ResponseError::UnexpectedStatus(http_status),
-    }
 }
 
 /// Marks the persisted format; refuses any version but [`FORMAT_VERSION`].

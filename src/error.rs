@@ -96,7 +96,7 @@ pub enum InputError {
 pub enum ResponseError {
     /// The server answered with an error envelope (or an error status).
     #[error(transparent)]
-    Api(ApiError),
+    Api(Box<ApiError>),
     /// The body is not the JSON shape expected for this call.
     #[error("HTTP {http_status}: response body is not the expected JSON ({problem})")]
     Malformed {
@@ -108,6 +108,12 @@ pub enum ResponseError {
     /// An HTTP status the API does not use for this call (a redirect, say).
     #[error("unexpected HTTP status {0}")]
     UnexpectedStatus(u16),
+}
+
+impl From<ApiError> for ResponseError {
+    fn from(e: ApiError) -> Self {
+        ResponseError::Api(Box::new(e))
+    }
 }
 
 /// What was wrong with a malformed body.

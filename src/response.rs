@@ -181,6 +181,15 @@ pub(crate) fn api_error(http_status: u16, body: &[u8]) -> ApiError {
     }
 }
 
+/// The error for an answer whose HTTP status the call can't use: the error envelope of a
+/// 4xx/5xx, or the bare status of anything else (a redirect, say).
+pub(crate) fn status_error(http_status: u16, body: &[u8]) -> ResponseError {
+    match http_status {
+        400..=599 => api_error(http_status, body).into(),
+        _ => ResponseError::UnexpectedStatus(http_status),
+    }
+}
+
 /// A server text made safe to log: control characters dropped, at most 200 characters.
 fn loggable(t: &Text<'_>) -> Option<String> {
     let s = t.non_empty()?;

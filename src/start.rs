@@ -201,10 +201,10 @@ fn read_start(
     now: OffsetDateTime,
 ) -> Result<Started, StartError> {
     if !(200..=299).contains(&http_status) {
-        return Err(StartError::Response(match http_status {
-            400..=599 => ResponseError::Api(response::api_error(http_status, body)),
-            _ => ResponseError::UnexpectedStatus(http_status),
-        }));
+        return Err(StartError::Response(response::status_error(
+            http_status,
+            body,
+        )));
     }
     let malformed = |problem| ResponseError::Malformed {
         http_status,
