@@ -17,6 +17,9 @@ mod response;
 mod start;
 mod status;
 
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
+
 pub use card::{CardDetails, CardSummary, PaymentSource};
 pub use challenge::{Challenge, NextStep, FORMAT_VERSION};
 pub use config::{Config, PRODUCTION_URL, SANDBOX_URL};

@@ -1,0 +1,198 @@
+//! What a [`Sandbox`](super::Sandbox) is set up with: the key it accepts, its limits, the
+//! OTPs its "bank" sends, and how particular cards behave.
+
+use std::fmt;
+
+/// How the simulated bank picks the OTP it "sends by SMS" on each send.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OtpSource {
+    /// Every send carries this OTP (it should be 4 to 8 digits for the library to accept
+    /// it as an [`Otp`](crate::Otp)).
+    Fixed(String),
+    /// Each send carries the next 6-digit OTP of a deterministic sequence started from this
+    /// seed: the same seed gives the same OTPs in the same order.
+    Seeded(u64),
+}
+
+impl fmt::Debug for OtpSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OtpSource::Fixed(_) => f.write_str("Fixed([redacted])"),
+            OtpSource::Seeded(seed) => write!(f, "Seeded({seed})"),
+        }
+    }
+}
+
+/// How the sandbox treats a card at `POST /txns`, keyed by its `card_token` or
+/// `card_number` (see [`SandboxConfig::with_card`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CardFlow {
+    /// Direct OTP; the right OTP gives `CHARGED` (or `AUTHORIZED` without auto-capture).
+    /// The default for every card not listed.
+    DirectOtp,
+    /// 3DS failover: `POST /txns` answers with a `GET` authentication `url` and no OTP
+    /// params; the payment finishes on that page (see
+    /// [`Sandbox::complete_bank_page`](super::Sandbox::complete_bank_page)).
+    ThreeDsFailover,
+    /// Direct OTP, but the bank declines after the right OTP: `AUTHORIZATION_FAILED`.
+    DeclineAfterOtp,
+    /// Direct OTP, but the right OTP answers `AUTHORIZING` (not final); the next
+    /// `GET /orders/{id}` finds the payment `CHARGED` (or `AUTHORIZED`).
+    SlowAuthorization,
+}
+
+/// Whether orders must be registered before `POST /txns`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Orders {
+    /// `POST /txns` for an unknown `order_id` creates the order (with
+    /// [`SandboxConfig::default_amount`]). The default.
+    CreateOnFirstUse,
+    /// Only orders added with [`Sandbox::add_order`](super::Sandbox::add_order) exist;
+    /// `POST /txns` for any other answers 400 `RESOURCE_NOT_FOUND`.
+    KnownOnly,
+}
+
+/// How a wrong OTP is answered (the API does not document it; both forms are seen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WrongOtp {
+    /// HTTP 200, `status: PENDING_VBV`, with the counters and flags refreshed
+    /// (`current_attempt`, `max_attempts`, `submit_otp_allowed: false` once no tries are
+    /// left). The default.
+    PendingVbv,
+    /// HTTP 400 `{"error_code": "LP_INCORRECT_OTP", ...}` (the form a wallet flow uses).
+    Http400,
+}
+
+/// The sandbox's settings. Start from [`SandboxConfig::new`] and change what a test needs.
+///
+/// ```
+/// use direct_otp::sandbox::{CardFlow, OtpSource, SandboxConfig};
+///
+/// let mut config = SandboxConfig::new("sk_test_key")
+///     .with_otp(OtpSource::Fixed("123456".into()))
+///     .with_card("tok_3ds", CardFlow::ThreeDsFailover);
+/// config.max_sends = 3;
+/// config.auto_capture = false;
+/// assert_eq!(config.max_attempts, 4);
+/// assert!(!format!("{config:?}").contains("sk_test_key"));
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct SandboxConfig {
+    api_key: String,
+    /// The only `merchant_id` `POST /txns` accepts. Default `"acme"`.
+    pub merchant_id: String,
+    /// The base of the URLs put in bodies (`authentication.url`, `fallback_url`). The
+    /// sandbox also serves below this URL's path, if it has one. Default
+    /// `"http://sandbox.invalid"`; [`SandboxServer`](super::SandboxServer) sets its own.
+    pub base_url: String,
+    /// OTP sends allowed per transaction, the first one at start included. Default 4.
+    pub max_sends: u32,
+    /// OTP submissions allowed per transaction. Default 4.
+    pub max_attempts: u32,
+    /// The OTPs the bank sends. Default `Seeded(7)`.
+    pub otp: OtpSource,
+    /// Whether a payment is captured when the submit carries no `auto_capture`: `true`
+    /// gives `CHARGED`, `false` gives `AUTHORIZED`. Default `true`.
+    pub auto_capture: bool,
+    /// Whether orders exist before use. Default [`Orders::CreateOnFirstUse`].
+    pub orders: Orders,
+    /// How a wrong OTP is answered. Default [`WrongOtp::PendingVbv`].
+    pub wrong_otp: WrongOtp,
+    /// Whether resend and submit answers carry the counters `times_otp_sent`,
+    /// `max_otp_send_limit`, `current_attempt`, `max_attempts` (the seed sample of the
+    /// resend page has none). Default `true`.
+    pub report_counters: bool,
+    /// Whether calls without an `x-routing-id` header are refused with 400
+    /// `MISSING_MANDATORY_PARAMETER`. Default `true`.
+    pub require_routing_id: bool,
+    /// The amount of an order created on first use. Default `1499.0`.
+    pub default_amount: f64,
+    /// The currency of every order. Default `"INR"`.
+    pub currency: String,
+    /// Seeds the generator of transaction, challenge and request ids. Default 1.
+    pub id_seed: u64,
+    cards: Vec<(String, CardFlow)>,
+}
+
+impl SandboxConfig {
+    /// The defaults, accepting `api_key` (as HTTP Basic user name, empty password).
+    pub fn new(api_key: &str) -> Self {
+        SandboxConfig {
+            api_key: api_key.to_owned(),
+            merchant_id: "acme".to_owned(),
+            base_url: "http://sandbox.invalid".to_owned(),
+            max_sends: 4,
+            max_attempts: 4,
+            otp: OtpSource::Seeded(7),
+            auto_capture: true,
+            orders: Orders::CreateOnFirstUse,
+            wrong_otp: WrongOtp::PendingVbv,
+            report_counters: true,
+            require_routing_id: true,
+            default_amount: 1499.0,
+            currency: "INR".to_owned(),
+            id_seed: 1,
+            cards: Vec::new(),
+        }
+    }
+
+    /// Sets how OTPs are chosen.
+    pub fn with_otp(mut self, otp: OtpSource) -> Self {
+        self.otp = otp;
+        self
+    }
+
+    /// Sets the send and attempt limits.
+    pub fn with_limits(mut self, max_sends: u32, max_attempts: u32) -> Self {
+        self.max_sends = max_sends;
+        self.max_attempts = max_attempts;
+        self
+    }
+
+    /// Makes the card whose `card_token` or `card_number` is `card` behave as `flow`.
+    pub fn with_card(mut self, card: &str, flow: CardFlow) -> Self {
+        self.cards.retain(|(c, _)| c != card);
+        self.cards.push((card.to_owned(), flow));
+        self
+    }
+
+    /// The API key the sandbox accepts.
+    pub fn api_key(&self) -> &str {
+        &self.api_key
+    }
+
+    /// The flow of a card (by token or number); [`CardFlow::DirectOtp`] if not listed.
+    pub fn card_flow(&self, card: &str) -> CardFlow {
+        self.cards
+            .iter()
+            .find(|(c, _)| c == card)
+            .map_or(CardFlow::DirectOtp, |(_, f)| *f)
+    }
+}
+
+impl fmt::Debug for SandboxConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SandboxConfig")
+            .field("api_key", &"[redacted]")
+            .field("merchant_id", &self.merchant_id)
+            .field("base_url", &self.base_url)
+            .field("max_sends", &self.max_sends)
+            .field("max_attempts", &self.max_attempts)
+            .field("otp", &self.otp)
+            .field("auto_capture", &self.auto_capture)
+            .field("orders", &self.orders)
+            .field("wrong_otp", &self.wrong_otp)
+            .field("report_counters", &self.report_counters)
+            .field("require_routing_id", &self.require_routing_id)
+            .field("default_amount", &self.default_amount)
+            .field("currency", &self.currency)
+            .field("id_seed", &self.id_seed)
+            .field("cards", &self.cards.len())
+            .finish()
+    }
+}

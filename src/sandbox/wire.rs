@@ -1,0 +1,229 @@
+//! The sandbox's requests and responses as plain data, and the small parsing they need
+//! (header look-up, form bodies, target splitting).
+
+use std::time::Duration;
+
+/// An HTTP request as the sandbox sees it.
+///
+/// Build one by hand, from the library's [`Request`](crate::Request) (`From<&Request>`), or
+/// let [`SandboxServer`](super::SandboxServer) build it from the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HttpRequest {
+    /// `GET`, `POST`, ... (compared case-sensitively, as HTTP does).
+    pub method: String,
+    /// The path and query, e.g. `/orders/ord_1` (no scheme or host).
+    pub target: String,
+    /// Header names and values; names are compared case-insensitively.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl HttpRequest {
+    /// A request with no headers and no body.
+    pub fn new(method: &str, target: &str) -> Self {
+        HttpRequest {
+            method: method.to_owned(),
+            target: target.to_owned(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Sets the body.
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The path, without the query.
+    pub fn path(&self) -> &str {
+        self.target
+            .split_once('?')
+            .map_or(self.target.as_str(), |(p, _)| p)
+    }
+}
+
+/// Converts a request built by the library, keeping the path and query of its URL.
+impl From<&crate::Request> for HttpRequest {
+    fn from(r: &crate::Request) -> Self {
+        HttpRequest {
+            method: r.method().as_str().to_owned(),
+            target: target_of(r.url()).to_owned(),
+            headers: r
+                .headers()
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .collect(),
+            body: r.body().to_vec(),
+        }
+    }
+}
+
+/// The path and query of an absolute URL (`/` when it has none).
+pub(crate) fn target_of(url: &str) -> &str {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    match after_scheme.find(['/', '?']) {
+        Some(i) if after_scheme[i..].starts_with('/') => &after_scheme[i..],
+        _ => "/",
+    }
+}
+
+/// How (and whether) a response reaches the client: where the scripted faults "slow" and
+/// "dropped response" show up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// Answer at once.
+    Now,
+    /// Answer after this delay (the server sleeps; an in-process test decides what the
+    /// delay means for its client, e.g. a timeout).
+    After(Duration),
+    /// Never answer: the server closes the connection without a response. The response
+    /// still describes what would have been sent.
+    Never,
+}
+
+/// The sandbox's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The HTTP status code.
+    pub status: u16,
+    /// Header names and values (`content-type`).
+    pub headers: Vec<(String, String)>,
+    /// The body (JSON for every API endpoint).
+    pub body: Vec<u8>,
+    /// Whether the client gets it (see [`Fault`](super::Fault)).
+    pub delivery: Delivery,
+}
+
+impl HttpResponse {
+    pub(crate) fn json(status: u16, body: &serde_json::Value) -> Self {
+        HttpResponse {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string().into_bytes(),
+            delivery: Delivery::Now,
+        }
+    }
+
+    pub(crate) fn html(status: u16, body: String) -> Self {
+        HttpResponse {
+            status,
+            headers: vec![("content-type".into(), "text/html; charset=utf-8".into())],
+            body: body.into_bytes(),
+            delivery: Delivery::Now,
+        }
+    }
+
+    /// The body as JSON, if it is JSON.
+    pub fn json_body(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// True when the client gets the response (at once or late).
+    pub fn is_delivered(&self) -> bool {
+        self.delivery != Delivery::Never
+    }
+}
+
+/// An `application/x-www-form-urlencoded` body, decoded.
+pub(crate) struct Form(Vec<(String, String)>);
+
+impl Form {
+    pub(crate) fn parse(body: &[u8]) -> Form {
+        Form(
+            body.split(|&b| b == b'&')
+                .filter(|pair| !pair.is_empty())
+                .map(|pair| {
+                    let mut it = pair.splitn(2, |&b| b == b'=');
+                    let name = decode(it.next().unwrap_or_default());
+                    let value = decode(it.next().unwrap_or_default());
+                    (name, value)
+                })
+                .collect(),
+        )
+    }
+
+    /// The first value of a field, if present and not empty.
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// Form-urldecodes one name or value (`+` is a space, `%XX` a byte; a bad escape is kept
+/// as is, and invalid UTF-8 is replaced).
+fn decode(s: &[u8]) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = s.get(i + 1..i + 3).and_then(|h| {
+                    let h = std::str::from_utf8(h).ok()?;
+                    u8::from_str_radix(h, 16).ok()
+                });
+                if let Some(b) = hex {
+                    out.push(b);
+                    i += 2;
+                } else {
+                    out.push(b'%');
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_of_urls() {
+        assert_eq!(target_of("http://127.0.0.1:80/txns"), "/txns");
+        assert_eq!(target_of("https://h/p/orders/o?x=1"), "/p/orders/o?x=1");
+        assert_eq!(target_of("https://h"), "/");
+        assert_eq!(target_of("https://h?x"), "/");
+        assert_eq!(target_of("/orders/x"), "/orders/x");
+    }
+
+    #[test]
+    fn forms_decode() {
+        let f = Form::parse(b"answer.otp=12+34&a%26b=x%3Dy&bad=%zz%4&empty=&=v");
+        assert_eq!(f.get("answer.otp"), Some("12 34"));
+        assert_eq!(f.get("a&b"), Some("x=y"));
+        assert_eq!(f.get("bad"), Some("%zz%4"));
+        assert_eq!(f.get("empty"), None);
+        assert_eq!(f.get("missing"), None);
+        assert_eq!(Form::parse(b"n=%C3%A9%FF").get("n"), Some("é\u{FFFD}"));
+    }
+}
