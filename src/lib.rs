@@ -19,6 +19,8 @@ mod status;
 
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
+#[cfg(feature = "http")]
+pub mod transport;
 
 pub use card::{CardDetails, CardSummary, PaymentSource};
 pub use challenge::{Challenge, NextStep, FORMAT_VERSION};

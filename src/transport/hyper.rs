@@ -1,0 +1,393 @@
+//! An async transport over a [`hyper_util` legacy client](hyper_util::client::legacy::Client)
+//! (feature `hyper`).
+
+use std::error::Error as StdError;
+use std::future::Future;
+use std::time::Duration;
+
+use ::bytes::Bytes;
+use ::http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use ::hyper::body::Body;
+use ::hyper_util::client::legacy::connect::{capture_connection, Connect, HttpConnector};
+use ::hyper_util::client::legacy::{Client, Error as ClientError};
+use ::hyper_util::rt::TokioExecutor;
+use time::OffsetDateTime;
+
+use super::{Driven, TransportError, TransportErrorKind, DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT};
+use crate::{Challenge, InputError, Outgoing, Request, SendFailure, Token};
+
+/// The connect timeout of the client built by [`HyperTransport::plain_http`].
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sends the library's requests with a [`hyper_util` legacy `Client`](Client) you built, so
+/// you choose the connector, TLS and pool settings. Cheap to clone (the client is a handle
+/// to one pool).
+///
+/// Each exchange (waiting for a connection, sending, reading the answer and its body) runs
+/// under one deadline ([`DEFAULT_TIMEOUT`](super::DEFAULT_TIMEOUT), 30 s, by default; hyper
+/// has none of its own), and the body is read through [`Limited`]
+/// ([`DEFAULT_BODY_LIMIT`](super::DEFAULT_BODY_LIMIT), 64 KiB, by default). The legacy client
+/// never follows redirects: a 3xx is handed to the challenge as the answer. A 4xx or 5xx is
+/// an answer too, read with its body (the API's error code lives there).
+///
+/// The futures of [`send`](Self::send) and [`drive`](Self::drive) are `Send`, so they run
+/// inside `tokio::spawn`, axum handlers and the like. They need a Tokio runtime with its time
+/// driver enabled (`#[tokio::main]` and `Runtime::new` enable it).
+///
+/// # Bringing your own client, with TLS
+///
+/// The Juspay hosts are HTTPS. With [`hyper-rustls`](https://docs.rs/hyper-rustls) 0.27
+/// (features `http1` and `webpki-roots` or `rustls-native-certs`), build the client once at
+/// start-up and share the transport:
+///
+/// ```text
+/// use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+///
+/// let https = hyper_rustls::HttpsConnectorBuilder::new()
+///     .with_webpki_roots()          // or .with_native_roots()?
+///     .https_only()
+///     .enable_http1()
+///     .build();
+/// let client = Client::builder(TokioExecutor::new()).build(https);
+/// let transport = direct_otp::transport::HyperTransport::new(client);
+/// ```
+///
+/// The client's body type may be any `B: From<Vec<u8>>` hyper accepts; the default,
+/// `Full<Bytes>`, is what the example above infers. The legacy client reads no proxy
+/// settings from the environment.
+///
+/// # Example
+///
+/// ```no_run
+/// use direct_otp::transport::HyperTransport;
+/// use direct_otp::{Config, Otp, Outcome, PaymentSource, StartRequest, Started};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let transport = HyperTransport::plain_http(); // or HyperTransport::new(your_https_client)
+/// let config = Config::new("http://127.0.0.1:8080", "my_api_key")?;
+/// let start = StartRequest::new("ord_1", "acme", "customer_1",
+///     PaymentSource::Token { card_token: "tok_1".into(), cvv: None })?;
+/// let (status, body) = transport.send(start.request(&config)).await?;
+/// let Started::Challenge(mut challenge) = start.handle_response(status, &body, transport.now())?
+/// else { return Ok(()) }; // 3DS failover or already final
+/// let out = challenge.submit(&config, &Otp::new("123456")?, transport.now())?;
+/// match transport.drive(&mut challenge, out).await?.outcome {
+///     Outcome::Approved(status) => println!("paid: {status}"),
+///     other => println!("next: {other:?}, then {:?}", challenge.next_step(transport.now())),
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct HyperTransport<C, B = Full<Bytes>> {
+    client: Client<C, B>,
+    timeout: Duration,
+    body_limit: usize,
+    clock: fn() -> OffsetDateTime,
+}
+
+impl HyperTransport<HttpConnector, Full<Bytes>> {
+    /// A transport over a new plain-HTTP client (no TLS): for a loopback sandbox, a local
+    /// test server, or a TLS-terminating proxy you address explicitly. `https://` URLs fail
+    /// with [`TransportErrorKind::Connect`]. Connect timeout [`DEFAULT_CONNECT_TIMEOUT`],
+    /// `TCP_NODELAY` on, no proxy. Must be called inside a Tokio runtime's context only when
+    /// used, not when built.
+    ///
+    /// ```
+    /// use direct_otp::transport::HyperTransport;
+    ///
+    /// let transport = HyperTransport::plain_http();
+    /// assert_eq!(transport.body_limit(), direct_otp::transport::DEFAULT_BODY_LIMIT);
+    /// ```
+    pub fn plain_http() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(DEFAULT_CONNECT_TIMEOUT));
+        HyperTransport::new(Client::builder(TokioExecutor::new()).build(connector))
+    }
+}
+
+impl<C, B> HyperTransport<C, B>
+where
+    C: Connect + Clone + Send + Sync + 'static,
+    B: Body + From<Vec<u8>> + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    /// Uses `client`, with the default timeout and body limit.
+    pub fn new(client: Client<C, B>) -> Self {
+        HyperTransport {
+            client,
+            timeout: DEFAULT_TIMEOUT,
+            body_limit: DEFAULT_BODY_LIMIT,
+            clock: OffsetDateTime::now_utc,
+        }
+    }
+
+    /// The deadline for one whole exchange: getting a connection, sending, and reading the
+    /// answer with its body.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The largest response body read; a larger one fails with
+    /// [`TransportErrorKind::BodyTooLarge`].
+    pub fn with_body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// The clock [`drive`](Self::drive) reads when it hands an answer to the challenge
+    /// (default [`OffsetDateTime::now_utc`]); a test can pin it.
+    pub fn with_clock(mut self, clock: fn() -> OffsetDateTime) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The client.
+    pub fn client(&self) -> &Client<C, B> {
+        &self.client
+    }
+
+    /// The deadline for one exchange.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The response body limit, in bytes.
+    pub fn body_limit(&self) -> usize {
+        self.body_limit
+    }
+
+    /// The time on this transport's clock.
+    pub fn now(&self) -> OffsetDateTime {
+        (self.clock)()
+    }
+
+    /// Sends `request` and reads the answer: its HTTP status (any status, 4xx and 3xx
+    /// included) and its body. Use it for the start request, which has no challenge yet; for a
+    /// challenge's requests use [`drive`](Self::drive).
+    ///
+    /// A deadline that passes before a connection was obtained is
+    /// [`TransportErrorKind::Connect`] (not sent); after, [`TransportErrorKind::Timeout`]
+    /// (maybe sent). If it fails and [`TransportError::may_have_been_sent`] is true for a
+    /// `POST /txns`, do not send it again (that would start a second transaction and send
+    /// another SMS): send
+    /// [`StartRequest::order_status_request`](crate::StartRequest::order_status_request).
+    ///
+    /// ```no_run
+    /// use direct_otp::transport::HyperTransport;
+    /// use direct_otp::{Config, PaymentSource, StartRequest};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let transport = HyperTransport::plain_http();
+    /// let config = Config::new("http://127.0.0.1:8080", "my_api_key")?;
+    /// let start = StartRequest::new("ord_1", "acme", "customer_1",
+    ///     PaymentSource::Token { card_token: "tok_1".into(), cvv: None })?;
+    /// let started = match transport.send(start.request(&config)).await {
+    ///     Ok((status, body)) => start.handle_response(status, &body, transport.now())?,
+    ///     Err(e) if e.may_have_been_sent() => {
+    ///         // Unknown: ask for the order status rather than starting again.
+    ///         let (status, _body) = transport.send(start.order_status_request(&config)).await?;
+    ///         println!("order status answer: HTTP {status}");
+    ///         return Ok(());
+    ///     }
+    ///     Err(e) => return Err(e.into()), // surely not sent: safe to try again later
+    /// };
+    /// # let _ = started;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn send(
+        &self,
+        request: Request,
+    ) -> impl Future<Output = Result<(u16, Vec<u8>), TransportError>> + Send + '_ {
+        async move {
+            let request = ::http::Request::<Vec<u8>>::try_from(request)?;
+            let mut request = request.map(B::from);
+            let connection = capture_connection(&mut request);
+            let exchange = async {
+                let response = self.client.request(request).await.map_err(classify)?;
+                let status = response.status().as_u16();
+                let body = Limited::new(response.into_body(), self.body_limit)
+                    .collect()
+                    .await
+                    .map_err(classify_body)?;
+                Ok((status, Vec::from(body.to_bytes())))
+            };
+            match tokio::time::timeout(self.timeout, exchange).await {
+                Ok(result) => result,
+                Err(elapsed) => {
+                    let connected = connection.connection_metadata().is_some();
+                    let kind = if connected {
+                        TransportErrorKind::Timeout
+                    } else {
+                        TransportErrorKind::Connect
+                    };
+                    Err(TransportError::new(kind, elapsed))
+                }
+            }
+        }
+    }
+
+    /// Sends the challenge's request `out` and hands the answer (or the failure) back to the
+    /// challenge, at the time on this transport's clock.
+    ///
+    /// A failure that surely happened before anything was sent gives
+    /// [`Outcome::NotDelivered`](crate::Outcome::NotDelivered) and changes nothing: the same
+    /// command can be tried again. A submit or resend that may have been sent gives
+    /// [`Outcome::MustReconcile`](crate::Outcome::MustReconcile): the challenge then only
+    /// allows [`check_status`](Challenge::check_status), never a blind resend. The transport
+    /// error, if any, is in [`Driven::transport_error`].
+    ///
+    /// If the future is dropped before it completes (a cancelled task, an outer timeout),
+    /// the challenge is told at once: "not sent" if it was never polled, "maybe sent"
+    /// otherwise. It is never left waiting for an answer that cannot come.
+    ///
+    /// Fails, without sending anything, if `out` is not the challenge's request in flight.
+    ///
+    /// ```no_run
+    /// use direct_otp::transport::HyperTransport;
+    /// use direct_otp::{Challenge, Config, NextStep};
+    /// # use hyper_util::client::legacy::connect::HttpConnector;
+    ///
+    /// async fn check(transport: &HyperTransport<HttpConnector>, config: &Config,
+    ///     challenge: &mut Challenge) -> Result<(), Box<dyn std::error::Error>>
+    /// {
+    ///     let out = challenge.check_status(config, transport.now())?;
+    ///     let driven = transport.drive(challenge, out).await?;
+    ///     if let Some(e) = &driven.transport_error {
+    ///         eprintln!("transport: {e}");
+    ///     }
+    ///     if let NextStep::Finished(status) = challenge.next_step(transport.now()) {
+    ///         println!("final: {status}");
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn drive<'a>(
+        &'a self,
+        challenge: &'a mut Challenge,
+        out: Outgoing,
+    ) -> impl Future<Output = Result<Driven, InputError>> + Send + 'a {
+        let checked = super::check_in_flight(challenge, out.token);
+        let mut guard = Guard {
+            state: if checked.is_ok() {
+                GuardState::Unpolled
+            } else {
+                GuardState::Done
+            },
+            challenge,
+            token: out.token,
+            clock: self.clock,
+        };
+        let request = out.request;
+        async move {
+            checked?;
+            guard.state = GuardState::Sending;
+            let result = self.send(request).await;
+            guard.state = GuardState::Done;
+            super::feed(guard.challenge, guard.token, result, self.now())
+        }
+    }
+}
+
+/// Tells the challenge about a `drive` future dropped before it completed.
+struct Guard<'a> {
+    state: GuardState,
+    challenge: &'a mut Challenge,
+    token: Token,
+    clock: fn() -> OffsetDateTime,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum GuardState {
+    /// Never polled: nothing was sent.
+    Unpolled,
+    /// Dropped mid-exchange: the request may have been sent.
+    Sending,
+    /// Finished (or nothing to report).
+    Done,
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        let failure = match self.state {
+            GuardState::Unpolled => SendFailure::NotSent,
+            GuardState::Sending => SendFailure::MaybeSent,
+            GuardState::Done => return,
+        };
+        // A stale token is refused by the challenge and changes nothing.
+        let _ = self
+            .challenge
+            .handle_send_failure(self.token, failure, (self.clock)());
+    }
+}
+
+/// Maps a client error. Only a connect error is surely "not sent".
+fn classify(e: ClientError) -> TransportError {
+    let kind = if e.is_connect() {
+        TransportErrorKind::Connect
+    } else {
+        match find_hyper_error(&e) {
+            Some(h) if h.is_parse() || h.is_parse_status() => TransportErrorKind::Protocol,
+            Some(h) if h.is_timeout() => TransportErrorKind::Timeout,
+            _ => TransportErrorKind::Io,
+        }
+    };
+    TransportError::new(kind, e)
+}
+
+/// Maps an error while reading the body (the request was surely sent).
+fn classify_body(e: Box<dyn StdError + Send + Sync>) -> TransportError {
+    let kind = if e.is::<LengthLimitError>() {
+        TransportErrorKind::BodyTooLarge
+    } else {
+        match find_hyper_error(&*e) {
+            Some(h) if h.is_parse() => TransportErrorKind::Protocol,
+            Some(h) if h.is_timeout() => TransportErrorKind::Timeout,
+            _ => TransportErrorKind::Io,
+        }
+    };
+    TransportError::new(kind, e)
+}
+
+fn find_hyper_error<'e>(e: &'e (dyn StdError + 'static)) -> Option<&'e ::hyper::Error> {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if let Some(h) = e.downcast_ref::<::hyper::Error>() {
+            return Some(h);
+        }
+        next = e.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// Compile-time: the futures are `Send` (the function fails to compile otherwise).
+    #[allow(dead_code)]
+    fn futures_are_send(t: &HyperTransport<HttpConnector>, c: &mut Challenge, out: Outgoing) {
+        let r = out.request.clone();
+        assert_send(&t.send(r));
+        assert_send(&t.drive(c, out));
+    }
+
+    #[test]
+    fn a_length_limit_error_is_body_too_large() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let limited = Limited::new(Full::new(Bytes::from(vec![0u8; 10])), 5);
+        let e = rt.block_on(limited.collect()).unwrap_err();
+        let e = classify_body(e);
+        assert_eq!(e.kind(), TransportErrorKind::BodyTooLarge);
+        let e = classify_body(Box::new(std::io::Error::other("reset")));
+        assert_eq!(e.kind(), TransportErrorKind::Io);
+    }
+}
