@@ -383,8 +383,8 @@ impl Challenge {
                 Err(e) => self.uncertain(Pending::Resend, Uncertainty::Response(e), now),
             },
             400..=499 => {
-                let api = response::api_error(http_status, body);
-                match response::meaning(&api) {
+                let envelope = response::Envelope::parse(http_status, body);
+                match envelope.meaning() {
                     ErrorMeaning::LimitExceeded => {
                         self.otp_sent = self.send_limit();
                         self.resend_allowed = false;
@@ -392,9 +392,12 @@ impl Challenge {
                         Outcome::SendLimitReached
                     }
                     ErrorMeaning::Duplicate => {
-                        self.uncertain(Pending::Resend, Uncertainty::Response(api.into()), now)
+                        let e = envelope.error().into();
+                        self.uncertain(Pending::Resend, Uncertainty::Response(e), now)
                     }
-                    ErrorMeaning::WrongOtp | ErrorMeaning::Refused => Outcome::Rejected(api.into()),
+                    ErrorMeaning::WrongOtp | ErrorMeaning::Refused => {
+                        Outcome::Rejected(envelope.error().into())
+                    }
                 }
             }
             _ => {
@@ -436,8 +439,8 @@ impl Challenge {
                 Outcome::Pending(status)
             }
             400..=499 => {
-                let api = response::api_error(http_status, body);
-                match response::meaning(&api) {
+                let envelope = response::Envelope::parse(http_status, body);
+                match envelope.meaning() {
                     ErrorMeaning::WrongOtp => {
                         self.count(Counted::Attempt, now);
                         self.after_wrong_otp()
@@ -447,9 +450,10 @@ impl Challenge {
                         Outcome::AttemptsExhausted
                     }
                     ErrorMeaning::Duplicate => {
-                        self.uncertain(Pending::Submit, Uncertainty::Response(api.into()), now)
+                        let e = envelope.error().into();
+                        self.uncertain(Pending::Submit, Uncertainty::Response(e), now)
                     }
-                    ErrorMeaning::Refused => Outcome::Rejected(api.into()),
+                    ErrorMeaning::Refused => Outcome::Rejected(envelope.error().into()),
                 }
             }
             _ => {

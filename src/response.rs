@@ -165,20 +165,54 @@ pub(crate) fn parse<'a, T: Deserialize<'a>>(
     })
 }
 
+/// An error envelope, borrowed from the body of a non-2xx answer. Classifying it with
+/// [`meaning`](Self::meaning) allocates nothing; the owned [`ApiError`] is built by
+/// [`error`](Self::error) only for the outcomes that carry it.
+pub(crate) struct Envelope<'a> {
+    http_status: u16,
+    body: ErrorBody<'a>,
+}
+
+impl<'a> Envelope<'a> {
+    /// Reads the envelope. An unreadable body gives an empty envelope (the HTTP status stays).
+    pub(crate) fn parse(http_status: u16, body: &'a [u8]) -> Self {
+        Envelope {
+            http_status,
+            body: parse(http_status, body).unwrap_or_default(),
+        }
+    }
+
+    /// What the envelope means for the flow: the single place error codes are classified.
+    pub(crate) fn meaning(&self) -> ErrorMeaning {
+        let info_code = self
+            .body
+            .error_info
+            .as_ref()
+            .and_then(|i| i.code.non_empty());
+        classify([self.body.error_code.non_empty(), info_code])
+    }
+
+    /// The owned error, its texts made safe to log.
+    pub(crate) fn error(&self) -> ApiError {
+        let b = &self.body;
+        let none = ErrorInfo::default();
+        let info = b.error_info.as_ref().unwrap_or(&none);
+        ApiError {
+            http_status: self.http_status,
+            status: loggable(&b.status),
+            error_code: loggable(&b.error_code),
+            error_message: loggable(&b.error_message),
+            info_code: loggable(&info.code),
+            category: loggable(&info.category),
+            request_id: loggable(&info.request_id),
+        }
+    }
+}
+
 /// The error envelope of a non-2xx answer. An unreadable body still gives an [`ApiError`]
 /// with the HTTP status.
 pub(crate) fn api_error(http_status: u16, body: &[u8]) -> ApiError {
-    let parsed: ErrorBody = parse(http_status, body).unwrap_or_default();
-    let info = parsed.error_info.unwrap_or_default();
-    ApiError {
-        http_status,
-        status: loggable(&parsed.status),
-        error_code: loggable(&parsed.error_code),
-        error_message: loggable(&parsed.error_message),
-        info_code: loggable(&info.code),
-        category: loggable(&info.category),
-        request_id: loggable(&info.request_id),
-    }
+    Envelope::parse(http_status, body).error()
 }
 
 /// The error for an answer whose HTTP status the call can't use: the error envelope of a
@@ -191,9 +225,12 @@ pub(crate) fn status_error(http_status: u16, body: &[u8]) -> ResponseError {
 }
 
 /// A server text made safe to log: control characters dropped, at most 200 characters.
+/// One allocation (200 characters take at most 800 bytes).
 fn loggable(t: &Text<'_>) -> Option<String> {
     let s = t.non_empty()?;
-    Some(s.chars().filter(|c| !c.is_control()).take(200).collect())
+    let mut out = String::with_capacity(s.len().min(800));
+    out.extend(s.chars().filter(|c| !c.is_control()).take(200));
+    Some(out)
 }
 
 /// What an error envelope means for the flow.
@@ -210,24 +247,32 @@ pub(crate) enum ErrorMeaning {
     Refused,
 }
 
-/// Classifies an error envelope: the single place these codes are interpreted.
-pub(crate) fn meaning(e: &ApiError) -> ErrorMeaning {
-    let codes = [e.error_code.as_deref(), e.info_code.as_deref()];
-    let any = |f: &dyn Fn(&str) -> bool| codes.iter().flatten().any(|c| f(&c.to_ascii_uppercase()));
-    if any(&|c| c == "DUPLICATE_REQUEST") {
+/// Classifies the codes of an error envelope (`error_code`, `error_info.code`), ignoring
+/// ASCII case. Allocates nothing.
+fn classify(codes: [Option<&str>; 2]) -> ErrorMeaning {
+    let any = |f: &dyn Fn(&str) -> bool| codes.iter().flatten().any(|c| f(c));
+    if any(&|c| c.eq_ignore_ascii_case("DUPLICATE_REQUEST")) {
         ErrorMeaning::Duplicate
-    } else if any(&|c| c.contains("LIMIT_EXCEEDED")) {
+    } else if any(&|c| contains_ignore_case(c, "LIMIT_EXCEEDED")) {
         ErrorMeaning::LimitExceeded
     } else if any(&|c| {
-        c.contains("OTP")
+        contains_ignore_case(c, "OTP")
             && ["INCORRECT", "INVALID", "WRONG", "MISMATCH"]
                 .iter()
-                .any(|w| c.contains(w))
+                .any(|w| contains_ignore_case(c, w))
     }) {
         ErrorMeaning::WrongOtp
     } else {
         ErrorMeaning::Refused
     }
+}
+
+/// `haystack` contains `needle` (non-empty), ignoring ASCII case.
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 #[cfg(test)]
@@ -236,29 +281,39 @@ mod tests {
 
     #[test]
     fn envelope_fields_and_meaning() {
-        let e = api_error(
-            400,
-            br#"{"status":"Invalid Request","error_code":"max_limit_exceeded","error_message":"Max OTP send limit exceeded"}"#,
-        );
+        let meaning = |body: &[u8]| Envelope::parse(400, body).meaning();
+        let body = br#"{"status":"Invalid Request","error_code":"max_limit_exceeded","error_message":"Max OTP send limit exceeded"}"#;
+        let e = api_error(400, body);
         assert_eq!(e.error_code.as_deref(), Some("max_limit_exceeded"));
-        assert_eq!(meaning(&e), ErrorMeaning::LimitExceeded);
+        assert_eq!(meaning(body), ErrorMeaning::LimitExceeded);
         assert_eq!(
             e.to_string(),
             "HTTP 400 max_limit_exceeded: Max OTP send limit exceeded"
         );
 
-        let e = api_error(
-            400,
-            br#"{"status":"invalid_request_error","error_code":"x","error_info":{"code":"DUPLICATE_REQUEST","category":"USER_ERROR","request_id":"r1"}}"#,
-        );
-        assert_eq!(meaning(&e), ErrorMeaning::Duplicate);
+        let body = br#"{"status":"invalid_request_error","error_code":"x","error_info":{"code":"DUPLICATE_REQUEST","category":"USER_ERROR","request_id":"r1"}}"#;
+        let e = api_error(400, body);
+        assert_eq!(meaning(body), ErrorMeaning::Duplicate);
         assert_eq!(e.code(), Some("DUPLICATE_REQUEST"));
         assert_eq!(e.request_id.as_deref(), Some("r1"));
 
-        let e = api_error(400, br#"{"error_code":"LP_INCORRECT_OTP"}"#);
-        assert_eq!(meaning(&e), ErrorMeaning::WrongOtp);
-        let e = api_error(401, br#"{"status":"error","error_code":"access_denied"}"#);
-        assert_eq!(meaning(&e), ErrorMeaning::Refused);
+        assert_eq!(
+            meaning(br#"{"error_code":"LP_INCORRECT_OTP"}"#),
+            ErrorMeaning::WrongOtp
+        );
+        assert_eq!(
+            meaning(br#"{"error_code":"Otp_Mismatch"}"#),
+            ErrorMeaning::WrongOtp
+        );
+        assert_eq!(
+            meaning(br#"{"error_info":{"code":"duplicate_request"}}"#),
+            ErrorMeaning::Duplicate
+        );
+        assert_eq!(
+            meaning(br#"{"status":"error","error_code":"access_denied"}"#),
+            ErrorMeaning::Refused
+        );
+        assert_eq!(meaning(b"<html>"), ErrorMeaning::Refused);
     }
 
     #[test]
