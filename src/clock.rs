@@ -31,17 +31,18 @@ impl From<Stamp> for i64 {
 impl Stamp {
     pub(crate) fn from_time(t: OffsetDateTime) -> Self {
         // Always within range: `OffsetDateTime` spans about ±10,000 years.
-        Stamp::from(nanos_to_ms(t.unix_timestamp_nanos()))
+        Stamp::from(ms_of(t))
     }
 
     /// Back to an `OffsetDateTime` (UTC), clamped to the range `time` can represent.
     pub(crate) fn to_time(self) -> OffsetDateTime {
-        let nanos = i128::from(self.0) * 1_000_000;
-        OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(if nanos < 0 {
-            min_time()
-        } else {
-            max_time()
-        })
+        let (secs, ms) = (self.0.div_euclid(1000), self.0.rem_euclid(1000));
+        match OffsetDateTime::from_unix_timestamp(secs) {
+            // `ms` is in 0..1000, so this never fails.
+            Ok(t) => t.replace_millisecond(ms as u16).unwrap_or(t),
+            Err(_) if secs < 0 => min_time(),
+            Err(_) => max_time(),
+        }
     }
 
     pub(crate) fn plus(self, d: Duration) -> Self {
@@ -49,23 +50,30 @@ impl Stamp {
     }
 }
 
-fn nanos_to_ms(nanos: i128) -> i64 {
-    let ms = nanos.div_euclid(1_000_000);
-    i64::try_from(ms).unwrap_or(if ms < 0 { i64::MIN } else { i64::MAX })
+/// Unix milliseconds, rounded towards the past, in 64-bit arithmetic (whole seconds are
+/// already rounded towards the past; the millisecond within the second is added).
+fn ms_of(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+        .saturating_mul(1000)
+        .saturating_add(i64::from(t.millisecond()))
 }
 
 fn min_ms() -> i64 {
-    nanos_to_ms(min_time().unix_timestamp_nanos())
+    ms_of(min_time())
 }
 
 fn max_ms() -> i64 {
-    nanos_to_ms(max_time().unix_timestamp_nanos())
+    ms_of(max_time())
 }
 
 /// Whole milliseconds of a duration; negative durations count as zero.
 pub(crate) fn millis(d: Duration) -> i64 {
-    let ms = d.whole_milliseconds().max(0);
-    i64::try_from(ms).unwrap_or(i64::MAX)
+    if d.is_negative() {
+        return 0;
+    }
+    d.whole_seconds()
+        .saturating_mul(1000)
+        .saturating_add(i64::from(d.subsec_milliseconds()))
 }
 
 fn min_time() -> OffsetDateTime {
@@ -93,6 +101,30 @@ mod tests {
     fn truncates_towards_the_past() {
         let t = datetime!(1969-12-31 23:59:59.9999 UTC);
         assert_eq!(Stamp::from_time(t), Stamp(-1));
+    }
+
+    #[test]
+    fn milliseconds_agree_with_the_nanosecond_count() {
+        for t in [
+            datetime!(1969-12-31 23:59:59.0005 UTC),
+            datetime!(1970-01-01 00:00:00 UTC),
+            datetime!(1900-02-28 12:00:00.999999 -03:00),
+            datetime!(2026-11-25 15:30:00.5 +05:30),
+            min_time(),
+            max_time(),
+        ] {
+            let ms = i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000_000)).unwrap();
+            assert_eq!(Stamp::from_time(t), Stamp(ms), "{t}");
+            let back = Stamp(ms).to_time();
+            assert_eq!(
+                back.unix_timestamp_nanos(),
+                i128::from(ms) * 1_000_000,
+                "{t}"
+            );
+        }
+        assert_eq!(millis(Duration::milliseconds(-5)), 0);
+        assert_eq!(millis(Duration::new(2, 999_999_999)), 2_999);
+        assert_eq!(millis(Duration::MAX), i64::MAX);
     }
 
     #[test]
