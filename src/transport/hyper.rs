@@ -24,9 +24,9 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// to one pool).
 ///
 /// Each exchange (waiting for a connection, sending, reading the answer and its body) runs
-/// under one deadline ([`DEFAULT_TIMEOUT`](super::DEFAULT_TIMEOUT), 30 s, by default; hyper
+/// under one deadline ([`DEFAULT_TIMEOUT`], 30 s, by default; hyper
 /// has none of its own), and the body is read through [`Limited`]
-/// ([`DEFAULT_BODY_LIMIT`](super::DEFAULT_BODY_LIMIT), 64 KiB, by default). The legacy client
+/// ([`DEFAULT_BODY_LIMIT`], 64 KiB, by default). The legacy client
 /// never follows redirects: a 3xx is handed to the challenge as the answer. A 4xx or 5xx is
 /// an answer too, read with its body (the API's error code lives there).
 ///
@@ -60,22 +60,25 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// ```no_run
 /// use direct_otp::transport::HyperTransport;
-/// use direct_otp::{Config, Otp, Outcome, PaymentSource, StartRequest, Started};
+/// use direct_otp::{Config, Otp, PaymentSource, StartRequest, Started};
+/// use hyper_util::client::legacy::connect::Connect;
 ///
-/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let transport = HyperTransport::plain_http(); // or HyperTransport::new(your_https_client)
-/// let config = Config::new("http://127.0.0.1:8080", "my_api_key")?;
-/// let start = StartRequest::new("ord_1", "acme", "customer_1",
-///     PaymentSource::Token { card_token: "tok_1".into(), cvv: None })?;
-/// let (status, body) = transport.send(start.request(&config)).await?;
-/// let Started::Challenge(mut challenge) = start.handle_response(status, &body, transport.now())?
-/// else { return Ok(()) }; // 3DS failover or already final
-/// let out = challenge.submit(&config, &Otp::new("123456")?, transport.now())?;
-/// match transport.drive(&mut challenge, out).await?.outcome {
-///     Outcome::Approved(status) => println!("paid: {status}"),
-///     other => println!("next: {other:?}, then {:?}", challenge.next_step(transport.now())),
+/// // Build once, share: `HyperTransport::new(client)`, the client built with hyper-rustls.
+/// async fn pay<C>(transport: &HyperTransport<C>, config: &Config) -> Result<(), Box<dyn std::error::Error>>
+/// where C: Connect + Clone + Send + Sync + 'static {
+///     let card = PaymentSource::Token { card_token: "tok_1".into(), cvv: None };
+///     let start = StartRequest::new("ord_1", "acme", "customer_1", card)?;
+///     let (status, body) = transport.send(start.request(config)).await?;
+///     if let Started::Challenge(mut challenge) = start.handle_response(status, &body, transport.now())? {
+///         let out = challenge.submit(config, &Otp::new("123456")?, transport.now())?;
+///         let outcome = transport.drive(&mut challenge, out).await?.outcome; // lost answer: MustReconcile
+///         println!("{outcome:?}; next: {:?}", challenge.next_step(transport.now()));
+///     }
+///     Ok(())
 /// }
-/// # Ok(())
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// #     pay(&HyperTransport::plain_http(), &Config::new("http://127.0.0.1:1", "my_api_key")?).await
 /// # }
 /// ```
 #[derive(Debug, Clone)]
@@ -90,8 +93,8 @@ impl HyperTransport<HttpConnector, Full<Bytes>> {
     /// A transport over a new plain-HTTP client (no TLS): for a loopback sandbox, a local
     /// test server, or a TLS-terminating proxy you address explicitly. `https://` URLs fail
     /// with [`TransportErrorKind::Connect`]. Connect timeout [`DEFAULT_CONNECT_TIMEOUT`],
-    /// `TCP_NODELAY` on, no proxy. Must be called inside a Tokio runtime's context only when
-    /// used, not when built.
+    /// `TCP_NODELAY` on, no proxy. It can be built outside a runtime; its futures run on
+    /// Tokio.
     ///
     /// ```
     /// use direct_otp::transport::HyperTransport;
@@ -199,6 +202,8 @@ where
     /// # Ok(())
     /// # }
     /// ```
+    // Not an `async fn`: the signature promises `Send`, so a change that breaks it fails here.
+    #[allow(clippy::manual_async_fn)]
     pub fn send(
         &self,
         request: Request,

@@ -1,5 +1,5 @@
 //! Moving requests over HTTP: the transport error type shared by every adapter, conversions
-//! to and from the [`http`](::http) crate's types, and the adapters themselves.
+//! to and from the [`http`] crate's types, and the adapters themselves.
 //!
 //! * [`TransportError`]: what went wrong while sending, as a [`TransportErrorKind`] plus the
 //!   underlying error as its [`source`](std::error::Error::source). The kind says whether
@@ -7,8 +7,22 @@
 //!   what [`Challenge::handle_send_failure`] needs.
 //! * Conversions (feature `http`): `http::Request::<Vec<u8>>::try_from(request)` and
 //!   [`response_parts`], for callers who drive the challenge with their own HTTP client.
-//! * [`HyperTransport`] (feature `hyper`): async, over a `hyper_util` legacy client you build.
-//! * [`UreqTransport`] (feature `ureq`): blocking, over a `ureq::Agent`.
+#![cfg_attr(
+    feature = "hyper",
+    doc = "* [`HyperTransport`] (feature `hyper`): async, over a `hyper_util` legacy client you build."
+)]
+#![cfg_attr(
+    not(feature = "hyper"),
+    doc = "* `HyperTransport` (feature `hyper`): async, over a `hyper_util` legacy client you build."
+)]
+#![cfg_attr(
+    feature = "ureq",
+    doc = "* [`UreqTransport`] (feature `ureq`): blocking, over a `ureq::Agent`."
+)]
+#![cfg_attr(
+    not(feature = "ureq"),
+    doc = "* `UreqTransport` (feature `ureq`): blocking, over a `ureq::Agent`."
+)]
 //!
 //! Both adapters have a `send` for the start request (which has no challenge yet) and a
 //! `drive` that sends a challenge's [`Outgoing`](crate::Outgoing) request and hands the

@@ -1,4 +1,4 @@
-//! A blocking transport over a [`ureq::Agent`](::ureq::Agent) (feature `ureq`).
+//! A blocking transport over a [`ureq::Agent`] (feature `ureq`).
 
 use std::io;
 use std::time::Duration;
@@ -25,8 +25,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 ///   does not redirect; a 3xx is handed to the challenge, which treats it as an unexpected
 ///   status);
 /// * `timeout_global`: one deadline for the whole exchange, body included
-///   ([`DEFAULT_TIMEOUT`](super::DEFAULT_TIMEOUT), 30 s, by default);
-/// * the body is read with a size limit ([`DEFAULT_BODY_LIMIT`](super::DEFAULT_BODY_LIMIT),
+///   ([`DEFAULT_TIMEOUT`], 30 s, by default);
+/// * the body is read with a size limit ([`DEFAULT_BODY_LIMIT`],
 ///   64 KiB, by default).
 ///
 /// Everything else (TLS, proxy, connection pool, user agent) is the agent's. To tell a
@@ -36,21 +36,21 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// ```no_run
 /// use direct_otp::transport::UreqTransport;
-/// use direct_otp::{Config, Otp, Outcome, PaymentSource, StartRequest, Started};
-/// use std::time::Duration;
+/// use direct_otp::{Config, Otp, PaymentSource, StartRequest, Started};
 ///
-/// let transport = UreqTransport::with_default_agent().with_timeout(Duration::from_secs(20));
-/// let config = Config::sandbox("my_api_key")?;
-/// let start = StartRequest::new("ord_1", "acme", "customer_1",
-///     PaymentSource::Token { card_token: "tok_1".into(), cvv: None })?;
-/// let (status, body) = transport.send(start.request(&config))?;
-/// let Started::Challenge(mut challenge) = start.handle_response(status, &body, transport.now())?
-/// else { return Ok(()) }; // 3DS failover or already final
-/// let out = challenge.submit(&config, &Otp::new("123456")?, transport.now())?;
-/// match transport.drive(&mut challenge, out)?.outcome {
-///     Outcome::Approved(status) => println!("paid: {status}"),
-///     other => println!("next: {other:?}, then {:?}", challenge.next_step(transport.now())),
+/// // Build once, share: `UreqTransport::with_default_agent()` (rustls, no proxy, 30 s, 64 KiB).
+/// fn pay(transport: &UreqTransport, config: &Config) -> Result<(), Box<dyn std::error::Error>> {
+///     let card = PaymentSource::Token { card_token: "tok_1".into(), cvv: None };
+///     let start = StartRequest::new("ord_1", "acme", "customer_1", card)?;
+///     let (status, body) = transport.send(start.request(config))?;
+///     if let Started::Challenge(mut challenge) = start.handle_response(status, &body, transport.now())? {
+///         let out = challenge.submit(config, &Otp::new("123456")?, transport.now())?;
+///         let outcome = transport.drive(&mut challenge, out)?.outcome; // lost answer: MustReconcile
+///         println!("{outcome:?}; next: {:?}", challenge.next_step(transport.now()));
+///     }
+///     Ok(())
 /// }
+/// # pay(&UreqTransport::with_default_agent(), &Config::sandbox("my_api_key")?)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]

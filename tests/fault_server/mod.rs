@@ -209,7 +209,7 @@ async fn act(stream: &mut TcpStream, action: Action) -> std::io::Result<()> {
         Action::ResetMidBody { declared, sent } | Action::CloseMidBody { declared, sent } => {
             let reset = matches!(action, Action::ResetMidBody { .. });
             let mut out = head(200, &[], Some(declared));
-            out.extend(std::iter::repeat(b'{').take(sent));
+            out.resize(out.len() + sent, b'{');
             stream.write_all(&out).await?;
             stream.flush().await?;
             // Let the client read the head and the start of the body first.
