@@ -1,0 +1,489 @@
+//! A checkout through the library over HTTP, in three payments:
+//!
+//! 1. an OTP resend, a wrong OTP, the right OTP: `CHARGED`;
+//! 2. resends up to the send limit, then the bank page, settled by the order status;
+//! 3. a submit whose answer is lost, settled by reconciliation.
+//!
+//! `cargo run --example demo` runs it against the embedded sandbox on loopback: no network,
+//! no API key. With `JUSPAY_API_KEY` set it talks to a real Juspay host instead (see
+//! `docs/sandbox.md`, "The demo against Juspay's sandbox"):
+//!
+//! ```text
+//! JUSPAY_API_KEY=...            the key (HTTP Basic user name)
+//! JUSPAY_BASE_URL=...           default https://sandbox.juspay.in
+//! JUSPAY_MERCHANT_ID=...        your merchant id
+//! JUSPAY_ORDER_IDS=o1,o2,o3     three orders created beforehand, one per payment
+//! JUSPAY_CARD_TOKEN=...         a saved-card token enrolled for Direct OTP
+//! JUSPAY_CARD_CVV=...           optional, if your account needs it with tokens
+//! JUSPAY_CUSTOMER_ID=...        optional x-routing-id, default demo_customer
+//! ```
+//!
+//! Against the real host the OTPs come by SMS: the demo asks you to type them.
+
+use std::error::Error;
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration as StdDuration;
+
+use direct_otp::sandbox::{Endpoint, Fault, OtpSource, Sandbox, SandboxConfig, SandboxServer};
+use direct_otp::transport::UreqTransport;
+use direct_otp::{
+    Challenge, Config, NextStep, Otp, Outcome, PaymentSource, Refusal, SendFailure, StartRequest,
+    Started, SANDBOX_URL,
+};
+use time::OffsetDateTime;
+
+type Result<T> = std::result::Result<T, Box<dyn Error>>;
+
+/// The API key the local sandbox accepts (it is not a Juspay key).
+const LOCAL_KEY: &str = "sk_local_demo";
+
+/// Waiting time the local demo skips (resend cooldowns), in milliseconds.
+static SKIPPED_MS: AtomicI64 = AtomicI64::new(0);
+
+/// The demo's clock: the real time, plus any waiting the local demo skipped.
+fn clock() -> OffsetDateTime {
+    OffsetDateTime::now_utc() + time::Duration::milliseconds(SKIPPED_MS.load(Ordering::Relaxed))
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("\ndemo failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where the demo's requests go.
+enum Backend {
+    /// The embedded sandbox on loopback.
+    Local(SandboxServer),
+    /// A real Juspay host; the cardholder (you) types the OTPs.
+    Remote { order_ids: Vec<String> },
+}
+
+struct Demo {
+    backend: Backend,
+    transport: UreqTransport,
+    config: Config,
+    merchant_id: String,
+    routing_id: String,
+    card: PaymentSource,
+}
+
+fn run() -> Result<()> {
+    let demo = match std::env::var("JUSPAY_API_KEY") {
+        Ok(key) if !key.is_empty() => Demo::remote(&key)?,
+        _ => Demo::embedded()?,
+    };
+    demo.checkout_with_resend_and_wrong_otp()?;
+    demo.checkout_hitting_the_send_limit()?;
+    demo.checkout_with_a_lost_answer()?;
+    println!("\nAll three payments settled.");
+    Ok(())
+}
+
+impl Demo {
+    fn embedded() -> Result<Demo> {
+        let sandbox = Sandbox::new(SandboxConfig::new(LOCAL_KEY).with_otp(OtpSource::Seeded(2026)));
+        let server = SandboxServer::start(sandbox)?;
+        println!(
+            "direct-otp demo: LOCAL SANDBOX at {} (embedded, loopback only; no network, no API key).",
+            server.base_url()
+        );
+        println!("Set JUSPAY_API_KEY (see docs/sandbox.md) to run it against Juspay's sandbox.");
+        let config = Config::new(server.base_url(), LOCAL_KEY)?;
+        Ok(Demo {
+            backend: Backend::Local(server),
+            transport: transport(),
+            config,
+            merchant_id: "acme".into(),
+            routing_id: "customer_1122".into(),
+            card: PaymentSource::Token {
+                card_token: "tok_demo_visa".into(),
+                cvv: None,
+            },
+        })
+    }
+
+    fn remote(key: &str) -> Result<Demo> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let need =
+            |name: &str| var(name).ok_or_else(|| format!("{name} must be set with JUSPAY_API_KEY"));
+        let base_url = var("JUSPAY_BASE_URL").unwrap_or_else(|| SANDBOX_URL.into());
+        let merchant_id = need("JUSPAY_MERCHANT_ID")?;
+        let order_ids: Vec<String> = need("JUSPAY_ORDER_IDS")?
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if order_ids.len() < 3 {
+            return Err("JUSPAY_ORDER_IDS needs three order ids, comma-separated".into());
+        }
+        let card = PaymentSource::Token {
+            card_token: need("JUSPAY_CARD_TOKEN")?,
+            cvv: var("JUSPAY_CARD_CVV"),
+        };
+        println!("direct-otp demo: REAL JUSPAY HOST at {base_url} (JUSPAY_API_KEY is set).");
+        println!("OTPs arrive by SMS on the card's phone; type them when asked.");
+        Ok(Demo {
+            config: Config::new(&base_url, key)?.with_merchant_id(&merchant_id)?,
+            backend: Backend::Remote { order_ids },
+            transport: transport(),
+            merchant_id,
+            routing_id: var("JUSPAY_CUSTOMER_ID").unwrap_or_else(|| "demo_customer".into()),
+            card,
+        })
+    }
+
+    fn order_id(&self, n: usize) -> String {
+        match &self.backend {
+            Backend::Local(_) => format!("demo_order_{n}"),
+            Backend::Remote { order_ids } => order_ids[n - 1].clone(),
+        }
+    }
+
+    fn local(&self) -> Option<&SandboxServer> {
+        match &self.backend {
+            Backend::Local(server) => Some(server),
+            Backend::Remote { .. } => None,
+        }
+    }
+
+    // ----- The three payments -------------------------------------------------------
+
+    fn checkout_with_resend_and_wrong_otp(&self) -> Result<()> {
+        println!("\n== Payment 1: a resend, a wrong OTP, then the right OTP ==");
+        let Some(mut c) = self.start(1)? else {
+            return Ok(());
+        };
+        let first = self.read_sms(&c)?;
+        self.wait_for_cooldown(&c);
+        self.step(&mut c, "cardholder taps \"Resend\"", |c, cfg, now| {
+            c.resend(cfg, now)
+        })?;
+        let second = self.read_sms(&c)?;
+        // Locally, the first OTP is no longer valid once the resend replaced it; a real bank
+        // may still accept it, so against a real host the demo makes a typo instead.
+        let (wrong, why) = match self.local() {
+            Some(_) if first.digits != second.digits => {
+                (first, "the first SMS's OTP, replaced by the resend")
+            }
+            _ => (Sms::wrong_version_of(&second), "a typo"),
+        };
+        let label = format!("cardholder types {} ({why})", wrong.shown);
+        let otp = wrong.otp()?;
+        self.step(&mut c, &label, |c, cfg, now| c.submit(cfg, &otp, now))?;
+        let label = format!("cardholder types {}", second.shown);
+        let otp = second.otp()?;
+        self.step(&mut c, &label, |c, cfg, now| c.submit(cfg, &otp, now))?;
+        self.expect_final(&c)
+    }
+
+    fn checkout_hitting_the_send_limit(&self) -> Result<()> {
+        println!("\n== Payment 2: no SMS arrives; resends up to the limit, then the bank page ==");
+        let Some(mut c) = self.start(2)? else {
+            return Ok(());
+        };
+        loop {
+            self.wait_for_cooldown(&c);
+            match c.check_resend(clock()) {
+                Ok(()) => {}
+                Err(refusal) => {
+                    println!("  \"Resend\" is disabled: {refusal}");
+                    break;
+                }
+            }
+            let outcome = self.step(&mut c, "cardholder taps \"Resend\"", |c, cfg, now| {
+                c.resend(cfg, now)
+            })?;
+            if !matches!(outcome, Outcome::OtpSent { .. }) {
+                break;
+            }
+        }
+        let url = c.go_to_bank_page(clock())?.to_owned();
+        println!("  the browser is sent to the bank page: {url}");
+        match self.local() {
+            Some(_) => {
+                // What the cardholder's browser does there.
+                let answer = self
+                    .transport
+                    .agent()
+                    .post(&url)
+                    .content_type("application/x-www-form-urlencoded")
+                    .send("result=success")?;
+                println!(
+                    "  cardholder authenticates on the bank page (HTTP {})",
+                    answer.status().as_u16()
+                );
+            }
+            None => prompt("  finish the payment on that page in a browser, then press Enter")
+                .map(drop)?,
+        }
+        self.settle_by_status(&mut c)
+    }
+
+    fn checkout_with_a_lost_answer(&self) -> Result<()> {
+        println!(
+            "\n== Payment 3: the answer to the right OTP is lost; reconciliation settles it =="
+        );
+        let Some(mut c) = self.start(3)? else {
+            return Ok(());
+        };
+        let sms = self.read_sms(&c)?;
+        let out = c.submit(&self.config, &sms.otp()?, clock())?;
+        print!("  cardholder types {} ", sms.shown);
+        let outcome = match self.local() {
+            Some(server) => {
+                server
+                    .sandbox()
+                    .inject(Endpoint::Submit, Fault::DropResponse);
+                print!("(the sandbox will drop the answer) ");
+                let driven = self.transport.drive(&mut c, out)?;
+                if let Some(e) = &driven.transport_error {
+                    print!("-> transport: {e} ");
+                }
+                driven.outcome
+            }
+            None => {
+                // A real host answers; the demo throws the answer away, as a timeout would.
+                let _ = self.transport.send(out.request);
+                print!("(the demo discards the answer) ");
+                c.handle_send_failure(out.token, SendFailure::MaybeSent, clock())?
+            }
+        };
+        println!("-> {}", describe(&outcome));
+        println!("     {}", state(&c));
+        if let Err(refusal) = c.check_submit(clock()) {
+            println!("  submitting again is refused: {refusal}");
+        }
+        self.settle_by_status(&mut c)
+    }
+
+    // ----- Steps --------------------------------------------------------------------
+
+    /// Starts authentication; `None` if the card needs 3DS instead (nothing to show here).
+    fn start(&self, n: usize) -> Result<Option<Challenge>> {
+        let order_id = self.order_id(n);
+        let start = StartRequest::new(
+            &order_id,
+            &self.merchant_id,
+            &self.routing_id,
+            self.card.clone(),
+        )?;
+        print!("  start authentication for order {order_id} (POST /txns) ");
+        let (status, body) = self.transport.send(start.request(&self.config))?;
+        match start.handle_response(status, &body, clock())? {
+            Started::Challenge(c) => {
+                let card = c.card();
+                println!(
+                    "-> OTP sent; OTP page for {} ****{} ({})",
+                    card.brand.as_deref().unwrap_or("card"),
+                    card.last_four.as_deref().unwrap_or("????"),
+                    card.issuer.as_deref().unwrap_or("issuer unknown"),
+                );
+                println!("     {}", state(&c));
+                Ok(Some(*c))
+            }
+            Started::Redirect { url, .. } => {
+                println!("-> this card uses 3DS, not Direct OTP: the browser would go to {url}");
+                Ok(None)
+            }
+            Started::Finished(status) => {
+                println!("-> already final: {status}");
+                Ok(None)
+            }
+            other => Err(format!("unexpected start result {other:?}").into()),
+        }
+    }
+
+    /// Runs one command through the transport and prints what happened.
+    fn step(
+        &self,
+        c: &mut Challenge,
+        label: &str,
+        command: impl FnOnce(
+            &mut Challenge,
+            &Config,
+            OffsetDateTime,
+        ) -> std::result::Result<direct_otp::Outgoing, Refusal>,
+    ) -> Result<Outcome> {
+        let out = command(c, &self.config, clock())?;
+        let driven = self.transport.drive(c, out)?;
+        print!("  {label} -> {}", describe(&driven.outcome));
+        if let Some(e) = &driven.transport_error {
+            print!(" (transport: {e})");
+        }
+        println!("\n     {}", state(c));
+        Ok(driven.outcome)
+    }
+
+    /// Checks the order status until the payment is final (a few tries against a real host).
+    fn settle_by_status(&self, c: &mut Challenge) -> Result<()> {
+        for attempt in 0..10 {
+            if attempt > 0 {
+                std::thread::sleep(StdDuration::from_secs(3));
+            }
+            self.step(
+                c,
+                "check the order status (GET /orders/{id})",
+                |c, cfg, now| c.check_status(cfg, now),
+            )?;
+            if c.is_final() {
+                break;
+            }
+        }
+        self.expect_final(c)
+    }
+
+    fn expect_final(&self, c: &Challenge) -> Result<()> {
+        if !c.is_final() {
+            return Err(format!("the payment is not final: {}", c.status()).into());
+        }
+        let verdict = if c.status().is_success() {
+            "paid"
+        } else {
+            "not paid"
+        };
+        println!("  => order {}: {} ({verdict})", c.order_id(), c.status());
+        Ok(())
+    }
+
+    fn wait_for_cooldown(&self, c: &Challenge) {
+        let Some(at) = c.resend_available_at() else {
+            return;
+        };
+        let wait = at - clock();
+        if !wait.is_positive() {
+            return;
+        }
+        let secs = (wait.whole_milliseconds() + 999) / 1000;
+        match self.local() {
+            Some(_) => {
+                println!("  ({secs} s later: the resend cooldown is over; the local demo skips the wait)");
+                let ms = i64::try_from(wait.whole_milliseconds() + 1).unwrap_or(i64::MAX);
+                SKIPPED_MS.fetch_add(ms, Ordering::Relaxed);
+            }
+            None => {
+                println!("  (waiting {secs} s for the resend cooldown)");
+                let ms = u64::try_from(wait.whole_milliseconds() + 1).unwrap_or(0);
+                std::thread::sleep(StdDuration::from_millis(ms));
+            }
+        }
+    }
+
+    /// The OTP the cardholder received: read from the local sandbox ("the phone"), or typed.
+    fn read_sms(&self, c: &Challenge) -> Result<Sms> {
+        match self.local() {
+            Some(server) => {
+                let digits = server
+                    .sandbox()
+                    .current_otp(c.txn_id())
+                    .ok_or("the sandbox has no OTP for this transaction")?
+                    .to_owned();
+                println!("  SMS on the cardholder's phone: \"Your OTP is {digits}\"");
+                Ok(Sms {
+                    shown: digits.clone(),
+                    digits,
+                })
+            }
+            None => {
+                let digits = prompt("  type the OTP you received by SMS")?;
+                Otp::new(&digits)?;
+                Ok(Sms {
+                    digits,
+                    shown: "the OTP from the SMS".into(),
+                })
+            }
+        }
+    }
+}
+
+/// An OTP the demo can submit and show. `shown` is what the demo prints: the digits for the
+/// local sandbox's simulated SMS, never a real OTP.
+struct Sms {
+    digits: String,
+    shown: String,
+}
+
+impl Sms {
+    /// A different OTP of the same length.
+    fn wrong_version_of(sms: &Sms) -> Sms {
+        let digits: String = sms
+            .digits
+            .chars()
+            .map(|d| char::from_digit((d.to_digit(10).unwrap_or(0) + 1) % 10, 10).unwrap_or('0'))
+            .collect();
+        let shown = if sms.shown == sms.digits {
+            digits.clone()
+        } else {
+            "a wrong OTP".into()
+        };
+        Sms { digits, shown }
+    }
+
+    fn otp(&self) -> Result<Otp> {
+        Ok(Otp::new(&self.digits)?)
+    }
+}
+
+fn transport() -> UreqTransport {
+    // Proxies off (loopback must not go through one), a deadline per exchange.
+    UreqTransport::with_default_agent()
+        .with_timeout(StdDuration::from_secs(20))
+        .with_clock(clock)
+}
+
+fn prompt(question: &str) -> Result<String> {
+    print!("{question}: ");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim().to_owned())
+}
+
+fn describe(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::OtpSent { .. } => "a new OTP is sent".into(),
+        Outcome::SendLimitReached => "the bank refuses: send limit reached".into(),
+        Outcome::WrongOtp { attempts_left } => format!("wrong OTP, {attempts_left} tries left"),
+        Outcome::AttemptsExhausted => "wrong OTP, no tries left".into(),
+        Outcome::Approved(status) => format!("approved: {status}"),
+        Outcome::Declined(status) => format!("declined: {status}"),
+        Outcome::Pending(status) => format!("not final yet: {status}"),
+        Outcome::Rejected(e) => format!("refused by the server: {e}"),
+        Outcome::MustReconcile(_) => "outcome unknown: the order status must tell".into(),
+        Outcome::NotDelivered => "not sent; nothing changed".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn state(c: &Challenge) -> String {
+    let now = clock();
+    let next = match c.next_step(now) {
+        NextStep::EnterOtp => match c.check_resend(now) {
+            Ok(()) => "OTP input and \"Resend\"".to_owned(),
+            Err(Refusal::Cooldown { until }) => {
+                let secs = ((until - now).whole_milliseconds() + 999).max(0) / 1000;
+                format!("OTP input, \"Resend\" in {secs} s")
+            }
+            Err(_) => "OTP input, no more resends".to_owned(),
+        },
+        NextStep::Wait(_) => "wait".to_owned(),
+        NextStep::CheckStatus => "check the order status".to_owned(),
+        NextStep::BankPage(_) => "offer the bank page".to_owned(),
+        NextStep::AwaitBankPage => "wait for the cardholder on the bank page".to_owned(),
+        NextStep::Expired => "expired: check the order status".to_owned(),
+        NextStep::Finished(status) => format!("done ({status})"),
+        other => format!("{other:?}"),
+    };
+    format!(
+        "[{} | sends left {} | tries left {} | show: {next}]",
+        c.status(),
+        c.sends_left(),
+        c.attempts_left()
+    )
+}
