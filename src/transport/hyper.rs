@@ -81,12 +81,24 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// #     pay(&HyperTransport::plain_http(), &Config::new("http://127.0.0.1:1", "my_api_key")?).await
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct HyperTransport<C, B = Full<Bytes>> {
     client: Client<C, B>,
     timeout: Duration,
     body_limit: usize,
     clock: fn() -> OffsetDateTime,
+}
+
+// Not derived: a derive would also require `B: Clone`.
+impl<C: Clone, B> Clone for HyperTransport<C, B> {
+    fn clone(&self) -> Self {
+        HyperTransport {
+            client: self.client.clone(),
+            timeout: self.timeout,
+            body_limit: self.body_limit,
+            clock: self.clock,
+        }
+    }
 }
 
 impl HyperTransport<HttpConnector, Full<Bytes>> {
