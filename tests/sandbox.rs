@@ -383,7 +383,8 @@ fn wrong_otp_as_http_400_counts_locally() {
 fn lost_submit_answer_is_settled_by_reconciliation() {
     let mut w = World::default();
     let mut c = w.challenge("ord_lost");
-    w.sandbox.inject(Endpoint::Submit, Fault::DropResponse);
+    w.sandbox
+        .inject(Endpoint::of(RequestKind::Submit), Fault::DropResponse);
     let otp = w.sms(&c);
     let outcome = w.submit(&mut c, &otp);
     assert_eq!(outcome, Outcome::MustReconcile(Uncertainty::MaybeSent));

@@ -88,7 +88,7 @@ pub struct SandboxConfig {
     pub merchant_id: String,
     /// The base of the URLs put in bodies (`authentication.url`, `fallback_url`). The
     /// sandbox also serves below this URL's path, if it has one. Default
-    /// `"http://sandbox.invalid"`; [`SandboxServer`](super::SandboxServer) sets its own.
+    /// `"http://sandbox.invalid"`; `SandboxServer` (feature `sandbox-server`) sets its own.
     pub base_url: String,
     /// OTP sends allowed per transaction, the first one at start included. Default 4.
     pub max_sends: u32,

@@ -288,8 +288,7 @@ impl Sandbox {
 
     /// The cardholder finishes on the bank page (the `fallback_url`, or the 3DS failover
     /// `url`) of transaction `id` (its `params.id` or `txn_uuid`). The same as a browser
-    /// posting `result=success|failure` to that page on the
-    /// [server](super::SandboxServer).
+    /// posting `result=success|failure` to that page.
     pub fn complete_bank_page(
         &mut self,
         id: &str,
@@ -341,11 +340,11 @@ impl Sandbox {
         let endpoint = route.as_ref().map(Route::endpoint);
         let fault = endpoint.and_then(|e| self.take_fault(e));
         let mut response = match (fault, route) {
-            (Some(Fault::InternalError | Fault::DropRequest), _) => {
-                self.error(ErrorKind::Internal, "Something went wrong", &[])
-            }
             (Some(Fault::Duplicate), _) => {
                 self.error(ErrorKind::Duplicate, "Duplicate request", &[])
+            }
+            (Some(f), _) if !f.applies_request() => {
+                self.error(ErrorKind::Internal, "Something went wrong", &[])
             }
             (_, Some(route)) => self.apply(route, req, now),
             (_, None) => self.error(ErrorKind::RouteNotFound, "No such endpoint", &[]),

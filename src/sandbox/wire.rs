@@ -1,13 +1,15 @@
 //! The sandbox's requests and responses as plain data, and the small parsing they need
 //! (header look-up, form bodies, target splitting).
 
+use std::fmt;
 use std::time::Duration;
 
 /// An HTTP request as the sandbox sees it.
 ///
 /// Build one by hand, from the library's [`Request`](crate::Request) (`From<&Request>`), or
-/// let [`SandboxServer`](super::SandboxServer) build it from the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// let `SandboxServer` build it from the wire. `Debug` redacts the `Authorization` header
+/// and shows only the body's length (it may hold an OTP or card data).
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct HttpRequest {
     /// `GET`, `POST`, ... (compared case-sensitively, as HTTP does).
     pub method: String,
@@ -55,6 +57,29 @@ impl HttpRequest {
         self.target
             .split_once('?')
             .map_or(self.target.as_str(), |(p, _)| p)
+    }
+}
+
+impl fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                let v = if crate::Request::is_sensitive_header(n) {
+                    "[redacted]"
+                } else {
+                    v.as_str()
+                };
+                (n.as_str(), v)
+            })
+            .collect();
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("target", &self.target)
+            .field("headers", &headers)
+            .field("body", &format_args!("[{} bytes]", self.body.len()))
+            .finish()
     }
 }
 
@@ -214,6 +239,21 @@ mod tests {
         assert_eq!(target_of("https://h"), "/");
         assert_eq!(target_of("https://h?x"), "/");
         assert_eq!(target_of("/orders/x"), "/orders/x");
+    }
+
+    #[test]
+    fn debug_hides_credentials_and_bodies() {
+        let r = HttpRequest::new("POST", "/v2/txns/t/authenticate")
+            .with_header("Authorization", "Basic c2VjcmV0Og==")
+            .with_header("x-routing-id", "cust_1")
+            .with_body("challenge_id=c&answer.otp=424242");
+        let shown = format!("{r:?}");
+        assert!(!shown.contains("c2VjcmV0Og"), "{shown}");
+        assert!(!shown.contains("424242"), "{shown}");
+        assert!(
+            shown.contains("cust_1") && shown.contains("[32 bytes]"),
+            "{shown}"
+        );
     }
 
     #[test]
