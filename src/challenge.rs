@@ -174,7 +174,7 @@ impl Challenge {
             server_send_limit: None,
             attempts: 0,
             server_attempt_limit: None,
-            policy: seed.policy,
+            policy: seed.policy.normalized(),
             phase: Phase::Resting { rest: Rest::Open },
             created_at: now,
             last_seen: now,
@@ -431,7 +431,10 @@ impl Challenge {
                     self.apply_txn(&txn, txn.params(), Counted::Attempt, now);
                     return self.after_wrong_otp();
                 }
-                // Accepted but still processing (AUTHORIZING, ...) or an unknown status.
+                // Accepted but still processing (AUTHORIZING, ...) or an unknown status. The
+                // OTP was used: count the attempt (or take the server's counters), so a
+                // status check that finds PENDING_VBV again reopens the page within limits.
+                self.apply_txn(&txn, txn.params(), Counted::Attempt, now);
                 self.status = status.clone();
                 self.phase = Phase::Resting {
                     rest: Rest::MustReconcile,
@@ -793,7 +796,8 @@ impl Challenge {
         self.challenge_id.as_str()
     }
 
-    /// The policy in force.
+    /// The policy in force, its durations in whole milliseconds (as the challenge counts
+    /// and persists them).
     pub fn policy(&self) -> &Policy {
         &self.policy
     }

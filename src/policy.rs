@@ -42,6 +42,21 @@ impl Default for Policy {
     }
 }
 
+impl Policy {
+    /// The policy as a challenge keeps and persists it: durations in whole milliseconds
+    /// (negative ones as zero, longer ones as `i64::MAX` ms), which is also how the
+    /// challenge counts them. A challenge built with any policy then survives a serde round
+    /// trip unchanged.
+    pub(crate) fn normalized(self) -> Policy {
+        let whole_ms = |d: Duration| Duration::milliseconds(crate::clock::millis(d));
+        Policy {
+            resend_cooldown: whole_ms(self.resend_cooldown),
+            lifetime: whole_ms(self.lifetime),
+            ..self
+        }
+    }
+}
+
 /// Durations persist as whole milliseconds.
 mod millis {
     use super::*;
@@ -52,5 +67,33 @@ mod millis {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         Ok(Duration::milliseconds(i64::deserialize(d)?.max(0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalized_durations_are_what_the_persisted_form_holds() {
+        for d in [
+            Duration::MAX,
+            Duration::MIN,
+            Duration::seconds(-5),
+            Duration::nanoseconds(1_500_000),
+            Duration::nanoseconds(999_999),
+            Duration::ZERO,
+            Duration::seconds(30),
+        ] {
+            let mut p = Policy::default();
+            p.resend_cooldown = d;
+            p.lifetime = d;
+            let n = p.normalized();
+            let back: Policy = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+            assert_eq!(back, n, "{d}");
+            assert_eq!(n.normalized(), n);
+            assert_eq!(crate::clock::millis(n.lifetime), crate::clock::millis(d));
+        }
+        assert_eq!(Policy::default().normalized(), Policy::default());
     }
 }
