@@ -54,14 +54,8 @@ const TXN_ID: &str = "txn_model_1";
 const CHALLENGE_ID: &str = "ch_model_1";
 
 fn proptest_config(default_cases: u32) -> ProptestConfig {
-    let cases = std::env::var("DIRECT_OTP_PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default_cases);
-    let seed = std::env::var("DIRECT_OTP_PROPTEST_SEED")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0x00D1_2EC7_0007);
+    let cases = invariants::proptest_cases(default_cases);
+    let seed = invariants::proptest_seed();
     ProptestConfig {
         cases,
         rng_seed: RngSeed::Fixed(seed),
@@ -267,10 +261,12 @@ const FINAL_STATUSES: [&str; 6] = [
 /// A `status`: known values (final or not), unknown text, numbers (read as their text),
 /// and absent-like values.
 fn status_text() -> BoxedStrategy<Option<Field<String>>> {
-    let text = |s: &str| Some(field(json!(s), Some(s.to_owned())));
+    fn text(s: &str) -> Option<Field<String>> {
+        Some(field(json!(s), Some(s.to_owned())))
+    }
     prop_oneof![
         10 => Just(text("PENDING_VBV")),
-        2 => prop::sample::select(FINAL_STATUSES.to_vec()).prop_map(move |s| text(s)),
+        2 => prop::sample::select(FINAL_STATUSES.to_vec()).prop_map(text),
         2 => prop::sample::select(vec![
             "AUTHORIZING",
             "VBV_SUCCESSFUL",
@@ -279,7 +275,7 @@ fn status_text() -> BoxedStrategy<Option<Field<String>>> {
             "charged",
             "SOMETHING_NEW",
         ])
-        .prop_map(move |s| text(s)),
+        .prop_map(text),
         1 => Just(Some(field(json!(21), Some("21".to_owned())))),
         1 => prop_oneof![Just(json!("")), Just(Value::Null), Just(json!(true)), Just(json!(["CHARGED"]))]
             .prop_map(|v| Some(field(v, None))),
@@ -412,7 +408,7 @@ enum Auth {
     NullPayment,
     NoAuthentication,
     NoParams,
-    Params(ParamsSpec),
+    Params(Box<ParamsSpec>),
 }
 
 impl Auth {
@@ -426,7 +422,7 @@ impl Auth {
 
 fn auth() -> BoxedStrategy<Auth> {
     prop_oneof![
-        12 => params().prop_map(Auth::Params),
+        12 => params().prop_map(|p| Auth::Params(Box::new(p))),
         1 => Just(Auth::NoPayment),
         1 => Just(Auth::NullPayment),
         1 => Just(Auth::NoAuthentication),
