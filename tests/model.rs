@@ -1770,7 +1770,7 @@ fn start_ms() -> BoxedStrategy<i64> {
 }
 
 proptest! {
-    #![proptest_config(proptest_config(256))]
+    #![proptest_config(proptest_config(512))]
 
     /// Random lifecycles follow the reference model step by step and keep every invariant.
     #[test]

@@ -1,0 +1,276 @@
+//! Arbitrary command/response sequences on one challenge: commands, answers (fixtures,
+//! fixtures with one field replaced by an arbitrary value, raw bytes) under arbitrary HTTP
+//! statuses, answers and transport failures for arbitrary tokens, clock moves in both
+//! directions and to the ends of time, timers, and serde round trips.
+//!
+//! Must hold after every step: every challenge invariant (`tests/invariants/mod.rs`), the
+//! outcome agrees with the state, a final challenge never changes again, and the API key
+//! and the OTP never show in any Debug, Display or serialized state.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use direct_otp::{Challenge, Config, Otp, Policy, SendFailure, Started};
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+use time::Duration;
+
+use direct_otp_fuzz::invariants::{self, at_ms, ms_of, Secrets};
+use direct_otp_fuzz::{set, Scalar};
+
+const KEY: &str = "sk_test_SECRETKEY";
+const OTP: &str = "86420975";
+/// 2026-11-25 10:00:00 UTC.
+const T0_MS: i64 = 1_795_600_800_000;
+
+macro_rules! fixtures {
+    ($($name:literal),* $(,)?) => {
+        [$(include_bytes!(concat!("../../tests/fixtures/", $name, ".json")).as_slice()),*]
+    };
+}
+
+const FIXTURES: [&[u8]; 22] = fixtures![
+    "start_direct_otp",
+    "resend_seed",
+    "resend_counters",
+    "submit_pending_wrong_otp",
+    "submit_pending_exhausted",
+    "submit_charged",
+    "submit_authorized",
+    "submit_authentication_failed",
+    "submit_juspay_declined",
+    "submit_authorizing",
+    "order_status_charged",
+    "order_status_pending",
+    "resend_limit_exceeded",
+    "submit_wrong_otp_400",
+    "error_duplicate_request",
+    "error_internal_500",
+    "error_access_denied_401",
+    "error_forbidden_403",
+    "error_not_found_404",
+    "order_not_found",
+    "error_missing_routing_id",
+    "start_3ds_failover",
+];
+
+/// Where a patched value goes: the fields the library reads, and their parents.
+const PATHS: [&[&str]; 24] = [
+    &["status"],
+    &["order_id"],
+    &["id"],
+    &["txn_uuid"],
+    &["payment"],
+    &["payment", "authentication"],
+    &["payment", "authentication", "url"],
+    &["payment", "authentication", "method"],
+    &["payment", "authentication", "params"],
+    &["payment", "authentication", "params", "id"],
+    &["payment", "authentication", "params", "challenge_id"],
+    &["payment", "authentication", "params", "auth_type"],
+    &["payment", "authentication", "params", "fallback_url"],
+    &["payment", "authentication", "params", "submit_otp_allowed"],
+    &["payment", "authentication", "params", "resend_otp_allowed"],
+    &["payment", "authentication", "params", "times_otp_sent"],
+    &["payment", "authentication", "params", "max_otp_send_limit"],
+    &["payment", "authentication", "params", "current_attempt"],
+    &["payment", "authentication", "params", "max_attempts"],
+    &["payment_info", "card"],
+    &["payment_info", "card", "last_four_digits"],
+    &["error_code"],
+    &["error_info", "code"],
+    &["error_message"],
+];
+
+const STATUSES: [u16; 14] = [
+    200, 201, 204, 302, 400, 401, 403, 404, 409, 429, 500, 502, 503, 504,
+];
+
+#[derive(Debug, Arbitrary)]
+enum Body {
+    Fixture(u8),
+    Patched(u8, Vec<(u8, Scalar)>),
+    Raw(Vec<u8>),
+}
+
+impl Body {
+    fn bytes(&self) -> Vec<u8> {
+        let fixture = |i: &u8| FIXTURES[usize::from(*i) % FIXTURES.len()];
+        match self {
+            Body::Fixture(i) => fixture(i).to_vec(),
+            Body::Patched(i, patches) => {
+                let mut v: Value = serde_json::from_slice(fixture(i)).expect("fixtures are JSON");
+                for (path, value) in patches {
+                    set(
+                        &mut v,
+                        PATHS[usize::from(*path) % PATHS.len()],
+                        value.json(),
+                    );
+                }
+                v.to_string().into_bytes()
+            }
+            Body::Raw(b) => b.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Arbitrary)]
+enum Http {
+    Known(u8),
+    Raw(u16),
+}
+
+impl Http {
+    fn code(&self) -> u16 {
+        match self {
+            Http::Known(i) => STATUSES[usize::from(*i) % STATUSES.len()],
+            Http::Raw(c) => *c,
+        }
+    }
+}
+
+#[derive(Debug, Arbitrary)]
+enum Op {
+    Resend,
+    Submit,
+    CheckStatus,
+    BankPage,
+    Answer(Http, Body),
+    AnswerToken(u64, Http, Body),
+    Fail(bool),
+    FailToken(u64, bool),
+    Advance(i32),
+    Jump(i64),
+    TimerAtDeadline,
+    Timer,
+    RoundTrip,
+}
+
+#[derive(Debug, Arbitrary)]
+struct Input {
+    max_sends: u8,
+    max_attempts: u8,
+    cooldown_ms: u32,
+    lifetime_ms: u32,
+    start: Option<Body>,
+    ops: Vec<Op>,
+}
+
+fuzz_target!(|input: Input| {
+    let config = Config::sandbox(KEY).expect("valid config");
+    let secrets = Secrets::default().with_key(KEY, &config).with_number(OTP);
+    let otp = Otp::new(OTP).expect("valid OTP");
+    let mut policy = Policy::default();
+    policy.max_sends = u32::from(input.max_sends % 8);
+    policy.max_attempts = u32::from(input.max_attempts % 8);
+    policy.resend_cooldown = Duration::milliseconds(i64::from(input.cooldown_ms));
+    policy.lifetime = Duration::milliseconds(i64::from(input.lifetime_ms));
+
+    let mut now = at_ms(T0_MS);
+    let start = input
+        .start
+        .as_ref()
+        .map_or(FIXTURES[0].to_vec(), Body::bytes);
+    let started = Started::from_response("customer_1", policy, 200, &start, now);
+    invariants::check_started(&started, &config, now, "start");
+    let mut c: Challenge = match started {
+        Ok(Started::Challenge(c)) => *c,
+        _ => match Started::from_response("customer_1", policy, 200, FIXTURES[0], now) {
+            Ok(Started::Challenge(c)) => *c,
+            other => panic!("the start fixture gives a challenge: {other:?}"),
+        },
+    };
+    let mut final_state: Option<Challenge> = None;
+
+    for (i, op) in input.ops.iter().enumerate() {
+        let context = format!("step {i}: {op:?}");
+        let before = c.clone();
+        match op {
+            Op::Resend => shown(&secrets, &c.resend(&config, now)),
+            Op::Submit => shown(&secrets, &c.submit(&config, &otp, now)),
+            Op::CheckStatus => shown(&secrets, &c.check_status(&config, now)),
+            Op::BankPage => {
+                let r = c.go_to_bank_page(now).map(str::to_owned);
+                secrets.check("go_to_bank_page", &format!("{r:?}"));
+            }
+            Op::Answer(http, body) => {
+                if let Some(t) = c.in_flight() {
+                    let r = c.handle_response(t, http.code(), &body.bytes(), now);
+                    let outcome = r.expect("the token in flight is accepted");
+                    secrets.check("outcome", &format!("{outcome:?}"));
+                    invariants::check_outcome(&c, &outcome, now, &context);
+                }
+            }
+            Op::AnswerToken(t, http, body) => {
+                let t = invariants::token(*t);
+                let r = c.handle_response(t, http.code(), &body.bytes(), now);
+                secrets.check("answer", &format!("{r:?}"));
+                match r {
+                    Ok(outcome) => invariants::check_outcome(&c, &outcome, now, &context),
+                    Err(e) => {
+                        assert_eq!(c, before, "{context}: a refused answer changed the state");
+                        secrets.check("input error", &e.to_string());
+                    }
+                }
+            }
+            Op::Fail(maybe) => {
+                if let Some(t) = c.in_flight() {
+                    let outcome = c
+                        .handle_send_failure(t, failure(*maybe), now)
+                        .expect("the token in flight is accepted");
+                    invariants::check_outcome(&c, &outcome, now, &context);
+                }
+            }
+            Op::FailToken(t, maybe) => {
+                let t = invariants::token(*t);
+                if c.handle_send_failure(t, failure(*maybe), now).is_err() {
+                    assert_eq!(c, before, "{context}: a refused failure changed the state");
+                }
+            }
+            Op::Advance(ms) => now = at_ms(ms_of(now).saturating_add(i64::from(*ms))),
+            Op::Jump(ms) => now = at_ms(*ms),
+            Op::TimerAtDeadline => {
+                if let Some(t) = c.poll_timeout() {
+                    now = t;
+                    assert!(
+                        c.handle_timeout(now).is_some(),
+                        "{context}: the deadline did not fire"
+                    );
+                }
+            }
+            Op::Timer => {
+                if c.handle_timeout(now).is_none() {
+                    assert_eq!(c, before, "{context}: a spurious timer changed the state");
+                }
+            }
+            Op::RoundTrip => {
+                let json = serde_json::to_vec(&c).expect("serializes");
+                c = serde_json::from_slice(&json).expect("deserializes");
+            }
+        }
+        if let Some(f) = &final_state {
+            assert_eq!(&c, f, "{context}: a final challenge changed");
+        } else if c.is_final() {
+            final_state = Some(c.clone());
+        }
+        invariants::check_challenge(&c, &config, now, &context);
+        secrets.check_challenge(&c, now);
+    }
+});
+
+fn failure(maybe: bool) -> SendFailure {
+    if maybe {
+        SendFailure::MaybeSent
+    } else {
+        SendFailure::NotSent
+    }
+}
+
+fn shown<T: std::fmt::Debug, E: std::fmt::Debug + std::fmt::Display>(
+    secrets: &Secrets,
+    r: &Result<T, E>,
+) {
+    secrets.check("command result", &format!("{r:?}"));
+    if let Err(e) = r {
+        secrets.check("refusal", &e.to_string());
+    }
+}
