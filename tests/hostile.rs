@@ -755,3 +755,31 @@ fn every_status_class_with_every_fixture() {
         }
     }
 }
+
+#[test]
+fn structural_fields_of_a_wrong_type_make_the_answer_unreadable_never_wrong() {
+    // Documented in docs/testing.md: leaf fields of a wrong type read as absent, but an
+    // object the shape nests in (`payment`, `payment_info`) of a wrong type sinks a
+    // transaction-shaped answer: a typed error, or "check the order status".
+    for (path, v) in [
+        (&["payment"][..], json!("x")),
+        (&["payment_info"], json!(5)),
+        (&["payment", "authentication"], json!(true)),
+        (&["payment", "authentication", "params"], json!("x")),
+    ] {
+        let results = interpret(200, &patched("submit_charged", path, v.clone()));
+        assert!(results.starts.iter().all(Result::is_err), "{path:?} = {v}");
+        for (kind, c, outcome) in &results.answers {
+            if kind.starts_with("order status") {
+                // The order shape reads only `status`.
+                assert_eq!(outcome, &Outcome::Approved(Status::Charged), "{path:?}");
+            } else {
+                assert!(
+                    matches!(outcome, Outcome::MustReconcile(_)),
+                    "{kind} {path:?} = {v}: {outcome:?}"
+                );
+                assert!(!c.is_final());
+            }
+        }
+    }
+}
