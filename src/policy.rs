@@ -85,9 +85,11 @@ mod tests {
             Duration::ZERO,
             Duration::seconds(30),
         ] {
-            let mut p = Policy::default();
-            p.resend_cooldown = d;
-            p.lifetime = d;
+            let p = Policy {
+                resend_cooldown: d,
+                lifetime: d,
+                ..Policy::default()
+            };
             let n = p.normalized();
             let back: Policy = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
             assert_eq!(back, n, "{d}");
