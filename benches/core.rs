@@ -16,7 +16,6 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -28,6 +27,9 @@ use direct_otp::{
 use serde::Deserialize;
 use time::macros::datetime;
 use time::OffsetDateTime;
+
+mod support;
+use support::{criterion_dir, median_ns, ns, ratio};
 
 // ----- Counting allocator ---------------------------------------------------------------
 
@@ -759,37 +761,7 @@ fn report() -> Report {
 
 // ----- Ratios read back from criterion's estimates ---------------------------------------------
 
-/// Where criterion writes its estimates (its own default, made explicit).
-fn criterion_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return PathBuf::from(home);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("criterion")
-}
-
-/// The median time (ns) of `group/function`, if measured by this run.
-fn median_ns(group: &str, function: &str, since: SystemTime) -> Option<f64> {
-    let path = criterion_dir()
-        .join(group)
-        .join(function)
-        .join("new")
-        .join("estimates.json");
-    if std::fs::metadata(&path).ok()?.modified().ok()? < since {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    v["median"]["point_estimate"].as_f64()
-}
-
 fn ratios(report: &Report, since: SystemTime) {
-    let fmt = |t: Option<f64>| t.map_or("-".to_owned(), |t| format!("{t:.0}"));
-    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
-        _ => "-".to_owned(),
-    };
     println!("\n== Ratios (median ns of this run; allocations per call)");
     println!("| response | core ns | floor ns | Value ns | core / floor (<= 1.3) | Value / core (>= 2) | allocs core / floor / Value |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
@@ -799,9 +771,9 @@ fn ratios(report: &Report, since: SystemTime) {
         println!(
             "| {} | {} | {} | {} | {} | {} | {} / {} / {} |",
             kind.name,
-            fmt(core),
-            fmt(floor),
-            fmt(value),
+            ns(core),
+            ns(floor),
+            ns(value),
             ratio(core, floor),
             ratio(value, core),
             allocs.1[0],
@@ -815,7 +787,7 @@ fn ratios(report: &Report, since: SystemTime) {
         let (group, function) = id.split_once('/').unwrap_or((id, ""));
         println!(
             "| {id} | {} | {allocs} |",
-            fmt(median_ns(group, function, since))
+            ns(median_ns(group, function, since))
         );
     }
 }
