@@ -40,7 +40,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// (features `http1` and `webpki-roots` or `rustls-native-certs`), build the client once at
 /// start-up and share the transport:
 ///
-/// ```text
+/// ```
+/// use direct_otp::transport::HyperTransport;
 /// use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 ///
 /// let https = hyper_rustls::HttpsConnectorBuilder::new()
@@ -49,11 +50,13 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 ///     .enable_http1()
 ///     .build();
 /// let client = Client::builder(TokioExecutor::new()).build(https);
-/// let transport = direct_otp::transport::HyperTransport::new(client);
+/// let transport: HyperTransport<_> = HyperTransport::new(client); // `<_>`: the default body type
+/// # let _ = transport;
 /// ```
 ///
 /// The client's body type may be any `B: From<Vec<u8>>` hyper accepts; the default,
-/// `Full<Bytes>`, is what the example above infers. The legacy client reads no proxy
+/// `Full<Bytes>`, is what `HyperTransport<_>` picks (the annotation is needed: the
+/// compiler does not infer a default type parameter). The legacy client reads no proxy
 /// settings from the environment.
 ///
 /// # Example
