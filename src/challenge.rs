@@ -63,6 +63,9 @@ pub const FORMAT_VERSION: u32 = 1;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// The derives write inherent `Challenge::serialize`/`deserialize`; the trait impls at the
+// end of this file call them, and check a loaded state's consistency.
+#[serde(remote = "Self")]
 pub struct Challenge {
     format: FormatVersion,
     order_id: PathId,
@@ -823,6 +826,53 @@ enum Timer {
 enum Counted {
     Send,
     Attempt,
+}
+
+impl Serialize for Challenge {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Challenge::serialize(self, s)
+    }
+}
+
+/// Loads a persisted challenge: the format version, safe ids, and then the rules every
+/// challenge this library builds keeps. A state that breaks one (corrupt or tampered
+/// storage) is refused rather than acted on: a paid order that looks open could take an
+/// OTP again.
+impl<'de> Deserialize<'de> for Challenge {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let c = Challenge::deserialize(d)?;
+        match c.inconsistency() {
+            None => Ok(c),
+            Some(rule) => Err(serde::de::Error::custom(format_args!(
+                "inconsistent challenge state: {rule}"
+            ))),
+        }
+    }
+}
+
+impl Challenge {
+    /// The first rule of a built challenge that this state breaks, if any.
+    fn inconsistency(&self) -> Option<&'static str> {
+        if self.otp_sent > self.send_limit() {
+            return Some("more OTPs sent than the send limit");
+        }
+        if self.attempts > self.attempt_limit() {
+            return Some("more attempts than the attempt limit");
+        }
+        if self.is_final() != self.status.is_final() {
+            return Some("the phase and the status disagree on finality");
+        }
+        if self.created_at > self.last_seen {
+            return Some("created after it was last seen");
+        }
+        match self.phase {
+            // Tokens are issued in order; the counter saturates at the last one.
+            Phase::InFlight { token, .. } if token.0 >= self.next_token && token.0 != u64::MAX => {
+                Some("the token in flight was never issued")
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Marks the persisted format; refuses any version but [`FORMAT_VERSION`].

@@ -7,7 +7,7 @@ use direct_otp::{
     Challenge, NextStep, Otp, Outcome, Policy, Refusal, SendFailure, Started, Status, TimerEvent,
     Token,
 };
-use serde_json::json;
+use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 
 /// A clock the test moves by hand.
@@ -489,6 +489,53 @@ fn persisted_state_is_checked_when_loaded() {
     let mut hostile = json;
     hostile["routing_id"] = json!("a\r\nx-evil: 1");
     assert!(serde_json::from_value::<Challenge>(hostile).is_err());
+}
+
+#[test]
+fn an_inconsistent_persisted_state_is_refused_with_the_rule_it_breaks() {
+    let mut c = challenge();
+    let out = c.submit(&config(), &otp("424242"), secs(5)).unwrap();
+    let in_flight = serde_json::to_value(&c).unwrap();
+    let token = in_flight["phase"]["token"].as_u64().unwrap();
+    assert_eq!(in_flight["next_token"], json!(token + 1));
+    c.handle_response(out.token, 200, &fixture("submit_charged"), secs(6))
+        .unwrap();
+    let paid = serde_json::to_value(&c).unwrap();
+    let limit = u64::from(c.send_limit());
+
+    let cases: [(&Value, &str, Value, &str); 7] = [
+        (&in_flight, "otp_sent", json!(limit + 1), "more OTPs sent"),
+        (&in_flight, "attempts", json!(99), "more attempts"),
+        // A paid order that looks open would take an OTP again.
+        (&in_flight, "status", json!("CHARGED"), "finality"),
+        (&paid, "status", json!("PENDING_VBV"), "finality"),
+        (&paid, "last_seen", json!(0), "created after"),
+        (&in_flight, "next_token", json!(token), "never issued"),
+        (&in_flight, "next_token", json!(0), "never issued"),
+    ];
+    for (base, field, value, rule) in cases {
+        let mut v = base.clone();
+        v[field] = value.clone();
+        let err = serde_json::from_value::<Challenge>(v)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("inconsistent challenge state") && err.contains(rule),
+            "{field} = {value}: {err}"
+        );
+    }
+    // The untouched states load; so does the last token a saturated counter can issue.
+    for base in [&in_flight, &paid] {
+        serde_json::from_value::<Challenge>(base.clone()).unwrap();
+    }
+    let mut last = in_flight.clone();
+    last["phase"]["token"] = json!(u64::MAX);
+    last["next_token"] = json!(u64::MAX);
+    let loaded = serde_json::from_value::<Challenge>(last).unwrap();
+    assert_eq!(
+        serde_json::to_value(&loaded).unwrap()["phase"]["token"],
+        json!(u64::MAX)
+    );
 }
 
 #[test]

@@ -101,8 +101,8 @@ pub fn check_challenge(c: &Challenge, config: &Config, now: OffsetDateTime, cont
 }
 
 /// The invariants of the state itself: counters within limits, finality agreeing with the
-/// status. A challenge built by the library always keeps them; one loaded from tampered
-/// storage may not (see `docs/testing.md`), which [`check_behaviour`] tolerates.
+/// status. A challenge built by the library always keeps them, and loading refuses a
+/// persisted state that breaks them (see `docs/testing.md`).
 pub fn check_state(c: &Challenge, context: &str) {
     let fail = &Fail { c, context };
     if c.otp_sends() > c.send_limit() {
@@ -134,8 +134,8 @@ pub fn check_state(c: &Challenge, context: &str) {
     }
 }
 
-/// The invariants of behaviour, which hold for any state that loads, even a tampered one:
-/// the round trip, refusals, stale tokens and timers of [`check_challenge`].
+/// The invariants of behaviour: the round trip, refusals, stale tokens and timers of
+/// [`check_challenge`].
 pub fn check_behaviour(c: &Challenge, config: &Config, now: OffsetDateTime, context: &str) {
     let fail = &Fail { c, context };
     round_trip(c, fail);
