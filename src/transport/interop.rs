@@ -18,6 +18,10 @@ impl TryFrom<Request> for ::http::Request<Vec<u8>> {
     /// ([`HeaderValue::set_sensitive`]), so HTTP/2 clients never index it and `Debug`
     /// output of the `http` crate hides it.
     ///
+    /// The body is not hidden: the `http` crate's `Debug` prints a `Vec<u8>` body byte by
+    /// byte, and the body of a submit holds the OTP (and that of a start, card data). Log
+    /// the library's [`Request`] instead, whose `Debug` redacts secret bodies.
+    ///
     /// Fails with [`TransportErrorKind::InvalidRequest`] if the `http` crate refuses the URL
     /// (a base URL with characters it does not accept) or a header.
     ///
