@@ -269,46 +269,9 @@ fn json_value() -> impl Strategy<Value = Value> {
 /// A fixture with the value at one of its paths replaced by `v`.
 fn patched(name: &str, path: &[&str], v: Value) -> Vec<u8> {
     let mut doc = fixture_json(name);
-    let mut cur = &mut doc;
-    for key in path {
-        if !cur.is_object() {
-            *cur = json!({});
-        }
-        cur = cur
-            .as_object_mut()
-            .unwrap()
-            .entry(key.to_string())
-            .or_insert(Value::Null);
-    }
-    *cur = v;
+    invariants::patch::set(&mut doc, path, v);
     doc.to_string().into_bytes()
 }
-
-/// The paths the library reads, for replacing with wrong types.
-const PATHS: [&[&str]; 22] = [
-    &["status"],
-    &["order_id"],
-    &["id"],
-    &["txn_uuid"],
-    &["payment"],
-    &["payment", "authentication"],
-    &["payment", "authentication", "method"],
-    &["payment", "authentication", "url"],
-    &["payment", "authentication", "params"],
-    &["payment", "authentication", "params", "id"],
-    &["payment", "authentication", "params", "challenge_id"],
-    &["payment", "authentication", "params", "auth_type"],
-    &["payment", "authentication", "params", "fallback_url"],
-    &["payment", "authentication", "params", "submit_otp_allowed"],
-    &["payment", "authentication", "params", "times_otp_sent"],
-    &["payment", "authentication", "params", "max_attempts"],
-    &["payment_info"],
-    &["payment_info", "card"],
-    &["payment_info", "card", "last_four_digits"],
-    &["error_code"],
-    &["error_info"],
-    &["error_info", "code"],
-];
 
 const FIXTURES: [&str; 8] = [
     "start_direct_otp",
@@ -347,7 +310,7 @@ proptest! {
     fn fixtures_with_a_field_of_any_type(
         status in prop::sample::select(vec![200u16, 400, 500]),
         name in prop::sample::select(FIXTURES.to_vec()),
-        path in prop::sample::select(PATHS.to_vec()),
+        path in prop::sample::select(invariants::patch::RESPONSE_PATHS.to_vec()),
         v in json_value(),
     ) {
         interpret(status, &patched(name, path, v));

@@ -14,6 +14,7 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use time::Duration;
 
+use direct_otp_fuzz::invariants::patch::RESPONSE_PATHS;
 use direct_otp_fuzz::invariants::{self, at_ms, ms_of, Secrets};
 use direct_otp_fuzz::{set, Scalar};
 
@@ -53,34 +54,6 @@ const FIXTURES: [&[u8]; 22] = fixtures![
     "start_3ds_failover",
 ];
 
-/// Where a patched value goes: the fields the library reads, and their parents.
-const PATHS: [&[&str]; 24] = [
-    &["status"],
-    &["order_id"],
-    &["id"],
-    &["txn_uuid"],
-    &["payment"],
-    &["payment", "authentication"],
-    &["payment", "authentication", "url"],
-    &["payment", "authentication", "method"],
-    &["payment", "authentication", "params"],
-    &["payment", "authentication", "params", "id"],
-    &["payment", "authentication", "params", "challenge_id"],
-    &["payment", "authentication", "params", "auth_type"],
-    &["payment", "authentication", "params", "fallback_url"],
-    &["payment", "authentication", "params", "submit_otp_allowed"],
-    &["payment", "authentication", "params", "resend_otp_allowed"],
-    &["payment", "authentication", "params", "times_otp_sent"],
-    &["payment", "authentication", "params", "max_otp_send_limit"],
-    &["payment", "authentication", "params", "current_attempt"],
-    &["payment", "authentication", "params", "max_attempts"],
-    &["payment_info", "card"],
-    &["payment_info", "card", "last_four_digits"],
-    &["error_code"],
-    &["error_info", "code"],
-    &["error_message"],
-];
-
 const STATUSES: [u16; 14] = [
     200, 201, 204, 302, 400, 401, 403, 404, 409, 429, 500, 502, 503, 504,
 ];
@@ -102,7 +75,7 @@ impl Body {
                 for (path, value) in patches {
                     set(
                         &mut v,
-                        PATHS[usize::from(*path) % PATHS.len()],
+                        RESPONSE_PATHS[usize::from(*path) % RESPONSE_PATHS.len()],
                         value.json(),
                     );
                 }

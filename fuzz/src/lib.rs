@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 #[path = "../../tests/invariants/mod.rs"]
 pub mod invariants;
+pub use invariants::patch::set;
 
 /// Words the library gives meaning to, so patched values hit real cases.
 const WORDS: [&str; 24] = [
@@ -71,20 +72,4 @@ impl Scalar {
             }
         }
     }
-}
-
-/// Sets `path` in `v` to `value`, turning whatever is on the way into objects.
-pub fn set(v: &mut Value, path: &[&str], value: Value) {
-    let mut cur = v;
-    for key in path {
-        if !cur.is_object() {
-            *cur = json!({});
-        }
-        cur = cur
-            .as_object_mut()
-            .expect("just made an object")
-            .entry(key.to_string())
-            .or_insert(Value::Null);
-    }
-    *cur = value;
 }

@@ -4,6 +4,8 @@
 //! tests and the fuzzers check the same rules. `docs/testing.md` lists them.
 #![allow(dead_code)]
 
+pub mod patch;
+
 use direct_otp::{
     Challenge, Config, NextStep, Otp, Outcome, Refusal, SendFailure, StartError, Started, Token,
     Uncertainty,
