@@ -158,30 +158,129 @@ impl fmt::Display for Malformed {
 /// An error envelope from the API: `{status, error_code, error_message, error_info}`.
 ///
 /// Text fields are trimmed to 200 characters with control characters removed, so they are
-/// safe to log; the raw body is not kept.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-#[non_exhaustive]
+/// safe to log; the raw body is not kept. The texts share one allocation.
+///
+/// ```
+/// # use direct_otp::{Outcome, ResponseError};
+/// # fn show(outcome: &Outcome) {
+/// if let Outcome::Rejected(ResponseError::Api(e)) = outcome {
+///     eprintln!("HTTP {} {:?}: {:?}", e.http_status(), e.code(), e.error_message());
+/// }
+/// # }
+/// ```
+#[derive(Clone, PartialEq, Eq)]
 pub struct ApiError {
-    /// The HTTP status code.
-    pub http_status: u16,
-    /// The envelope's `status` ("Invalid Request", "error", "NOT_FOUND", ...).
-    pub status: Option<String>,
-    /// `error_code` (sometimes prose).
-    pub error_code: Option<String>,
-    /// `error_message`.
-    pub error_message: Option<String>,
-    /// `error_info.code` (INVALID_INPUT, DUPLICATE_REQUEST, ...).
-    pub info_code: Option<String>,
-    /// `error_info.category`.
-    pub category: Option<String>,
-    /// `error_info.request_id`, useful when talking to Juspay support.
-    pub request_id: Option<String>,
+    http_status: u16,
+    /// The present texts, one after the other.
+    texts: Box<str>,
+    /// Where each of [`Field`]'s texts lies in `texts`, if present.
+    spans: [Option<(u16, u16)>; FIELDS],
 }
 
+const FIELDS: usize = 6;
+
+/// The envelope's texts, in the order [`ApiError::new`] takes them.
+#[derive(Clone, Copy)]
+enum Field {
+    Status,
+    ErrorCode,
+    ErrorMessage,
+    InfoCode,
+    Category,
+    RequestId,
+}
+
+/// The most characters kept of each text.
+const MAX_CHARS: usize = 200;
+
 impl ApiError {
+    /// An error with this HTTP status and texts (status, error_code, error_message,
+    /// error_info.code, error_info.category, error_info.request_id), each made safe to log:
+    /// control characters dropped, at most 200 characters, empty treated as absent.
+    pub(crate) fn new(http_status: u16, texts: [Option<&str>; FIELDS]) -> Self {
+        // 200 characters take at most 800 bytes: six of them fit `u16` offsets.
+        let cap = texts
+            .iter()
+            .flatten()
+            .map(|t| t.len().min(4 * MAX_CHARS))
+            .sum();
+        let mut all = String::with_capacity(cap);
+        let mut spans = [None; FIELDS];
+        for (span, text) in spans.iter_mut().zip(texts) {
+            let Some(text) = text.filter(|t| !t.is_empty()) else {
+                continue;
+            };
+            let from = all.len();
+            all.extend(text.chars().filter(|c| !c.is_control()).take(MAX_CHARS));
+            // Both offsets are at most 6 × 800 bytes. Nothing left is nothing to show.
+            if all.len() > from {
+                *span = Some((from as u16, all.len() as u16));
+            }
+        }
+        ApiError {
+            http_status,
+            texts: all.into_boxed_str(),
+            spans,
+        }
+    }
+
+    fn text(&self, field: Field) -> Option<&str> {
+        let (from, to) = self.spans[field as usize]?;
+        self.texts.get(usize::from(from)..usize::from(to))
+    }
+
+    /// The HTTP status code.
+    pub fn http_status(&self) -> u16 {
+        self.http_status
+    }
+
+    /// The envelope's `status` ("Invalid Request", "error", "NOT_FOUND", ...).
+    pub fn status(&self) -> Option<&str> {
+        self.text(Field::Status)
+    }
+
+    /// `error_code` (sometimes prose).
+    pub fn error_code(&self) -> Option<&str> {
+        self.text(Field::ErrorCode)
+    }
+
+    /// `error_message`.
+    pub fn error_message(&self) -> Option<&str> {
+        self.text(Field::ErrorMessage)
+    }
+
+    /// `error_info.code` (INVALID_INPUT, DUPLICATE_REQUEST, ...).
+    pub fn info_code(&self) -> Option<&str> {
+        self.text(Field::InfoCode)
+    }
+
+    /// `error_info.category`.
+    pub fn category(&self) -> Option<&str> {
+        self.text(Field::Category)
+    }
+
+    /// `error_info.request_id`, useful when talking to Juspay support.
+    pub fn request_id(&self) -> Option<&str> {
+        self.text(Field::RequestId)
+    }
+
     /// The most specific code present: `error_info.code`, else `error_code`.
     pub fn code(&self) -> Option<&str> {
-        self.info_code.as_deref().or(self.error_code.as_deref())
+        self.info_code().or(self.error_code())
+    }
+}
+
+impl fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiError")
+            .field("http_status", &self.http_status)
+            .field("status", &self.status())
+            .field("error_code", &self.error_code())
+            .field("error_message", &self.error_message())
+            .field("info_code", &self.info_code())
+            .field("category", &self.category())
+            .field("request_id", &self.request_id())
+            .finish()
     }
 }
 
@@ -191,10 +290,10 @@ impl fmt::Display for ApiError {
         if let Some(code) = self.code() {
             write!(f, " {code}")?;
         }
-        if let Some(msg) = &self.error_message {
+        if let Some(msg) = self.error_message() {
             write!(f, ": {msg}")?;
         }
-        if let Some(id) = &self.request_id {
+        if let Some(id) = self.request_id() {
             write!(f, " (request_id {id})")?;
         }
         Ok(())

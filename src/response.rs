@@ -197,15 +197,17 @@ impl<'a> Envelope<'a> {
         let b = &self.body;
         let none = ErrorInfo::default();
         let info = b.error_info.as_ref().unwrap_or(&none);
-        ApiError {
-            http_status: self.http_status,
-            status: loggable(&b.status),
-            error_code: loggable(&b.error_code),
-            error_message: loggable(&b.error_message),
-            info_code: loggable(&info.code),
-            category: loggable(&info.category),
-            request_id: loggable(&info.request_id),
-        }
+        ApiError::new(
+            self.http_status,
+            [
+                b.status.non_empty(),
+                b.error_code.non_empty(),
+                b.error_message.non_empty(),
+                info.code.non_empty(),
+                info.category.non_empty(),
+                info.request_id.non_empty(),
+            ],
+        )
     }
 }
 
@@ -222,15 +224,6 @@ pub(crate) fn status_error(http_status: u16, body: &[u8]) -> ResponseError {
         400..=599 => api_error(http_status, body).into(),
         _ => ResponseError::UnexpectedStatus(http_status),
     }
-}
-
-/// A server text made safe to log: control characters dropped, at most 200 characters.
-/// One allocation (200 characters take at most 800 bytes).
-fn loggable(t: &Text<'_>) -> Option<String> {
-    let s = t.non_empty()?;
-    let mut out = String::with_capacity(s.len().min(800));
-    out.extend(s.chars().filter(|c| !c.is_control()).take(200));
-    Some(out)
 }
 
 /// What an error envelope means for the flow.
@@ -284,7 +277,7 @@ mod tests {
         let meaning = |body: &[u8]| Envelope::parse(400, body).meaning();
         let body = br#"{"status":"Invalid Request","error_code":"max_limit_exceeded","error_message":"Max OTP send limit exceeded"}"#;
         let e = api_error(400, body);
-        assert_eq!(e.error_code.as_deref(), Some("max_limit_exceeded"));
+        assert_eq!(e.error_code(), Some("max_limit_exceeded"));
         assert_eq!(meaning(body), ErrorMeaning::LimitExceeded);
         assert_eq!(
             e.to_string(),
@@ -295,7 +288,7 @@ mod tests {
         let e = api_error(400, body);
         assert_eq!(meaning(body), ErrorMeaning::Duplicate);
         assert_eq!(e.code(), Some("DUPLICATE_REQUEST"));
-        assert_eq!(e.request_id.as_deref(), Some("r1"));
+        assert_eq!(e.request_id(), Some("r1"));
 
         assert_eq!(
             meaning(br#"{"error_code":"LP_INCORRECT_OTP"}"#),
@@ -320,13 +313,8 @@ mod tests {
     fn unreadable_envelopes_keep_the_status_only() {
         for body in [&b"<html>502</html>"[..], b"", b"[]", b"{\"error_code\":"] {
             let e = api_error(502, body);
-            assert_eq!(
-                e,
-                ApiError {
-                    http_status: 502,
-                    ..ApiError::default()
-                }
-            );
+            assert_eq!(e, ApiError::new(502, [None; 6]));
+            assert_eq!(e.to_string(), "HTTP 502");
         }
     }
 
@@ -335,9 +323,39 @@ mod tests {
         let long = "x".repeat(1000);
         let body = format!(r#"{{"error_message":"a\nb\u0007{long}"}}"#);
         let e = api_error(400, body.as_bytes());
-        let msg = e.error_message.unwrap();
+        let msg = e.error_message().unwrap();
         assert!(msg.starts_with("abx"));
         assert_eq!(msg.chars().count(), 200);
+    }
+
+    #[test]
+    fn every_text_reads_back_from_the_shared_allocation() {
+        let body = "é".repeat(300);
+        let body = format!(
+            r#"{{"status":"s\u0001","error_code":"","error_message":"{body}","error_info":{{"code":"\u0007","category":"cat","request_id":"r1"}}}}"#
+        );
+        let e = api_error(418, body.as_bytes());
+        assert_eq!(e.http_status(), 418);
+        assert_eq!(e.status(), Some("s"));
+        // Empty, or nothing left once control characters go: absent.
+        assert_eq!(
+            (e.error_code(), e.info_code(), e.code()),
+            (None, None, None)
+        );
+        assert_eq!(e.error_message(), Some("é".repeat(200).as_str()));
+        assert_eq!(e.category(), Some("cat"));
+        assert_eq!(e.request_id(), Some("r1"));
+        let debug = format!("{e:?}");
+        assert!(
+            debug.starts_with(
+                r#"ApiError { http_status: 418, status: Some("s"), error_code: None,"#
+            ),
+            "{debug}"
+        );
+        assert!(
+            debug.ends_with(r#"category: Some("cat"), request_id: Some("r1") }"#),
+            "{debug}"
+        );
     }
 
     #[test]

@@ -297,9 +297,9 @@ fn status_500_on_a_submit_goes_to_reconcile(a: Adapter) {
     assert!(d.transport_error.is_none());
     match &d.outcome {
         Outcome::MustReconcile(Uncertainty::Response(ResponseError::Api(api))) => {
-            assert_eq!(api.http_status, 500);
+            assert_eq!(api.http_status(), 500);
             assert_eq!(api.code(), Some("INTERNAL_SERVER_ERROR"));
-            assert_eq!(api.request_id.as_deref(), Some("req_500"));
+            assert_eq!(api.request_id(), Some("req_500"));
         }
         other => panic!("{other:?}"),
     }

@@ -764,7 +764,7 @@ impl Expect {
 fn shape_matches(shape: &ErrShape, e: &ResponseError) -> bool {
     match (shape, e) {
         (ErrShape::Api { http, code }, ResponseError::Api(api)) => {
-            api.http_status == *http && api.code() == code.as_deref()
+            api.http_status() == *http && api.code() == code.as_deref()
         }
         (ErrShape::Malformed(h), ResponseError::Malformed { http_status, .. }) => h == http_status,
         (ErrShape::Unexpected(h), ResponseError::UnexpectedStatus(got)) => h == got,

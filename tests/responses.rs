@@ -102,8 +102,8 @@ fn start_with_a_final_status_or_an_error() {
     .unwrap_err();
     match err {
         StartError::Response(ResponseError::Api(e)) => {
-            assert_eq!(e.http_status, 401);
-            assert_eq!(e.error_code.as_deref(), Some("access_denied"));
+            assert_eq!(e.http_status(), 401);
+            assert_eq!(e.error_code(), Some("access_denied"));
         }
         other => panic!("{other:?}"),
     }
@@ -398,7 +398,7 @@ fn submit_client_errors_are_rejections_that_change_nothing() {
             matches!(outcome, Outcome::Rejected(_)),
             "{name}: {outcome:?}"
         );
-        assert_eq!(api(&outcome).http_status, status);
+        assert_eq!(api(&outcome).http_status(), status);
         assert_eq!(c.attempts(), before.attempts());
         assert!(c.can_submit(secs(7)), "{name}");
     }

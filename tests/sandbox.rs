@@ -159,7 +159,7 @@ impl World {
 
 fn api_code(outcome: &Outcome) -> (u16, Option<String>) {
     match outcome {
-        Outcome::Rejected(ResponseError::Api(e)) => (e.http_status, e.code().map(str::to_owned)),
+        Outcome::Rejected(ResponseError::Api(e)) => (e.http_status(), e.code().map(str::to_owned)),
         other => panic!("expected an API refusal, got {other:?}"),
     }
 }
@@ -431,7 +431,7 @@ fn internal_error_on_submit_is_reconciled() {
     let otp = w.sms(&c);
     assert!(matches!(
         w.submit(&mut c, &otp),
-        Outcome::MustReconcile(Uncertainty::Response(ResponseError::Api(e))) if e.http_status == 500
+        Outcome::MustReconcile(Uncertainty::Response(ResponseError::Api(e))) if e.http_status() == 500
     ));
     assert!(w.checked.contains("error_internal_500"));
     assert_eq!(w.check_status(&mut c), Outcome::Pending(Status::PendingVbv));
@@ -572,7 +572,7 @@ fn bad_api_key_is_401_access_denied() {
     let err = w.start("ord_key", "tok_visa").unwrap_err();
     match err {
         StartError::Response(ResponseError::Api(e)) => {
-            assert_eq!((e.http_status, e.code()), (401, Some("access_denied")))
+            assert_eq!((e.http_status(), e.code()), (401, Some("access_denied")))
         }
         other => panic!("expected 401, got {other:?}"),
     }
@@ -759,7 +759,7 @@ fn known_orders_only() {
     config.orders = Orders::KnownOnly;
     let mut w = World::new(config);
     let err = w.start("ord_unknown", "tok_visa").unwrap_err();
-    assert!(matches!(err, StartError::Response(ResponseError::Api(e)) if e.http_status == 400));
+    assert!(matches!(err, StartError::Response(ResponseError::Api(e)) if e.http_status() == 400));
     w.sandbox.add_order("ord_known", 250.5);
     assert_eq!(w.sandbox.order_status("ord_known"), Some(Status::New));
     let mut c = w.challenge("ord_known");
