@@ -96,7 +96,7 @@ pub enum InputError {
 pub enum ResponseError {
     /// The server answered with an error envelope (or an error status).
     #[error(transparent)]
-    Api(Box<ApiError>),
+    Api(ApiError),
     /// The body is not the JSON shape expected for this call.
     #[error("HTTP {http_status}: response body is not the expected JSON ({problem})")]
     Malformed {
@@ -112,7 +112,7 @@ pub enum ResponseError {
 
 impl From<ApiError> for ResponseError {
     fn from(e: ApiError) -> Self {
-        ResponseError::Api(Box::new(e))
+        ResponseError::Api(e)
     }
 }
 
@@ -198,21 +198,16 @@ impl ApiError {
     /// error_info.code, error_info.category, error_info.request_id), each made safe to log:
     /// control characters dropped, at most 200 characters, empty treated as absent.
     pub(crate) fn new(http_status: u16, texts: [Option<&str>; FIELDS]) -> Self {
-        // 200 characters take at most 800 bytes: six of them fit `u16` offsets.
-        let cap = texts
-            .iter()
-            .flatten()
-            .map(|t| t.len().min(4 * MAX_CHARS))
-            .sum();
-        let mut all = String::with_capacity(cap);
+        let texts = texts.map(|t| t.filter(|t| !t.is_empty()).map(Loggable));
+        // Exactly what is kept, so the buffer is never grown nor shrunk.
+        let mut all = String::with_capacity(texts.iter().flatten().map(Loggable::len).sum());
         let mut spans = [None; FIELDS];
         for (span, text) in spans.iter_mut().zip(texts) {
-            let Some(text) = text.filter(|t| !t.is_empty()) else {
-                continue;
-            };
+            let Some(text) = text else { continue };
             let from = all.len();
-            all.extend(text.chars().filter(|c| !c.is_control()).take(MAX_CHARS));
-            // Both offsets are at most 6 × 800 bytes. Nothing left is nothing to show.
+            text.push_to(&mut all);
+            // Six texts of at most 200 characters (800 bytes) each: the offsets fit.
+            // Nothing left is nothing to show.
             if all.len() > from {
                 *span = Some((from as u16, all.len() as u16));
             }
@@ -270,6 +265,39 @@ impl ApiError {
     }
 }
 
+/// A server text as an [`ApiError`] keeps it: control characters dropped, at most
+/// [`MAX_CHARS`] characters.
+#[derive(Clone, Copy)]
+struct Loggable<'a>(&'a str);
+
+impl<'a> Loggable<'a> {
+    /// Printable ASCII that fits, the usual case: kept as is.
+    fn as_is(self) -> bool {
+        self.0.len() <= MAX_CHARS && self.0.bytes().all(|b| (b' '..=b'~').contains(&b))
+    }
+
+    fn chars(self) -> impl Iterator<Item = char> + 'a {
+        self.0.chars().filter(|c| !c.is_control()).take(MAX_CHARS)
+    }
+
+    /// The bytes kept.
+    fn len(&self) -> usize {
+        if self.as_is() {
+            self.0.len()
+        } else {
+            self.chars().map(char::len_utf8).sum()
+        }
+    }
+
+    fn push_to(self, out: &mut String) {
+        if self.as_is() {
+            out.push_str(self.0);
+        } else {
+            out.extend(self.chars());
+        }
+    }
+}
+
 impl fmt::Debug for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiError")
@@ -313,4 +341,17 @@ pub enum StartError {
     /// status before starting again (a new `POST /txns` sends another SMS).
     #[error("start authentication failed: {0}")]
     Response(#[from] ResponseError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_stay_small_enough_to_return_by_value() {
+        // An `ApiError` is not boxed: its texts share one allocation and its spans are inline.
+        assert!(std::mem::size_of::<ApiError>() <= 56);
+        assert!(std::mem::size_of::<ResponseError>() <= 56);
+        assert!(std::mem::size_of::<Result<crate::Outcome, InputError>>() <= 64);
+    }
 }

@@ -2,8 +2,9 @@
 //!
 //! Allocation counts are deterministic (unlike timings), so these limits hold in CI: building
 //! a request allocates at most 4 times, a state change that parses nothing never allocates,
-//! and an answer that changes nothing the challenge keeps allocates nothing. Only the test's
-//! own thread is counted. `benches/core.rs` reports the same counts next to the timings.
+//! an answer that changes nothing the challenge keeps allocates nothing, and an error envelope
+//! costs one allocation. Only the test's own thread is counted. `benches/core.rs` reports
+//! the same counts next to the timings.
 
 mod common;
 
@@ -12,7 +13,8 @@ use std::cell::Cell;
 
 use common::*;
 use direct_otp::{
-    CardDetails, Challenge, Otp, Outcome, PaymentSource, Refusal, SendFailure, StartRequest, Token,
+    CardDetails, Challenge, Otp, Outcome, PaymentSource, Refusal, ResponseError, SendFailure,
+    StartRequest, Token,
 };
 
 /// The system allocator, counting the allocations of threads that asked for it.
@@ -210,5 +212,30 @@ fn answers_that_change_no_kept_text_do_not_allocate() {
         let (r, n) = allocations(|| c.handle_response(out.token, status, &body, T0));
         assert!(matches!(r, Ok(Outcome::WrongOtp { .. })), "{name}: {r:?}");
         assert_eq!(n, 0, "{name}");
+    }
+}
+
+#[test]
+fn an_error_envelope_costs_one_allocation_whatever_its_texts() {
+    // The error's texts share one allocation; the error itself is returned by value.
+    let config = config();
+    // (Texts with JSON escapes cost the parser its own allocations to unescape them.)
+    let long = format!(
+        r#"{{"error_message":"{}é","status":"Ünknown"}}"#,
+        "x".repeat(300)
+    );
+    for body in [
+        fixture("order_not_found"),
+        fixture("error_duplicate_request"),
+        long.into_bytes(),
+    ] {
+        let mut c = challenge();
+        let out = c.check_status(&config, T0).unwrap();
+        let (r, n) = allocations(|| c.handle_response(out.token, 404, &body, T0));
+        let Ok(Outcome::Rejected(ResponseError::Api(e))) = &r else {
+            panic!("{r:?}");
+        };
+        assert_eq!(e.http_status(), 404);
+        assert_eq!(n, 1, "{e:?}");
     }
 }
