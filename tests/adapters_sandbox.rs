@@ -2,20 +2,21 @@
 //! HTTP: the adapters' `send` for the start, their `drive` for every challenge request, and
 //! a virtual clock the adapters read (so the resend cooldown passes without waiting).
 
+#[macro_use]
+mod adapter_support;
+
 use std::cell::Cell;
 use std::time::Duration as StdDuration;
 
+use adapter_support::{Adapter, AnyTransport};
 use direct_otp::sandbox::{
     BankPageResult, CardFlow, Endpoint, Fault, OtpSource, Sandbox, SandboxConfig, SandboxServer,
 };
-use direct_otp::transport::{
-    Driven, HyperTransport, TransportError, TransportErrorKind, UreqTransport,
-};
+use direct_otp::transport::{Driven, TransportError, TransportErrorKind};
 use direct_otp::{
     Challenge, Config, NextStep, Otp, Outcome, Outgoing, PaymentSource, Refusal, Request,
     StartRequest, Started, Status, Uncertainty,
 };
-use hyper_util::client::legacy::connect::HttpConnector;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -36,22 +37,11 @@ fn advance(seconds: i64) {
     NOW.with(|now| now.set(now.get() + Duration::seconds(seconds)));
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Adapter {
-    Ureq,
-    Hyper,
-}
-
-enum Transport {
-    Ureq(UreqTransport),
-    Hyper(HyperTransport<HttpConnector>, tokio::runtime::Runtime),
-}
-
 /// A sandbox server, the library's config for it, and one adapter.
 struct World {
     server: SandboxServer,
     config: Config,
-    transport: Transport,
+    transport: AnyTransport,
 }
 
 impl World {
@@ -62,22 +52,7 @@ impl World {
     fn with_timeout(adapter: Adapter, sandbox: SandboxConfig, timeout: StdDuration) -> World {
         let server = SandboxServer::start(Sandbox::new(sandbox)).unwrap();
         let config = Config::new(server.base_url(), KEY).unwrap();
-        let transport = match adapter {
-            Adapter::Ureq => Transport::Ureq(
-                UreqTransport::with_default_agent()
-                    .with_timeout(timeout)
-                    .with_clock(clock),
-            ),
-            Adapter::Hyper => Transport::Hyper(
-                HyperTransport::plain_http()
-                    .with_timeout(timeout)
-                    .with_clock(clock),
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap(),
-            ),
-        };
+        let transport = AnyTransport::new(adapter, timeout, None, clock);
         World {
             server,
             config,
@@ -86,18 +61,11 @@ impl World {
     }
 
     fn send(&self, request: Request) -> Result<(u16, Vec<u8>), TransportError> {
-        match &self.transport {
-            Transport::Ureq(t) => t.send(request),
-            Transport::Hyper(t, rt) => rt.block_on(t.send(request)),
-        }
+        self.transport.send(request)
     }
 
     fn drive(&self, c: &mut Challenge, out: Outgoing) -> Driven {
-        match &self.transport {
-            Transport::Ureq(t) => t.drive(c, out),
-            Transport::Hyper(t, rt) => rt.block_on(t.drive(c, out)),
-        }
-        .unwrap()
+        self.transport.drive(c, out).unwrap()
     }
 
     fn start_request(&self, order: &str, card_token: &str) -> StartRequest {
@@ -364,24 +332,9 @@ fn a_start_to_a_stopped_server_is_not_sent(a: Adapter) {
         server, transport, ..
     } = w;
     drop(server); // nothing listens on that port any more
-    let e = match &transport {
-        Transport::Ureq(t) => t.send(request),
-        Transport::Hyper(t, rt) => rt.block_on(t.send(request)),
-    }
-    .unwrap_err();
+    let e = transport.send(request).unwrap_err();
     assert_eq!(e.kind(), TransportErrorKind::Connect, "{e:?}");
     assert!(!e.may_have_been_sent());
-}
-
-macro_rules! for_each_adapter {
-    ($($name:ident),* $(,)?) => {
-        mod ureq_adapter {
-            $( #[test] fn $name() { super::$name(super::Adapter::Ureq) } )*
-        }
-        mod hyper_adapter {
-            $( #[test] fn $name() { super::$name(super::Adapter::Hyper) } )*
-        }
-    };
 }
 
 for_each_adapter!(

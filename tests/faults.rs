@@ -3,10 +3,13 @@
 //! checks the typed error or outcome, and that the challenge is left in a state it can
 //! recover from (the recovery itself is driven too).
 
+#[macro_use]
+mod adapter_support;
 mod fault_server;
 
 use std::time::Duration;
 
+use adapter_support::{Adapter, AnyTransport};
 use direct_otp::transport::{
     Driven, HyperTransport, TransportError, TransportErrorKind, UreqTransport,
 };
@@ -16,7 +19,6 @@ use direct_otp::{
     Status, Uncertainty,
 };
 use fault_server::{closed_port_url, Action, FaultServer};
-use hyper_util::client::legacy::connect::HttpConnector;
 use time::macros::datetime;
 use time::OffsetDateTime;
 
@@ -65,24 +67,12 @@ fn start_request() -> StartRequest {
     .unwrap()
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Adapter {
-    Ureq,
-    Hyper,
-}
-
-/// One adapter, with its runtime for hyper (one per test, so the client's pool lives as
-/// long as the runtime its connections run on).
+/// One adapter, pointed at a fault server.
 struct Harness {
     adapter: Adapter,
     base_url: String,
     config: Config,
-    kind: Which,
-}
-
-enum Which {
-    Ureq(UreqTransport),
-    Hyper(HyperTransport<HttpConnector>, tokio::runtime::Runtime),
+    transport: AnyTransport,
 }
 
 impl Harness {
@@ -97,50 +87,21 @@ impl Harness {
     }
 
     fn with(adapter: Adapter, base_url: &str, timeout: Duration, limit: Option<usize>) -> Harness {
-        let kind = match adapter {
-            Adapter::Ureq => {
-                let mut t = UreqTransport::with_default_agent()
-                    .with_timeout(timeout)
-                    .with_clock(clock);
-                if let Some(limit) = limit {
-                    t = t.with_body_limit(limit);
-                }
-                Which::Ureq(t)
-            }
-            Adapter::Hyper => {
-                let mut t = HyperTransport::plain_http()
-                    .with_timeout(timeout)
-                    .with_clock(clock);
-                if let Some(limit) = limit {
-                    t = t.with_body_limit(limit);
-                }
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                Which::Hyper(t, rt)
-            }
-        };
+        let transport = AnyTransport::new(adapter, timeout, limit, clock);
         Harness {
             adapter,
             base_url: base_url.to_owned(),
             config: Config::new(base_url, KEY).unwrap(),
-            kind,
+            transport,
         }
     }
 
     fn drive(&self, c: &mut Challenge, out: Outgoing) -> Result<Driven, InputError> {
-        match &self.kind {
-            Which::Ureq(t) => t.drive(c, out),
-            Which::Hyper(t, rt) => rt.block_on(t.drive(c, out)),
-        }
+        self.transport.drive(c, out)
     }
 
     fn send(&self, request: Request) -> Result<(u16, Vec<u8>), TransportError> {
-        match &self.kind {
-            Which::Ureq(t) => t.send(request),
-            Which::Hyper(t, rt) => rt.block_on(t.send(request)),
-        }
+        self.transport.send(request)
     }
 
     fn submit(&self, c: &mut Challenge) -> Driven {
@@ -551,17 +512,6 @@ fn requests_arrive_as_built(a: Adapter) {
     let seen = &server.seen()[1];
     assert_eq!(seen.method, "GET");
     assert!(seen.body.is_empty());
-}
-
-macro_rules! for_each_adapter {
-    ($($name:ident),* $(,)?) => {
-        mod ureq_adapter {
-            $( #[test] fn $name() { super::$name(super::Adapter::Ureq) } )*
-        }
-        mod hyper_adapter {
-            $( #[test] fn $name() { super::$name(super::Adapter::Hyper) } )*
-        }
-    };
 }
 
 for_each_adapter!(
