@@ -16,7 +16,7 @@ use crate::otp::Otp;
 use crate::outcome::{Outcome, Refusal, SendFailure, TimerEvent, Uncertainty};
 use crate::policy::Policy;
 use crate::request::{self, Outgoing, Request, Token};
-use crate::response::{self, ErrorMeaning, OrderBody, Params, TxnBody};
+use crate::response::{self, ErrorMeaning, Params, TxnBody};
 use crate::status::Status;
 
 /// The version of the persisted JSON form written by this library.
@@ -480,18 +480,9 @@ impl Challenge {
     }
 
     fn on_order_status(&mut self, rest: Rest, http_status: u16, body: &[u8]) -> Outcome {
-        if !(200..=299).contains(&http_status) {
-            return Outcome::Rejected(response::status_error(http_status, body));
-        }
-        let order = match response::parse::<OrderBody>(http_status, body) {
-            Ok(order) => order,
+        let status = match response::order_status(http_status, body) {
+            Ok(status) => status,
             Err(e) => return Outcome::Rejected(e),
-        };
-        let Some(status) = order.status.non_empty().map(Status::parse) else {
-            return Outcome::Rejected(ResponseError::Malformed {
-                http_status,
-                problem: Malformed::Missing("status"),
-            });
         };
         if status.is_final() {
             return self.finish(status);

@@ -9,6 +9,7 @@ mod config;
 mod error;
 mod id;
 mod lenient;
+mod order;
 mod otp;
 mod outcome;
 mod policy;
@@ -29,6 +30,7 @@ pub use error::{
     ApiError, ConfigError, IdError, InputError, Malformed, OtpError, ResponseError, StartError,
 };
 pub use id::MAX_ID_LEN;
+pub use order::OrderStatusCheck;
 pub use otp::Otp;
 pub use outcome::{Outcome, Refusal, SendFailure, TimerEvent, Uncertainty};
 pub use policy::Policy;

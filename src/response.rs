@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::error::{ApiError, Malformed, ResponseError};
 use crate::lenient::{Count, Flag, Text};
+use crate::status::Status;
 
 /// The transaction shape.
 #[derive(Debug, Default, Deserialize)]
@@ -163,6 +164,22 @@ pub(crate) fn parse<'a, T: Deserialize<'a>>(
             problem,
         }
     })
+}
+
+/// Reads the answer to `GET /orders/{order_id}`: the status, or why there is none.
+pub(crate) fn order_status(http_status: u16, body: &[u8]) -> Result<Status, ResponseError> {
+    if !(200..=299).contains(&http_status) {
+        return Err(status_error(http_status, body));
+    }
+    let order = parse::<OrderBody>(http_status, body)?;
+    order
+        .status
+        .non_empty()
+        .map(Status::parse)
+        .ok_or(ResponseError::Malformed {
+            http_status,
+            problem: Malformed::Missing("status"),
+        })
 }
 
 /// An error envelope, borrowed from the body of a non-2xx answer. Classifying it with

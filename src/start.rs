@@ -8,6 +8,7 @@ use crate::challenge::{Challenge, Seed};
 use crate::config::Config;
 use crate::error::{IdError, Malformed, ResponseError, StartError};
 use crate::id::{HeaderValue, PathId};
+use crate::order::OrderStatusCheck;
 use crate::policy::Policy;
 use crate::request::{self, Form, Request};
 use crate::response::{self, TxnBody};
@@ -20,7 +21,7 @@ pub enum Started {
     /// Direct OTP: the bank sent an OTP; drive the OTP page with this challenge.
     Challenge(Box<Challenge>),
     /// 3DS failover: no OTP page. Send the browser to `url` (exactly as given) with
-    /// `method`, then check the order status.
+    /// `method`, then check the order status ([`OrderStatusCheck`]).
     Redirect {
         /// Where to send the browser.
         url: String,
@@ -132,7 +133,7 @@ impl StartRequest {
     }
 
     /// The `POST /txns` request. Sending it twice starts two transactions (and two SMS):
-    /// if its answer is lost, use [`order_status_request`](Self::order_status_request).
+    /// if its answer is lost, use [`order_status_check`](Self::order_status_check).
     pub fn request(&self, config: &Config) -> Request {
         let mut form = Form::with_capacity(256);
         form.field("order_id", self.order_id.as_str());
@@ -169,9 +170,10 @@ impl StartRequest {
         request::start(config, self.routing_id.shared(), form)
     }
 
-    /// `GET /orders/{order_id}`: what to send when the start answer was lost.
-    pub fn order_status_request(&self, config: &Config) -> Request {
-        request::order_status(config, self.order_id.as_str(), self.routing_id.shared())
+    /// The order status check of this start's order: what to send when the start answer
+    /// was lost, or after a 3DS redirect.
+    pub fn order_status_check(&self) -> OrderStatusCheck {
+        OrderStatusCheck::from_parts(self.order_id.clone(), self.routing_id.clone())
     }
 
     /// Reads the answer to [`request`](Self::request).

@@ -14,8 +14,8 @@ use direct_otp::sandbox::{
 };
 use direct_otp::transport::{Driven, TransportError, TransportErrorKind};
 use direct_otp::{
-    Challenge, Config, NextStep, Otp, Outcome, Outgoing, PaymentSource, Refusal, Request,
-    StartRequest, Started, Status, Uncertainty,
+    Challenge, Config, NextStep, OrderStatusCheck, Otp, Outcome, Outgoing, PaymentSource, Refusal,
+    Request, StartRequest, Started, Status, Uncertainty,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -318,11 +318,14 @@ fn three_ds_failover(a: Adapter) {
         .sandbox()
         .complete_bank_page(&txn.txn_uuid, BankPageResult::Success)
         .unwrap();
-    let (status, body) = w.send(start.order_status_request(&w.config)).unwrap();
-    assert_eq!(status, 200);
-    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(body["status"], "CHARGED");
-    assert_eq!(body["order_id"], "ord_3ds");
+    let check = start.order_status_check();
+    let (status, body) = w.send(check.request(&w.config)).unwrap();
+    assert_eq!(check.handle_response(status, &body), Ok(Status::Charged));
+    // The same check, built in a later web request from what the backend kept.
+    let later = OrderStatusCheck::new("ord_3ds", ROUTING).unwrap();
+    assert_eq!(later, check);
+    let (status, body) = w.send(later.request(&w.config)).unwrap();
+    assert_eq!(later.handle_response(status, &body), Ok(Status::Charged));
 }
 
 fn a_start_to_a_stopped_server_is_not_sent(a: Adapter) {

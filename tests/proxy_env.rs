@@ -43,7 +43,8 @@ fn proxy_variables_are_ignored() {
             },
         )
         .unwrap()
-        .order_status_request(&config)
+        .order_status_check()
+        .request(&config)
     };
     let timeout = Duration::from_secs(10);
 

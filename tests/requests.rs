@@ -3,7 +3,9 @@
 mod common;
 
 use common::*;
-use direct_otp::{CardDetails, Config, Method, Otp, PaymentSource, RequestKind, StartRequest};
+use direct_otp::{
+    CardDetails, Config, Method, OrderStatusCheck, Otp, PaymentSource, RequestKind, StartRequest,
+};
 
 const AUTH: &str = "Basic c2tfdGVzdF9TRUNSRVRLRVk6"; // base64("sk_test_SECRETKEY:")
 
@@ -72,6 +74,41 @@ fn submit_sends_auto_capture_when_configured() {
             .unwrap();
         let want = format!("challenge_id=ch_7f3a9c2e&answer.otp=0042{tail}");
         assert_eq!(out.request.body(), want.as_bytes());
+    }
+}
+
+#[test]
+fn an_order_status_check_sends_what_a_challenge_sends() {
+    for config in [
+        config(),
+        config()
+            .with_merchant_id("acme")
+            .unwrap()
+            .with_version("2024-06-01")
+            .unwrap(),
+    ] {
+        let mut c = challenge();
+        let ours = c.check_status(&config, secs(1)).unwrap().request;
+        let check = OrderStatusCheck::new("ord_dotp_1001", ROUTING).unwrap();
+        let theirs = check.request(&config);
+        assert_eq!(theirs.kind(), RequestKind::OrderStatus);
+        assert_eq!(theirs.method(), ours.method());
+        assert_eq!(theirs.url(), ours.url());
+        assert_eq!(headers(&theirs), headers(&ours));
+        assert_eq!(theirs.body(), b"");
+    }
+    // Ids that would change the path, or a routing id that would add a header, are refused.
+    for (order, routing) in [
+        ("../refunds", ROUTING),
+        ("ord?x=1", ROUTING),
+        ("", ROUTING),
+        ("ord_1", "a\r\nx-evil: 1"),
+        ("ord_1", ""),
+    ] {
+        assert!(
+            OrderStatusCheck::new(order, routing).is_err(),
+            "{order:?} {routing:?}"
+        );
     }
 }
 
@@ -184,7 +221,7 @@ fn start_request_with_card_fields() {
         assert!(!shown.contains(secret), "{shown}");
     }
     // A lost start answer is settled by the order status, never by a second POST /txns.
-    let check = start.order_status_request(&config());
+    let check = start.order_status_check().request(&config());
     assert_eq!(check.method(), Method::Get);
     assert_eq!(
         check.url(),

@@ -4,8 +4,8 @@ mod common;
 
 use common::*;
 use direct_otp::{
-    ApiError, Challenge, InputError, Malformed, NextStep, Otp, Outcome, Policy, Refusal,
-    ResponseError, SendFailure, StartError, Started, Status, Token, Uncertainty,
+    ApiError, Challenge, InputError, Malformed, NextStep, OrderStatusCheck, Otp, Outcome, Policy,
+    Refusal, ResponseError, SendFailure, StartError, Started, Status, Token, Uncertainty,
 };
 use serde_json::json;
 
@@ -535,4 +535,66 @@ fn answers_with_the_wrong_token_change_nothing() {
         Err(InputError::NothingInFlight { got: stale })
     );
     assert_eq!(c, after);
+}
+
+#[test]
+fn an_order_status_check_reads_what_a_challenge_reads() {
+    let check = OrderStatusCheck::new("ord_dotp_1001", ROUTING).unwrap();
+    assert_eq!(
+        check.handle_response(200, &fixture("order_status_charged")),
+        Ok(Status::Charged)
+    );
+    assert_eq!(
+        check.handle_response(200, &fixture("order_status_pending")),
+        Ok(Status::PendingVbv)
+    );
+    let unknown = check.handle_response(200, br#"{"status": "NEW_STATE_2027"}"#);
+    assert!(
+        matches!(&unknown, Ok(s) if !s.is_final() && s.to_string() == "NEW_STATE_2027"),
+        "{unknown:?}"
+    );
+
+    let Err(ResponseError::Api(e)) = check.handle_response(400, &fixture("order_not_found")) else {
+        panic!("an error envelope");
+    };
+    assert_eq!(
+        (e.http_status(), e.code()),
+        (400, Some("RESOURCE_NOT_FOUND"))
+    );
+    for (status, body, problem) in [
+        (200, &b"{}"[..], Some(Malformed::Missing("status"))),
+        (
+            200,
+            br#"{"status": ""}"#,
+            Some(Malformed::Missing("status")),
+        ),
+        (200, b"<html>", None),
+        (302, b"", None),
+    ] {
+        let e = check.handle_response(status, body).unwrap_err();
+        match (problem, &e) {
+            (Some(p), ResponseError::Malformed { problem, .. }) => assert_eq!(*problem, p),
+            (None, ResponseError::Malformed { .. } | ResponseError::UnexpectedStatus(302)) => {}
+            _ => panic!("{status} {body:?}: {e:?}"),
+        }
+    }
+
+    // A challenge checking its order reads the same answers the same way.
+    for name in [
+        "order_status_charged",
+        "order_status_pending",
+        "order_not_found",
+    ] {
+        let status = if name == "order_not_found" { 400 } else { 200 };
+        let mut c = challenge();
+        let token = c.check_status(&config(), secs(5)).unwrap().token;
+        let outcome = c
+            .handle_response(token, status, &fixture(name), secs(6))
+            .unwrap();
+        match check.handle_response(status, &fixture(name)) {
+            Ok(s) if s.is_final() => assert_eq!(outcome, Outcome::Approved(s)),
+            Ok(s) => assert_eq!(outcome, Outcome::Pending(s)),
+            Err(e) => assert_eq!(outcome, Outcome::Rejected(e)),
+        }
+    }
 }

@@ -205,7 +205,9 @@ fn happy_path_resend_wrong_otp_then_right_otp_is_charged() {
     assert_eq!(w.sandbox.order_status("ord_happy"), Some(Status::Charged));
 
     // The order status agrees.
-    let request = World::start_request("ord_happy", "tok_visa").order_status_request(&w.config);
+    let request = World::start_request("ord_happy", "tok_visa")
+        .order_status_check()
+        .request(&w.config);
     let answer = w.sandbox.handle_request(&request, w.now);
     check_shape(RequestKind::OrderStatus, answer.status, &answer.body);
     let body = answer.json_body().unwrap();
@@ -522,7 +524,7 @@ fn three_ds_failover_card_redirects_then_settles_by_status() {
     let start = World::start_request("ord_3ds", "tok_3ds");
     let answer = w
         .sandbox
-        .handle_request(&start.order_status_request(&w.config), w.now);
+        .handle_request(&start.order_status_check().request(&w.config), w.now);
     check_shape(RequestKind::OrderStatus, answer.status, &answer.body);
     assert_eq!(answer.json_body().unwrap()["status"], json!("CHARGED"));
 
@@ -765,7 +767,9 @@ fn known_orders_only() {
     let mut c = w.challenge("ord_known");
     let otp = w.sms(&c);
     assert_eq!(w.submit(&mut c, &otp), Outcome::Approved(Status::Charged));
-    let request = World::start_request("ord_known", "tok_visa").order_status_request(&w.config);
+    let request = World::start_request("ord_known", "tok_visa")
+        .order_status_check()
+        .request(&w.config);
     let body = w
         .sandbox
         .handle_request(&request, w.now)
@@ -786,7 +790,9 @@ fn fixed_and_seeded_otps_are_deterministic() {
         let mut c = w.challenge("ord_seed");
         w.later(31);
         w.resend(&mut c);
-        let request = World::start_request("ord_seed", "tok_visa").order_status_request(&w.config);
+        let request = World::start_request("ord_seed", "tok_visa")
+            .order_status_check()
+            .request(&w.config);
         let answer = w.sandbox.handle_request(&request, w.now);
         (w.sms(&c), answer.body)
     };
@@ -920,7 +926,11 @@ fn every_documented_shape_is_produced_and_read_alike() {
     );
     w.raw(
         RequestKind::OrderStatus,
-        &HttpRequest::from(&World::start_request("ord_none", "t").order_status_request(&w.config)),
+        &HttpRequest::from(
+            &World::start_request("ord_none", "t")
+                .order_status_check()
+                .request(&w.config),
+        ),
     );
     let submit = HttpRequest::new("POST", "/v2/txns/txn_none/authenticate")
         .with_header("authorization", &auth_header(&w))

@@ -251,7 +251,8 @@ fn dropping_the_server_stops_it_and_cuts_slow_answers_short() {
     };
     let request = StartRequest::new("ord_stop", "acme", ROUTING, source)
         .unwrap()
-        .order_status_request(&config);
+        .order_status_check()
+        .request(&config);
     let waiting = std::thread::spawn(move || send(&agent(StdDuration::from_secs(30)), &request));
     // Wait until the request has reached the model (bounded, so a broken server fails).
     for _ in 0..500 {

@@ -192,7 +192,7 @@ where
     /// (maybe sent). If it fails and [`TransportError::may_have_been_sent`] is true for a
     /// `POST /txns`, do not send it again (that would start a second transaction and send
     /// another SMS): send
-    /// [`StartRequest::order_status_request`](crate::StartRequest::order_status_request).
+    /// [`OrderStatusCheck::request`](crate::OrderStatusCheck::request).
     ///
     /// ```no_run
     /// use direct_otp::transport::HyperTransport;
@@ -207,7 +207,7 @@ where
     ///     Ok((status, body)) => start.handle_response(status, &body, transport.now())?,
     ///     Err(e) if e.may_have_been_sent() => {
     ///         // Unknown: ask for the order status rather than starting again.
-    ///         let (status, _body) = transport.send(start.order_status_request(&config)).await?;
+    ///         let (status, _body) = transport.send(start.order_status_check().request(&config)).await?;
     ///         println!("order status answer: HTTP {status}");
     ///         return Ok(());
     ///     }

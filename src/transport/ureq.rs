@@ -150,7 +150,7 @@ impl UreqTransport {
     ///
     /// If it fails and [`TransportError::may_have_been_sent`] is true for a `POST /txns`, do
     /// not send it again (that would start a second transaction and send another SMS): send
-    /// [`StartRequest::order_status_request`](crate::StartRequest::order_status_request)
+    /// [`OrderStatusCheck::request`](crate::OrderStatusCheck::request)
     /// instead.
     ///
     /// ```no_run
@@ -165,7 +165,7 @@ impl UreqTransport {
     ///     Ok((status, body)) => start.handle_response(status, &body, transport.now())?,
     ///     Err(e) if e.may_have_been_sent() => {
     ///         // Unknown: ask for the order status rather than starting again.
-    ///         let (status, body) = transport.send(start.order_status_request(&config))?;
+    ///         let (status, body) = transport.send(start.order_status_check().request(&config))?;
     ///         println!("order status answer: HTTP {status}, {} bytes", body.len());
     ///         return Ok(());
     ///     }
