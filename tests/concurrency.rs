@@ -509,19 +509,26 @@ fn proptest_config(default_cases: u32) -> ProptestConfig {
     }
 }
 
-proptest! {
-    #![proptest_config(proptest_config(96))]
-
-    #[test]
-    fn copies_under_compare_and_swap_never_break_what_the_bank_allows(
-        ops in prop::collection::vec(op(), 1..150)
-    ) {
+#[test]
+fn copies_under_compare_and_swap_never_break_what_the_bank_allows() {
+    let config = proptest_config(96);
+    let cases = config.cases;
+    let steps = std::sync::atomic::AtomicU64::new(0);
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let result = runner.run(&prop::collection::vec(op(), 1..150), |ops| {
         let mut world = World::new();
         for op in &ops {
             world.step(op);
         }
         world.settle();
+        steps.fetch_add(ops.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
     }
+    // The figure docs/testing.md records for the long run.
+    eprintln!("concurrency: {cases} cases, {} steps", steps.into_inner());
 }
 
 #[test]
