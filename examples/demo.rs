@@ -190,7 +190,7 @@ impl Demo {
         };
         loop {
             self.wait_for_cooldown(&c);
-            match c.check_resend(clock()) {
+            match c.may_resend(clock()) {
                 Ok(()) => {}
                 Err(refusal) => {
                     println!("  \"Resend\" is disabled: {refusal}");
@@ -257,7 +257,7 @@ impl Demo {
         };
         println!("-> {}", describe(&outcome));
         println!("     {}", state(&c));
-        if let Err(refusal) = c.check_submit(clock()) {
+        if let Err(refusal) = c.may_submit(clock()) {
             println!("  submitting again is refused: {refusal}");
         }
         self.settle_by_status(&mut c)
@@ -450,12 +450,12 @@ fn describe(outcome: &Outcome) -> String {
         Outcome::OtpSent { .. } => "a new OTP is sent".into(),
         Outcome::SendLimitReached => "the bank refuses: send limit reached".into(),
         Outcome::WrongOtp { attempts_left } => format!("wrong OTP, {attempts_left} tries left"),
-        Outcome::AttemptsExhausted => "wrong OTP, no tries left".into(),
+        Outcome::AttemptLimitReached => "wrong OTP, no tries left".into(),
         Outcome::Approved(status) => format!("approved: {status}"),
         Outcome::Declined(status) => format!("declined: {status}"),
         Outcome::Pending(status) => format!("not final yet: {status}"),
         Outcome::Rejected(e) => format!("refused by the server: {e}"),
-        Outcome::MustReconcile(_) => "outcome unknown: the order status must tell".into(),
+        Outcome::CheckStatus(_) => "outcome unknown: the order status must tell".into(),
         Outcome::NotDelivered => "not sent; nothing changed".into(),
         other => format!("{other:?}"),
     }
@@ -464,7 +464,7 @@ fn describe(outcome: &Outcome) -> String {
 fn state(c: &Challenge) -> String {
     let now = clock();
     let next = match c.next_step(now) {
-        NextStep::EnterOtp => match c.check_resend(now) {
+        NextStep::EnterOtp => match c.may_resend(now) {
             Ok(()) => "OTP input and \"Resend\"".to_owned(),
             Err(Refusal::Cooldown { until }) => {
                 let secs = ((until - now).whole_milliseconds() + 999).max(0) / 1000;

@@ -14,15 +14,16 @@ use crate::error::ForeignAnswer;
 use crate::error::{Malformed, ResponseError};
 use crate::id::{HeaderValue, PathId};
 use crate::otp::Otp;
-use crate::outcome::{Outcome, Refusal, SendFailure, TimerEvent, Uncertainty};
+use crate::outcome::{Outcome, Refusal, Reply, SendFailure, TimerEvent, Uncertainty};
 use crate::policy::Policy;
 use crate::request::{self, Outgoing, Request};
 use crate::response::{self, ErrorMeaning, Params, TxnBody};
 use crate::status::Status;
 use crate::token::{RecordId, RequestKind, Token};
+use crate::view::NextStep;
 
 /// The version of the persisted JSON form written by this library.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// A Direct OTP challenge: a sans-IO state machine for one card transaction.
 ///
@@ -117,7 +118,7 @@ enum Rest {
     /// The OTP page is usable (within the limits).
     Open,
     /// A submit or resend was lost: only the order status can tell what happened.
-    MustReconcile,
+    CheckStatus,
     /// The cardholder was sent to the bank's page; the order status tells the result.
     BankPage,
     /// The lifetime ended before the payment was final.
@@ -141,26 +142,6 @@ impl Pending {
             Pending::OrderStatus => RequestKind::OrderStatus,
         }
     }
-}
-
-/// What the UI should do next, from [`Challenge::next_step`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum NextStep<'a> {
-    /// Show the OTP input (and "Resend" when [`Challenge::can_resend`] says so).
-    EnterOtp,
-    /// A request is in flight: wait for its answer.
-    Wait(Token),
-    /// The outcome is unknown (or still being processed): check the order status.
-    CheckStatus,
-    /// OTP entry is over: send the browser to this bank page, then check the order status.
-    BankPage(&'a str),
-    /// The cardholder is on the bank page: check the order status when they come back.
-    AwaitBankPage,
-    /// The OTP page expired and no bank page is known: check the order status.
-    Expired,
-    /// The payment is final.
-    Finished(&'a Status),
 }
 
 /// The data a new challenge starts from (read from the start response).
@@ -260,7 +241,7 @@ impl Challenge {
         let now = self.effective(now);
         let rest = self.check_idle()?;
         let Some(url) = self.fallback_url.clone() else {
-            return Err(Refusal::NoFallback);
+            return Err(Refusal::NoBankPage);
         };
         if rest != Rest::BankPage {
             self.touch(now);
@@ -284,6 +265,18 @@ impl Challenge {
         Outgoing { token, request }
     }
 
+    /// Takes the identity and revision of the payment record this challenge becomes part
+    /// of (its tokens then name that record).
+    pub(crate) fn adopt(&mut self, record: RecordId, revision: u64) {
+        self.record = record;
+        self.revision = revision;
+    }
+
+    /// The latest time seen.
+    pub(crate) fn last_seen(&self) -> OffsetDateTime {
+        self.last_seen.to_time()
+    }
+
     /// Every change goes through here: a new revision, and the latest time seen.
     fn touch(&mut self, now: Stamp) {
         self.revision = self.revision.saturating_add(1);
@@ -302,7 +295,7 @@ impl Challenge {
 
     fn check_otp_page(&self, now: Stamp) -> Result<Rest, Refusal> {
         match self.check_idle()? {
-            Rest::MustReconcile => Err(Refusal::MustReconcile),
+            Rest::CheckStatus => Err(Refusal::CheckStatus),
             Rest::BankPage => Err(Refusal::OnBankPage),
             Rest::Expired => Err(Refusal::Expired),
             Rest::Open if now >= self.expires() => Err(Refusal::Expired),
@@ -342,6 +335,21 @@ impl Challenge {
     }
 
     // ----- Inputs ---------------------------------------------------------------------
+
+    /// Hands back the result of sending the request `token`: its answer, or how sending
+    /// failed. The same as [`handle_response`](Self::handle_response) or
+    /// [`handle_send_failure`](Self::handle_send_failure).
+    pub fn handle(
+        &mut self,
+        token: Token,
+        reply: Reply,
+        now: OffsetDateTime,
+    ) -> Result<Outcome, crate::InputError> {
+        match reply {
+            Reply::Answer { status, body } => self.handle_response(token, status, &body, now),
+            Reply::Failed(failure) => self.handle_send_failure(token, failure, now),
+        }
+    }
 
     /// Hands back the answer to the request `token`: its HTTP status and body.
     ///
@@ -547,7 +555,7 @@ impl Challenge {
         // check that finds PENDING_VBV again reopens the page within limits.
         self.status = status.clone();
         self.phase = Phase::Resting {
-            rest: Rest::MustReconcile,
+            rest: Rest::CheckStatus,
         };
         Outcome::Pending(status)
     }
@@ -563,7 +571,7 @@ impl Challenge {
                     }
                     ErrorMeaning::LimitExceeded => {
                         self.attempts = self.attempt_limit();
-                        Outcome::AttemptsExhausted
+                        Outcome::AttemptLimitReached
                     }
                     ErrorMeaning::Duplicate => {
                         let e = envelope.error().into();
@@ -582,7 +590,7 @@ impl Challenge {
 
     fn after_wrong_otp(&self) -> Outcome {
         if self.attempts >= self.attempt_limit() || !self.submit_allowed {
-            Outcome::AttemptsExhausted
+            Outcome::AttemptLimitReached
         } else {
             Outcome::WrongOtp {
                 attempts_left: self.attempts_left(),
@@ -600,10 +608,10 @@ impl Challenge {
         }
         let rest = match (&status, rest) {
             // Still waiting for the OTP: a lost submit or resend did not end it.
-            (Status::PendingVbv, Rest::MustReconcile) => Rest::Open,
+            (Status::PendingVbv, Rest::CheckStatus) => Rest::Open,
             (Status::PendingVbv, rest) => rest,
             // Past OTP entry but not final: keep checking.
-            (_, Rest::Open) => Rest::MustReconcile,
+            (_, Rest::Open) => Rest::CheckStatus,
             (_, rest) => rest,
         };
         self.phase = Phase::Resting { rest };
@@ -620,9 +628,9 @@ impl Challenge {
             Pending::OrderStatus => {}
         }
         self.phase = Phase::Resting {
-            rest: Rest::MustReconcile,
+            rest: Rest::CheckStatus,
         };
-        Outcome::MustReconcile(why)
+        Outcome::CheckStatus(why)
     }
 
     /// The bank says the transaction no longer waits for an OTP (`INVALID_ACTION`): this copy
@@ -630,9 +638,9 @@ impl Challenge {
     /// say what happened.
     fn stale(&mut self, error: crate::ApiError) -> Outcome {
         self.phase = Phase::Resting {
-            rest: Rest::MustReconcile,
+            rest: Rest::CheckStatus,
         };
-        Outcome::MustReconcile(Uncertainty::Stale(error.into()))
+        Outcome::CheckStatus(Uncertainty::Stale(error.into()))
     }
 
     fn finish(&mut self, status: Status) -> Outcome {
@@ -791,17 +799,17 @@ impl Challenge {
     // ----- Getters --------------------------------------------------------------------
 
     /// What the UI should do next.
-    pub fn next_step(&self, now: OffsetDateTime) -> NextStep<'_> {
+    pub fn next_step(&self, now: OffsetDateTime) -> NextStep {
         let now = self.effective(now);
         match self.phase {
-            Phase::Final => NextStep::Finished(&self.status),
+            Phase::Final => NextStep::Finished(self.status.clone()),
             Phase::InFlight { token, .. } => NextStep::Wait(token),
             Phase::Resting { rest } => match rest {
-                Rest::MustReconcile => NextStep::CheckStatus,
+                Rest::CheckStatus => NextStep::CheckStatus,
                 Rest::BankPage => NextStep::AwaitBankPage,
                 Rest::Open if self.check_submit_at(now).is_ok() => NextStep::EnterOtp,
                 Rest::Open | Rest::Expired => match &self.fallback_url {
-                    Some(url) => NextStep::BankPage(url),
+                    Some(url) => NextStep::BankPage(url.clone()),
                     None if rest == Rest::Expired || now >= self.expires() => NextStep::Expired,
                     None => NextStep::CheckStatus,
                 },
@@ -809,23 +817,15 @@ impl Challenge {
         }
     }
 
-    /// Whether [`submit`](Self::submit) would be accepted at `now`.
-    pub fn can_submit(&self, now: OffsetDateTime) -> bool {
-        self.check_submit(now).is_ok()
-    }
-
-    /// Why [`submit`](Self::submit) would be refused at `now`, if it would.
-    pub fn check_submit(&self, now: OffsetDateTime) -> Result<(), Refusal> {
+    /// Whether [`submit`](Self::submit) would be accepted at `now`: `Ok(())`, or the
+    /// [`Refusal`] it would give. Changes nothing.
+    pub fn may_submit(&self, now: OffsetDateTime) -> Result<(), Refusal> {
         self.check_submit_at(self.effective(now)).map(|_| ())
     }
 
-    /// Whether [`resend`](Self::resend) would be accepted at `now`.
-    pub fn can_resend(&self, now: OffsetDateTime) -> bool {
-        self.check_resend(now).is_ok()
-    }
-
-    /// Why [`resend`](Self::resend) would be refused at `now`, if it would.
-    pub fn check_resend(&self, now: OffsetDateTime) -> Result<(), Refusal> {
+    /// Whether [`resend`](Self::resend) would be accepted at `now`: `Ok(())`, or the
+    /// [`Refusal`] it would give. Changes nothing.
+    pub fn may_resend(&self, now: OffsetDateTime) -> Result<(), Refusal> {
         self.check_resend_at(self.effective(now)).map(|_| ())
     }
 

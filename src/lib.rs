@@ -13,12 +13,14 @@ mod link;
 mod order;
 mod otp;
 mod outcome;
+mod payment;
 mod policy;
 mod request;
 mod response;
 mod start;
 mod status;
 mod token;
+mod view;
 
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
@@ -26,7 +28,7 @@ pub mod sandbox;
 pub mod transport;
 
 pub use card::{CardDetails, CardSummary, PaymentSource};
-pub use challenge::{Challenge, NextStep, FORMAT_VERSION};
+pub use challenge::{Challenge, FORMAT_VERSION};
 pub use config::{Config, PRODUCTION_URL, SANDBOX_URL};
 pub use error::{
     ApiError, ConfigError, ForeignAnswer, IdError, InputError, Malformed, OtpError, ResponseError,
@@ -35,9 +37,11 @@ pub use error::{
 pub use id::MAX_ID_LEN;
 pub use order::OrderStatusCheck;
 pub use otp::Otp;
-pub use outcome::{Outcome, Refusal, SendFailure, TimerEvent, Uncertainty};
+pub use outcome::{Outcome, Refusal, Reply, SendFailure, TimerEvent, Uncertainty};
+pub use payment::{Payment, PAYMENT_FORMAT_VERSION};
 pub use policy::Policy;
 pub use request::{Method, Outgoing, Request};
 pub use start::{StartRequest, Started};
 pub use status::Status;
 pub use token::{RecordId, RequestKind, Token};
+pub use view::{NextStep, PaymentView};

@@ -1,5 +1,7 @@
 //! What the caller hears back: refusals of commands, outcomes of answers, timer events.
 
+use std::fmt;
+
 use time::OffsetDateTime;
 
 use crate::error::ResponseError;
@@ -13,9 +15,9 @@ pub enum Refusal {
     /// A request is already in flight: hand its answer (or its failure) back first.
     #[error("request {0} is in flight; hand back its answer first")]
     InFlight(Token),
-    /// The outcome of an earlier submit or resend is unknown: check the order status first.
+    /// The outcome of an earlier request is unknown: check the order status first.
     #[error("the last request's outcome is unknown; check the order status first")]
-    MustReconcile,
+    CheckStatus,
     /// The cardholder was sent to the bank page: check the order status for the result.
     #[error("the cardholder is on the bank page; check the order status for the result")]
     OnBankPage,
@@ -51,7 +53,79 @@ pub enum Refusal {
     SubmitNotAllowed,
     /// No `fallback_url` was given, so there is no bank page to go to.
     #[error("no bank-page fallback URL is known for this transaction")]
-    NoFallback,
+    NoBankPage,
+    /// Nothing was sent yet: start the payment first.
+    #[error("the payment has not been started; start it first")]
+    NotStarted,
+    /// The payment was started already; a second `POST /txns` would be a second
+    /// transaction (and a second SMS). Follow its next step instead.
+    #[error("the payment was started already; follow its next step")]
+    AlreadyStarted,
+    /// The start request given is for another order or customer than this payment.
+    #[error("the start request is for another order or customer than this payment")]
+    OtherOrder,
+}
+
+impl Refusal {
+    /// A stable snake_case code for this refusal (the same word a [`NextStep`] or an
+    /// [`Outcome`] uses for the same state). Codes never change meaning; new ones may be
+    /// added.
+    ///
+    /// [`NextStep`]: crate::NextStep
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::InFlight(_) => "in_flight",
+            Refusal::CheckStatus => "check_status",
+            Refusal::OnBankPage => "on_bank_page",
+            Refusal::Expired => "expired",
+            Refusal::AlreadyFinal(_) => "already_final",
+            Refusal::SendLimitReached { .. } => "send_limit_reached",
+            Refusal::AttemptLimitReached { .. } => "attempt_limit_reached",
+            Refusal::Cooldown { .. } => "cooldown",
+            Refusal::ResendNotAllowed => "resend_not_allowed",
+            Refusal::SubmitNotAllowed => "submit_not_allowed",
+            Refusal::NoBankPage => "no_bank_page",
+            Refusal::NotStarted => "not_started",
+            Refusal::AlreadyStarted => "already_started",
+            Refusal::OtherOrder => "other_order",
+        }
+    }
+
+    /// The HTTP status a web handler would answer this refusal with: 409 (the state does
+    /// not allow it now: in flight, check the status, on the bank page, final, started or
+    /// not), 410 (expired), 429 (cooldown: send `Retry-After`, see
+    /// [`retry_after`](Self::retry_after)), 422 (not allowed for this transaction: limits,
+    /// the bank's flags, no bank page, another order).
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Refusal::InFlight(_)
+            | Refusal::CheckStatus
+            | Refusal::OnBankPage
+            | Refusal::AlreadyFinal(_)
+            | Refusal::NotStarted
+            | Refusal::AlreadyStarted => 409,
+            Refusal::Expired => 410,
+            Refusal::Cooldown { .. } => 429,
+            Refusal::SendLimitReached { .. }
+            | Refusal::AttemptLimitReached { .. }
+            | Refusal::ResendNotAllowed
+            | Refusal::SubmitNotAllowed
+            | Refusal::NoBankPage
+            | Refusal::OtherOrder => 422,
+        }
+    }
+
+    /// For a cooldown, whole seconds from `now` until the command is possible (rounded
+    /// up; at least 1): the value of a `Retry-After` header.
+    pub fn retry_after(&self, now: OffsetDateTime) -> Option<u64> {
+        let Refusal::Cooldown { until } = self else {
+            return None;
+        };
+        let left = *until - now;
+        let secs = u64::try_from(left.whole_seconds()).unwrap_or(0)
+            + u64::from(left.subsec_nanoseconds() > 0);
+        Some(secs.max(1))
+    }
 }
 
 /// What an answer (or a transport failure) did to the challenge.
@@ -72,7 +146,7 @@ pub enum Outcome {
     },
     /// The OTP was wrong and no tries are left (or the bank disallowed further entry): offer
     /// the bank page.
-    AttemptsExhausted,
+    AttemptLimitReached,
     /// The payment succeeded (`CHARGED`, or `AUTHORIZED`). Final.
     Approved(Status),
     /// The payment failed (`AUTHENTICATION_FAILED`, `AUTHORIZATION_FAILED`,
@@ -84,12 +158,85 @@ pub enum Outcome {
     /// The server refused the request or its answer was unusable, and nothing changed: the
     /// same command may be tried again once the cause is fixed.
     Rejected(ResponseError),
-    /// The outcome of a submit or resend is unknown. The challenge now only allows checking
-    /// the order status; the request is never re-sent blindly.
-    MustReconcile(Uncertainty),
+    /// The outcome of a request with side effects (start, submit, resend) is unknown. Only
+    /// an order status check is allowed now; the request is never re-sent blindly.
+    CheckStatus(Uncertainty),
+    /// Direct OTP is not available for this card (3DS failover): send the browser to the
+    /// bank's page ([`NextStep::BankPage`](crate::NextStep::BankPage)), then check the
+    /// order status.
+    BankPageRequired,
     /// The request surely did not reach the server (or was a harmless status check):
     /// nothing changed and the command may be tried again.
     NotDelivered,
+}
+
+impl Outcome {
+    /// A stable snake_case code for this outcome (the same word a [`Refusal`] or a
+    /// [`NextStep`](crate::NextStep) uses for the same state). Codes never change meaning;
+    /// new ones may be added.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Outcome::OtpSent { .. } => "otp_sent",
+            Outcome::SendLimitReached => "send_limit_reached",
+            Outcome::WrongOtp { .. } => "wrong_otp",
+            Outcome::AttemptLimitReached => "attempt_limit_reached",
+            Outcome::Approved(_) => "approved",
+            Outcome::Declined(_) => "declined",
+            Outcome::Pending(_) => "pending",
+            Outcome::Rejected(_) => "rejected",
+            Outcome::CheckStatus(_) => "check_status",
+            Outcome::BankPageRequired => "bank_page",
+            Outcome::NotDelivered => "not_delivered",
+        }
+    }
+
+    /// True for the one outcome of a payment that settles it (`Approved` or `Declined`).
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Outcome::Approved(_) | Outcome::Declined(_))
+    }
+}
+
+/// Words a person can read (server texts are escaped, no raw timestamps).
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::OtpSent { sends_left } => {
+                write!(f, "a new code was sent ({sends_left} more can be sent)")
+            }
+            Outcome::SendLimitReached => f.write_str("no more codes can be sent"),
+            Outcome::WrongOtp { attempts_left: 1 } => f.write_str("wrong code, 1 try left"),
+            Outcome::WrongOtp { attempts_left } => {
+                write!(f, "wrong code, {attempts_left} tries left")
+            }
+            Outcome::AttemptLimitReached => f.write_str("wrong code, no tries left"),
+            Outcome::Approved(status) => write!(f, "payment approved ({status})"),
+            Outcome::Declined(status) => write!(f, "payment declined ({status})"),
+            Outcome::Pending(status) => write!(f, "payment still in progress ({status})"),
+            Outcome::Rejected(_) => f.write_str("the bank refused the request; nothing changed"),
+            Outcome::CheckStatus(_) => {
+                f.write_str("the result is not known yet; checking with the bank")
+            }
+            Outcome::BankPageRequired => f.write_str("continue on your bank's page"),
+            Outcome::NotDelivered => f.write_str("the request did not reach the bank; try again"),
+        }
+    }
+}
+
+/// The result of one exchange, as any HTTP client can report it: the answer (status and
+/// body), or how sending failed. The one input [`Payment::handle`](crate::Payment::handle)
+/// and [`Challenge::handle`](crate::Challenge::handle) take; the transports build it too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reply {
+    /// An HTTP answer: its status code and body.
+    Answer {
+        /// The HTTP status code.
+        status: u16,
+        /// The body, read in full (with a size limit).
+        body: Vec<u8>,
+    },
+    /// No usable answer: the request surely was not sent, or may have been.
+    Failed(SendFailure),
 }
 
 /// Why the outcome of a request is unknown.

@@ -170,6 +170,18 @@ impl StartRequest {
         request::start(config, self.routing_id.shared(), form)
     }
 
+    pub(crate) fn order_id(&self) -> &PathId {
+        &self.order_id
+    }
+
+    pub(crate) fn routing_id(&self) -> &HeaderValue {
+        &self.routing_id
+    }
+
+    pub(crate) fn policy(&self) -> Policy {
+        self.policy
+    }
+
     /// The order status check of this start's order: what to send when the start answer
     /// was lost, or after a 3DS redirect.
     pub fn order_status_check(&self) -> OrderStatusCheck {
@@ -194,7 +206,7 @@ impl StartRequest {
     }
 }
 
-fn read_start(
+pub(crate) fn read_start(
     routing_id: HeaderValue,
     order_id: Option<&PathId>,
     policy: Policy,

@@ -119,11 +119,11 @@ fn happy_path_with_a_resend_a_wrong_and_a_right_otp(a: Adapter) {
 
     // The cooldown (30 s by default) holds the resend back until the timer fires.
     assert!(matches!(
-        c.check_resend(clock()),
+        c.may_resend(clock()),
         Err(Refusal::Cooldown { .. })
     ));
     advance(31);
-    assert!(c.can_resend(clock()));
+    assert!(c.may_resend(clock()).is_ok());
     assert_eq!(w.resend(&mut c).outcome, Outcome::OtpSent { sends_left: 2 });
     let second = w.sms(&c);
     assert_ne!(first, second);
@@ -136,7 +136,7 @@ fn happy_path_with_a_resend_a_wrong_and_a_right_otp(a: Adapter) {
     assert!(d.transport_error.is_none());
     assert_eq!(d.outcome, Outcome::Approved(Status::Charged));
     assert!(c.is_final());
-    assert_eq!(c.next_step(clock()), NextStep::Finished(&Status::Charged));
+    assert_eq!(c.next_step(clock()), NextStep::Finished(Status::Charged));
 
     let sandbox = w.server.sandbox();
     assert_eq!(sandbox.order_status("ord_happy"), Some(Status::Charged));
@@ -156,7 +156,7 @@ fn the_send_limit_then_the_bank_page(a: Adapter) {
     assert_eq!(d.outcome, Outcome::OtpSent { sends_left: 0 });
     advance(31);
     assert_eq!(
-        c.check_resend(clock()),
+        c.may_resend(clock()),
         Err(Refusal::SendLimitReached { limit: 2 })
     );
 
@@ -184,10 +184,10 @@ fn attempts_exhausted_then_the_bank_page(a: Adapter) {
     );
     assert_eq!(
         w.submit(&mut c, &wrong_otp()).outcome,
-        Outcome::AttemptsExhausted
+        Outcome::AttemptLimitReached
     );
     assert!(matches!(
-        c.check_submit(clock()),
+        c.may_submit(clock()),
         Err(Refusal::AttemptLimitReached { limit: 2 } | Refusal::SubmitNotAllowed)
     ));
     let NextStep::BankPage(url) = c.next_step(clock()) else {
@@ -215,12 +215,12 @@ fn a_lost_submit_answer_is_reconciled(a: Adapter) {
         .sandbox()
         .inject(Endpoint::Submit, Fault::DropResponse);
     let d = w.submit(&mut c, &otp);
-    assert_eq!(d.outcome, Outcome::MustReconcile(Uncertainty::MaybeSent));
+    assert_eq!(d.outcome, Outcome::CheckStatus(Uncertainty::MaybeSent));
     let e = d.transport_error.unwrap();
     assert!(e.may_have_been_sent(), "{e:?}");
     assert_eq!(e.kind(), TransportErrorKind::Io, "{e:?}");
     assert_eq!(c.next_step(clock()), NextStep::CheckStatus);
-    assert_eq!(c.check_submit(clock()), Err(Refusal::MustReconcile));
+    assert_eq!(c.may_submit(clock()), Err(Refusal::CheckStatus));
 
     assert_eq!(
         w.check_status(&mut c).outcome,
@@ -239,7 +239,7 @@ fn a_submit_lost_before_it_acted_is_reconciled_then_retried(a: Adapter) {
         .inject(Endpoint::Submit, Fault::DropRequest);
     let d = w.submit(&mut c, &otp);
     // The client cannot tell it from a lost answer: reconcile.
-    assert_eq!(d.outcome, Outcome::MustReconcile(Uncertainty::MaybeSent));
+    assert_eq!(d.outcome, Outcome::CheckStatus(Uncertainty::MaybeSent));
     assert_eq!(
         w.check_status(&mut c).outcome,
         Outcome::Pending(Status::PendingVbv)
@@ -260,7 +260,7 @@ fn a_submit_answered_too_late_is_reconciled(a: Adapter) {
         .sandbox()
         .inject(Endpoint::Submit, Fault::Slow(StdDuration::from_secs(3)));
     let d = w.submit(&mut c, &otp);
-    assert_eq!(d.outcome, Outcome::MustReconcile(Uncertainty::MaybeSent));
+    assert_eq!(d.outcome, Outcome::CheckStatus(Uncertainty::MaybeSent));
     assert_eq!(
         d.transport_error.unwrap().kind(),
         TransportErrorKind::Timeout
@@ -282,7 +282,7 @@ fn a_500_on_a_resend_is_reconciled(a: Adapter) {
     let d = w.resend(&mut c);
     assert!(d.transport_error.is_none());
     assert!(
-        matches!(d.outcome, Outcome::MustReconcile(Uncertainty::Response(_))),
+        matches!(d.outcome, Outcome::CheckStatus(Uncertainty::Response(_))),
         "{d:?}"
     );
     assert_eq!(c.otp_sends(), 2);

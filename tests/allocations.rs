@@ -143,8 +143,8 @@ fn state_changes_without_parsing_never_allocate() {
         (
             fresh.poll_timeout(),
             fresh.next_step(cooling),
-            fresh.can_submit(cooling),
-            fresh.can_resend(cooling),
+            fresh.may_submit(cooling).is_ok(),
+            fresh.may_resend(cooling).is_ok(),
             fresh.resend_available_at(),
             fresh.sends_left(),
             fresh.attempts_left(),

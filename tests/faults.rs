@@ -133,12 +133,12 @@ fn assert_reconciles(h: &Harness, c: &mut Challenge, attempts: u32) {
     let h = Harness::new(h.adapter, &h.base_url);
     assert_eq!(c.next_step(T0), NextStep::CheckStatus);
     assert_eq!(c.attempts(), attempts);
-    assert_eq!(c.check_submit(T0), Err(Refusal::MustReconcile));
-    assert_eq!(c.check_resend(T0), Err(Refusal::MustReconcile));
+    assert_eq!(c.may_submit(T0), Err(Refusal::CheckStatus));
+    assert_eq!(c.may_resend(T0), Err(Refusal::CheckStatus));
     let d = h.check_status(c);
     assert_eq!(d.outcome, Outcome::Pending(Status::PendingVbv), "{d:?}");
     assert_eq!(c.next_step(T0), NextStep::EnterOtp);
-    assert!(c.can_submit(T0));
+    assert!(c.may_submit(T0).is_ok());
 }
 
 /// `/orders/*` answers `PENDING_VBV`; everything else gets `action`.
@@ -189,7 +189,7 @@ fn silent_server_times_out_and_a_submit_goes_to_reconcile(a: Adapter) {
     let mut c = challenge();
 
     let d = h.submit(&mut c);
-    assert_eq!(d.outcome, Outcome::MustReconcile(Uncertainty::MaybeSent));
+    assert_eq!(d.outcome, Outcome::CheckStatus(Uncertainty::MaybeSent));
     let e = d.transport_error.unwrap();
     assert_eq!(e.kind(), TransportErrorKind::Timeout);
     assert_eq!(e.send_failure(), SendFailure::MaybeSent);
@@ -205,7 +205,7 @@ fn silent_server_on_a_resend_goes_to_reconcile(a: Adapter) {
     let h = Harness::short(a, &server.base_url());
     let mut c = challenge();
     let d = h.resend(&mut c);
-    assert_eq!(d.outcome, Outcome::MustReconcile(Uncertainty::MaybeSent));
+    assert_eq!(d.outcome, Outcome::CheckStatus(Uncertainty::MaybeSent));
     assert_eq!(kind_of(&d), TransportErrorKind::Timeout);
     // The lost resend counts against the limit: never re-sent blindly.
     assert_eq!(c.otp_sends(), 2);
@@ -220,7 +220,7 @@ fn silent_server_on_a_status_check_changes_nothing(a: Adapter) {
     assert_eq!(d.outcome, Outcome::NotDelivered);
     assert_eq!(kind_of(&d), TransportErrorKind::Timeout);
     assert_eq!(c.next_step(T0), NextStep::EnterOtp);
-    assert!(c.can_submit(T0));
+    assert!(c.may_submit(T0).is_ok());
 }
 
 fn reset_mid_body_goes_to_reconcile(a: Adapter) {
@@ -231,7 +231,7 @@ fn reset_mid_body_goes_to_reconcile(a: Adapter) {
     let h = Harness::new(a, &server.base_url());
     let mut c = challenge();
     let d = h.submit(&mut c);
-    assert_eq!(d.outcome, Outcome::MustReconcile(Uncertainty::MaybeSent));
+    assert_eq!(d.outcome, Outcome::CheckStatus(Uncertainty::MaybeSent));
     assert_eq!(kind_of(&d), TransportErrorKind::Io, "{d:?}");
     assert_reconciles(&h, &mut c, 1);
 }
@@ -244,7 +244,7 @@ fn close_mid_body_goes_to_reconcile(a: Adapter) {
     let h = Harness::new(a, &server.base_url());
     let mut c = challenge();
     let d = h.submit(&mut c);
-    assert_eq!(d.outcome, Outcome::MustReconcile(Uncertainty::MaybeSent));
+    assert_eq!(d.outcome, Outcome::CheckStatus(Uncertainty::MaybeSent));
     assert!(d.transport_error.as_ref().unwrap().may_have_been_sent());
     assert_eq!(kind_of(&d), TransportErrorKind::Io, "{d:?}");
     assert_reconciles(&h, &mut c, 1);
@@ -257,7 +257,7 @@ fn status_500_on_a_submit_goes_to_reconcile(a: Adapter) {
     let d = h.submit(&mut c);
     assert!(d.transport_error.is_none());
     match &d.outcome {
-        Outcome::MustReconcile(Uncertainty::Response(ResponseError::Api(api))) => {
+        Outcome::CheckStatus(Uncertainty::Response(ResponseError::Api(api))) => {
             assert_eq!(api.http_status(), 500);
             assert_eq!(api.code(), Some("INTERNAL_SERVER_ERROR"));
             assert_eq!(api.request_id(), Some("req_500"));
@@ -297,7 +297,7 @@ fn bodies_of_4xx_answers_are_kept(a: Adapter) {
     let d = h.resend(&mut c);
     assert_eq!(d.outcome, Outcome::SendLimitReached);
     assert!(matches!(c.next_step(T0), NextStep::EnterOtp));
-    assert!(!c.can_resend(T0));
+    assert!(c.may_resend(T0).is_err());
 }
 
 fn a_body_over_the_limit_goes_to_reconcile(a: Adapter) {
@@ -309,7 +309,7 @@ fn a_body_over_the_limit_goes_to_reconcile(a: Adapter) {
     let h = Harness::with(a, &server.base_url(), PATIENT, Some(2048));
     let mut c = challenge();
     let d = h.submit(&mut c);
-    assert_eq!(d.outcome, Outcome::MustReconcile(Uncertainty::MaybeSent));
+    assert_eq!(d.outcome, Outcome::CheckStatus(Uncertainty::MaybeSent));
     assert_eq!(kind_of(&d), TransportErrorKind::BodyTooLarge);
     assert_reconciles(&h, &mut c, 1);
 }
@@ -353,7 +353,7 @@ fn invalid_json_on_a_submit_goes_to_reconcile(a: Adapter) {
     assert!(
         matches!(
             d.outcome,
-            Outcome::MustReconcile(Uncertainty::Response(ResponseError::Malformed {
+            Outcome::CheckStatus(Uncertainty::Response(ResponseError::Malformed {
                 http_status: 200,
                 problem: Malformed::Syntax { .. }
             }))
@@ -393,7 +393,7 @@ fn redirects_are_answers_and_never_followed(a: Adapter) {
         assert!(d.transport_error.is_none());
         assert_eq!(
             d.outcome,
-            Outcome::MustReconcile(Uncertainty::Response(ResponseError::UnexpectedStatus(
+            Outcome::CheckStatus(Uncertainty::Response(ResponseError::UnexpectedStatus(
                 status
             )))
         );
@@ -445,7 +445,7 @@ fn a_slow_answer_past_the_timeout_times_out(a: Adapter) {
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(d.outcome, Outcome::MustReconcile(Uncertainty::MaybeSent));
+    assert_eq!(d.outcome, Outcome::CheckStatus(Uncertainty::MaybeSent));
     assert_eq!(kind_of(&d), TransportErrorKind::Timeout);
     assert_reconciles(&h, &mut c, 1);
 }

@@ -426,7 +426,7 @@ fn numbers_beyond_every_type() {
     let results = interpret(200, body.as_bytes());
     let (_, _, outcome) = &results.answers[0];
     assert!(
-        matches!(outcome, Outcome::MustReconcile(_) | Outcome::OtpSent { .. }),
+        matches!(outcome, Outcome::CheckStatus(_) | Outcome::OtpSent { .. }),
         "{outcome:?}"
     );
 }
@@ -468,7 +468,7 @@ fn nan_like_tokens_and_broken_encodings_are_syntax_errors() {
 fn unreadable(outcome: &Outcome) -> bool {
     matches!(
         outcome,
-        Outcome::MustReconcile(Uncertainty::Response(ResponseError::Malformed {
+        Outcome::CheckStatus(Uncertainty::Response(ResponseError::Malformed {
             problem: Malformed::Shape { .. },
             ..
         })) | Outcome::Rejected(ResponseError::Malformed {
@@ -662,8 +662,7 @@ fn ten_megabyte_answers_cost_memory_in_proportion_and_errors_stay_small() {
                     Err(e) => panic!("{kind}, {what}: {e}"),
                 };
                 invariants::check_outcome(&c, &o, later(), what);
-                if let Outcome::Rejected(e) | Outcome::MustReconcile(Uncertainty::Response(e)) = &o
-                {
+                if let Outcome::Rejected(e) | Outcome::CheckStatus(Uncertainty::Response(e)) = &o {
                     invariants::check_error_size(e, what);
                 }
                 let kept = serde_json::to_string(&c).unwrap().len();
@@ -758,7 +757,7 @@ fn structural_fields_of_a_wrong_type_make_the_answer_unreadable_never_wrong() {
                 assert_eq!(outcome, &Outcome::Approved(Status::Charged), "{path:?}");
             } else {
                 assert!(
-                    matches!(outcome, Outcome::MustReconcile(_)),
+                    matches!(outcome, Outcome::CheckStatus(_)),
                     "{kind} {path:?} = {v}: {outcome:?}"
                 );
                 assert!(!c.is_final());

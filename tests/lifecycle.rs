@@ -72,7 +72,7 @@ fn resend_until_the_limit_then_fall_back_to_the_bank_page() {
         );
     }
     assert_eq!(
-        c.check_resend(clock.advance(Duration::minutes(1))),
+        c.may_resend(clock.advance(Duration::minutes(1))),
         Err(Refusal::SendLimitReached { limit: 4 })
     );
     // No cooldown timer is left; the next deadline is the expiry.
@@ -83,7 +83,7 @@ fn resend_until_the_limit_then_fall_back_to_the_bank_page() {
     let url = c.go_to_bank_page(clock.now()).unwrap().to_owned();
     assert!(url.starts_with("https://sandbox.juspay.in/v2/pay/start/"));
     assert_eq!(c.next_step(clock.now()), NextStep::AwaitBankPage);
-    assert_eq!(c.check_submit(clock.now()), Err(Refusal::OnBankPage));
+    assert_eq!(c.may_submit(clock.now()), Err(Refusal::OnBankPage));
     assert_eq!(c.poll_timeout(), None, "no timers while on the bank page");
 
     // Back from the bank page: the order status is still pending, then charged.
@@ -125,7 +125,7 @@ fn server_refuses_a_resend_at_its_own_limit() {
         .unwrap();
     assert_eq!(outcome, Outcome::SendLimitReached);
     assert_eq!(c.sends_left(), 0);
-    assert!(c.can_submit(clock.now()));
+    assert!(c.may_submit(clock.now()).is_ok());
 }
 
 #[test]
@@ -153,10 +153,7 @@ fn wrong_otp_then_right_otp() {
         )
         .unwrap();
     assert_eq!(c.next_step(clock.now()), NextStep::Wait(out.token));
-    assert_eq!(
-        c.check_submit(clock.now()),
-        Err(Refusal::InFlight(out.token))
-    );
+    assert_eq!(c.may_submit(clock.now()), Err(Refusal::InFlight(out.token)));
     let outcome = c
         .handle_response(out.token, 200, &fixture("submit_charged"), clock.now())
         .unwrap();
@@ -203,11 +200,11 @@ fn attempts_exhausted_counted_locally_when_the_server_sends_no_counters() {
         vec![
             Outcome::WrongOtp { attempts_left: 2 },
             Outcome::WrongOtp { attempts_left: 1 },
-            Outcome::AttemptsExhausted
+            Outcome::AttemptLimitReached
         ]
     );
     assert_eq!(
-        c.check_submit(clock.now()),
+        c.may_submit(clock.now()),
         Err(Refusal::AttemptLimitReached { limit: 3 })
     );
     assert!(matches!(c.next_step(clock.now()), NextStep::BankPage(_)));
@@ -231,10 +228,10 @@ fn attempts_exhausted_by_the_server() {
             .unwrap(),
         );
     }
-    assert_eq!(outcomes.last(), Some(&Outcome::AttemptsExhausted));
+    assert_eq!(outcomes.last(), Some(&Outcome::AttemptLimitReached));
     assert_eq!(c.attempts(), 4);
     assert_eq!(
-        c.check_submit(secs(10)),
+        c.may_submit(secs(10)),
         Err(Refusal::AttemptLimitReached { limit: 4 })
     );
 }
@@ -258,10 +255,10 @@ fn lost_submit_is_reconciled_never_resent() {
             clock.advance(Duration::seconds(30)),
         )
         .unwrap();
-    assert!(matches!(outcome, Outcome::MustReconcile(_)));
+    assert!(matches!(outcome, Outcome::CheckStatus(_)));
     assert_eq!(c.next_step(clock.now()), NextStep::CheckStatus);
-    assert_eq!(c.check_submit(clock.now()), Err(Refusal::MustReconcile));
-    assert_eq!(c.check_resend(clock.now()), Err(Refusal::MustReconcile));
+    assert_eq!(c.may_submit(clock.now()), Err(Refusal::CheckStatus));
+    assert_eq!(c.may_resend(clock.now()), Err(Refusal::CheckStatus));
     assert_eq!(
         c.poll_timeout(),
         None,
@@ -308,7 +305,7 @@ fn lost_resend_counts_against_the_limit() {
     let outcome = c
         .handle_send_failure(out.token, SendFailure::MaybeSent, secs(31))
         .unwrap();
-    assert!(matches!(outcome, Outcome::MustReconcile(_)));
+    assert!(matches!(outcome, Outcome::CheckStatus(_)));
     assert_eq!(c.otp_sends(), 2);
     let t = c.check_status(&config(), secs(32)).unwrap().token;
     let outcome = c
@@ -362,7 +359,7 @@ fn expiry_closes_the_otp_page() {
     assert_eq!(c, before);
     assert_eq!(clock.run_timer(&mut c), Some(TimerEvent::Expired));
     assert_eq!(c.poll_timeout(), None);
-    assert_eq!(c.check_resend(clock.now()), Err(Refusal::Expired));
+    assert_eq!(c.may_resend(clock.now()), Err(Refusal::Expired));
     assert!(matches!(c.next_step(clock.now()), NextStep::BankPage(_)));
     // The result is still learned from the order status.
     let t = c.check_status(&config(), clock.now()).unwrap().token;
@@ -370,7 +367,7 @@ fn expiry_closes_the_otp_page() {
         .handle_response(t, 200, &fixture("order_status_pending"), clock.now())
         .unwrap();
     assert_eq!(outcome, Outcome::Pending(Status::PendingVbv));
-    assert_eq!(c.check_submit(clock.now()), Err(Refusal::Expired));
+    assert_eq!(c.may_submit(clock.now()), Err(Refusal::Expired));
 }
 
 #[test]
@@ -425,7 +422,7 @@ fn time_going_backwards_is_ignored() {
         .unwrap();
     // A clock that jumped back an hour sees the latest time instead: the cooldown from the
     // start (30 s) is over, not pending.
-    assert!(c.can_resend(secs(-3600)));
+    assert!(c.may_resend(secs(-3600)).is_ok());
     assert_eq!(
         c.handle_timeout(secs(-3600)),
         Some(TimerEvent::ResendAvailable)
@@ -468,7 +465,7 @@ fn persisted_state_round_trips_at_every_step_without_secrets() {
         for secret in ["86429731", KEY, "c2tfdGVzdF9TRUNSRVRLRVk6", "Basic"] {
             assert!(!json.contains(secret), "{json}");
         }
-        assert!(json.starts_with("{\"format\":1,"), "{json}");
+        assert!(json.starts_with("{\"format\":2,"), "{json}");
         let back: Challenge = serde_json::from_str(&json).unwrap();
         assert_eq!(back, state);
         assert_eq!(serde_json::to_string(&back).unwrap(), json);
@@ -478,12 +475,17 @@ fn persisted_state_round_trips_at_every_step_without_secrets() {
 #[test]
 fn persisted_state_is_checked_when_loaded() {
     let json = serde_json::to_value(challenge()).unwrap();
-    let mut newer = json.clone();
-    newer["format"] = json!(2);
-    let err = serde_json::from_value::<Challenge>(newer)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("format version 2"), "{err}");
+    for (version, what) in [(3, "newer"), (1, "older, without record and revision")] {
+        let mut other = json.clone();
+        other["format"] = json!(version);
+        let err = serde_json::from_value::<Challenge>(other)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("format version {version}")),
+            "{what}: {err}"
+        );
+    }
     let mut hostile = json.clone();
     hostile["txn_id"] = json!("../../refunds");
     assert!(serde_json::from_value::<Challenge>(hostile).is_err());
@@ -756,7 +758,7 @@ fn a_resend_answered_with_a_final_status_settles() {
         };
         assert_eq!(outcome, want, "{status}");
         assert!(c.is_final());
-        assert_eq!(c.next_step(secs(33)), NextStep::Finished(&st));
+        assert_eq!(c.next_step(secs(33)), NextStep::Finished(st));
         assert!(matches!(
             c.resend(&config(), secs(99)),
             Err(Refusal::AlreadyFinal(_))
@@ -777,12 +779,12 @@ fn invalid_action_means_this_copy_is_stale_and_counts_nothing() {
         .unwrap();
         let outcome = c.handle_response(out.token, 400, stale, secs(32)).unwrap();
         assert!(
-            matches!(&outcome, Outcome::MustReconcile(Uncertainty::Stale(ResponseError::Api(e))) if e.code() == Some("INVALID_ACTION")),
+            matches!(&outcome, Outcome::CheckStatus(Uncertainty::Stale(ResponseError::Api(e))) if e.code() == Some("INVALID_ACTION")),
             "{kind}: {outcome:?}"
         );
         assert_eq!((c.otp_sends(), c.attempts()), (sent, tried), "{kind}");
         assert_eq!(c.next_step(secs(33)), NextStep::CheckStatus, "{kind}");
-        assert_eq!(c.check_submit(secs(33)), Err(Refusal::MustReconcile));
+        assert_eq!(c.may_submit(secs(33)), Err(Refusal::CheckStatus));
         // The order status settles the stale copy.
         let out = c.check_status(&config(), secs(34)).unwrap();
         let outcome = c
@@ -837,7 +839,7 @@ fn only_safe_http_urls_reach_the_browser() {
         };
         assert_eq!(c.fallback_url(), None, "{bad:?} is treated as no fallback");
         let mut c = *c;
-        assert_eq!(c.go_to_bank_page(secs(1)), Err(Refusal::NoFallback));
+        assert_eq!(c.go_to_bank_page(secs(1)), Err(Refusal::NoBankPage));
 
         let body = with(
             "start_3ds_failover",
@@ -901,7 +903,7 @@ fn a_request_nobody_answered_is_recovered_after_the_grace() {
     assert_eq!(other.in_flight(), Some(out.token));
     assert_eq!(
         other.recover(grace, secs(65)),
-        Some(Outcome::MustReconcile(Uncertainty::MaybeSent))
+        Some(Outcome::CheckStatus(Uncertainty::MaybeSent))
     );
     assert_eq!(other.attempts(), 1, "counted as if it happened");
     assert_eq!(other.next_step(secs(65)), NextStep::CheckStatus);

@@ -727,7 +727,7 @@ fn answer() -> BoxedStrategy<(u16, Body)> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rest {
     Open,
-    MustReconcile,
+    CheckStatus,
     BankPage,
     Expired,
 }
@@ -779,11 +779,11 @@ impl Expect {
         match (self, got) {
             (Expect::Exact(want), got) => want == got,
             (Expect::Rejected(shape), Outcome::Rejected(e)) => shape_matches(shape, e),
-            (Expect::Reconcile(None), Outcome::MustReconcile(Uncertainty::MaybeSent)) => true,
-            (Expect::Reconcile(Some(shape)), Outcome::MustReconcile(Uncertainty::Response(e))) => {
+            (Expect::Reconcile(None), Outcome::CheckStatus(Uncertainty::MaybeSent)) => true,
+            (Expect::Reconcile(Some(shape)), Outcome::CheckStatus(Uncertainty::Response(e))) => {
                 shape_matches(shape, e)
             }
-            (Expect::Stale(shape), Outcome::MustReconcile(Uncertainty::Stale(e))) => {
+            (Expect::Stale(shape), Outcome::CheckStatus(Uncertainty::Stale(e))) => {
                 shape_matches(shape, e)
             }
             _ => false,
@@ -899,7 +899,7 @@ impl Model {
 
     fn otp_page(&self, now: i64) -> Result<Rest, Refusal> {
         match self.idle()? {
-            Rest::MustReconcile => Err(Refusal::MustReconcile),
+            Rest::CheckStatus => Err(Refusal::CheckStatus),
             Rest::BankPage => Err(Refusal::OnBankPage),
             Rest::Expired => Err(Refusal::Expired),
             Rest::Open if now >= self.expires() => Err(Refusal::Expired),
@@ -907,7 +907,7 @@ impl Model {
         }
     }
 
-    fn check_submit(&self, now: i64) -> Result<Rest, Refusal> {
+    fn may_submit(&self, now: i64) -> Result<Rest, Refusal> {
         let rest = self.otp_page(now)?;
         if self.attempts >= self.attempt_limit() {
             return Err(Refusal::AttemptLimitReached {
@@ -920,7 +920,7 @@ impl Model {
         Ok(rest)
     }
 
-    fn check_resend(&self, now: i64) -> Result<Rest, Refusal> {
+    fn may_resend(&self, now: i64) -> Result<Rest, Refusal> {
         let rest = self.otp_page(now)?;
         if self.otp_sent >= self.send_limit() {
             return Err(Refusal::SendLimitReached {
@@ -942,8 +942,8 @@ impl Model {
     fn command(&mut self, kind: Kind, now: i64) -> Result<u64, Refusal> {
         let now = self.effective(now);
         let rest = match kind {
-            Kind::Resend => self.check_resend(now)?,
-            Kind::Submit => self.check_submit(now)?,
+            Kind::Resend => self.may_resend(now)?,
+            Kind::Submit => self.may_submit(now)?,
             Kind::OrderStatus => self.idle()?,
         };
         let t = self.next_token;
@@ -960,7 +960,7 @@ impl Model {
     fn bank_page(&mut self, now: i64) -> Result<String, Refusal> {
         let now = self.effective(now);
         let rest = self.idle()?;
-        let url = self.fallback.clone().ok_or(Refusal::NoFallback)?;
+        let url = self.fallback.clone().ok_or(Refusal::NoBankPage)?;
         if rest == Rest::BankPage {
             // A page reload: the same URL again, nothing changes.
             return Ok(url);
@@ -1059,7 +1059,7 @@ impl Model {
                 }
                 self.apply(t.params, Counted::Attempt, now);
                 self.status = status.clone();
-                self.phase = Phase::Resting(Rest::MustReconcile);
+                self.phase = Phase::Resting(Rest::CheckStatus);
                 Expect::Exact(Outcome::Pending(status))
             }
             400..=499 => {
@@ -1075,7 +1075,7 @@ impl Model {
                     }
                     Meaning::LimitExceeded => {
                         self.attempts = self.attempt_limit();
-                        Expect::Exact(Outcome::AttemptsExhausted)
+                        Expect::Exact(Outcome::AttemptLimitReached)
                     }
                     Meaning::Duplicate => self.uncertain(Kind::Submit, Some(shape), now),
                     Meaning::Stale => self.stale(shape),
@@ -1089,7 +1089,7 @@ impl Model {
     fn after_wrong_otp(&self) -> Expect {
         Expect::Exact(
             if self.attempts >= self.attempt_limit() || !self.submit_allowed {
-                Outcome::AttemptsExhausted
+                Outcome::AttemptLimitReached
             } else {
                 Outcome::WrongOtp {
                     attempts_left: self.attempt_limit() - self.attempts,
@@ -1113,9 +1113,9 @@ impl Model {
         }
         let pending = text == "PENDING_VBV";
         let rest = match (pending, rest) {
-            (true, Rest::MustReconcile) => Rest::Open,
+            (true, Rest::CheckStatus) => Rest::Open,
             (true, rest) => rest,
-            (false, Rest::Open) => Rest::MustReconcile,
+            (false, Rest::Open) => Rest::CheckStatus,
             (false, rest) => rest,
         };
         self.phase = Phase::Resting(rest);
@@ -1143,13 +1143,13 @@ impl Model {
             Kind::Submit => self.count(Counted::Attempt, now),
             Kind::OrderStatus => {}
         }
-        self.phase = Phase::Resting(Rest::MustReconcile);
+        self.phase = Phase::Resting(Rest::CheckStatus);
         Expect::Reconcile(why)
     }
 
     /// The bank says the transaction is past OTP entry: reconcile, counting nothing.
     fn stale(&mut self, shape: ErrShape) -> Expect {
-        self.phase = Phase::Resting(Rest::MustReconcile);
+        self.phase = Phase::Resting(Rest::CheckStatus);
         Expect::Stale(shape)
     }
 
@@ -1256,16 +1256,16 @@ impl Model {
 
     // Getters.
 
-    fn next_step(&self, now: i64) -> NextStep<'_> {
+    fn next_step(&self, now: i64) -> NextStep {
         let now = self.effective(now);
         match self.phase {
-            Phase::Final => NextStep::Finished(&self.status),
+            Phase::Final => NextStep::Finished(self.status.clone()),
             Phase::InFlight { .. } => unreachable!("compared through in_flight"),
-            Phase::Resting(Rest::MustReconcile) => NextStep::CheckStatus,
+            Phase::Resting(Rest::CheckStatus) => NextStep::CheckStatus,
             Phase::Resting(Rest::BankPage) => NextStep::AwaitBankPage,
-            Phase::Resting(Rest::Open) if self.check_submit(now).is_ok() => NextStep::EnterOtp,
+            Phase::Resting(Rest::Open) if self.may_submit(now).is_ok() => NextStep::EnterOtp,
             Phase::Resting(rest) => match &self.fallback {
-                Some(url) => NextStep::BankPage(url),
+                Some(url) => NextStep::BankPage(url.clone()),
                 None if rest == Rest::Expired || now >= self.expires() => NextStep::Expired,
                 None => NextStep::CheckStatus,
             },
@@ -1325,14 +1325,14 @@ impl Model {
         );
         let eff = self.effective(now);
         assert_eq!(
-            c.check_submit(at),
-            self.check_submit(eff).map(drop),
+            c.may_submit(at),
+            self.may_submit(eff).map(drop),
             "check_submit; {}",
             ctx()
         );
         assert_eq!(
-            c.check_resend(at),
-            self.check_resend(eff).map(drop),
+            c.may_resend(at),
+            self.may_resend(eff).map(drop),
             "check_resend; {}",
             ctx()
         );
@@ -1759,7 +1759,7 @@ impl Run {
     fn outcome(&self, outcome: &Outcome, context: &str) {
         invariants::check_outcome(&self.c, outcome, self.now(), context);
         self.secrets.check_debug("outcome", outcome);
-        if let Outcome::Rejected(e) | Outcome::MustReconcile(Uncertainty::Response(e)) = outcome {
+        if let Outcome::Rejected(e) | Outcome::CheckStatus(Uncertainty::Response(e)) = outcome {
             self.secrets.check_error("response error", e);
         }
     }
@@ -2354,5 +2354,5 @@ fn a_submit_still_processing_counts_the_attempt() {
     let outcome = c.handle_response(out.token, 200, &body, common::secs(8));
     assert_eq!(outcome, Ok(Outcome::Pending(Status::PendingVbv)));
     assert_eq!((c.attempts(), c.attempts_left()), (1, 3));
-    assert!(c.can_submit(common::secs(9)));
+    assert!(c.may_submit(common::secs(9)).is_ok());
 }

@@ -28,7 +28,7 @@ fn answer(c: &mut Challenge, token: Token, status: u16, name: &str) -> Outcome {
 fn api(outcome: &Outcome) -> &ApiError {
     match outcome {
         Outcome::Rejected(ResponseError::Api(e))
-        | Outcome::MustReconcile(Uncertainty::Response(ResponseError::Api(e))) => e,
+        | Outcome::CheckStatus(Uncertainty::Response(ResponseError::Api(e))) => e,
         other => panic!("expected an API error, got {other:?}"),
     }
 }
@@ -56,8 +56,11 @@ fn start_direct_otp() {
     assert_eq!(card.last_four.as_deref(), Some("1111"));
     assert_eq!(card.brand.as_deref(), Some("VISA"));
     assert_eq!(card.issuer.as_deref(), Some("HDFC Bank"));
-    assert!(c.can_submit(T0));
-    assert!(!c.can_resend(T0), "the first OTP starts the cooldown");
+    assert!(c.may_submit(T0).is_ok());
+    assert!(
+        c.may_resend(T0).is_err(),
+        "the first OTP starts the cooldown"
+    );
     assert_eq!(c.resend_available_at(), Some(secs(30)));
     assert_eq!(c.next_step(T0), NextStep::EnterOtp);
 }
@@ -189,7 +192,7 @@ fn start_accepts_lenient_variants() {
         panic!()
     };
     assert_eq!((c.send_limit(), c.attempt_limit()), (3, 2));
-    assert_eq!(c.check_resend(secs(60)), Err(Refusal::ResendNotAllowed));
+    assert_eq!(c.may_resend(secs(60)), Err(Refusal::ResendNotAllowed));
 }
 
 // ----- Resend -------------------------------------------------------------------------
@@ -222,10 +225,10 @@ fn resend_200_seed_sample_without_counters_counts_locally() {
     // The next resend waits for the cooldown, counted from the answer; the answer's time
     // (6 s) is earlier than the resend's (40 s), so the later one counts.
     assert_eq!(
-        c.check_resend(secs(50)),
+        c.may_resend(secs(50)),
         Err(Refusal::Cooldown { until: secs(70) })
     );
-    assert!(c.can_resend(secs(70)));
+    assert!(c.may_resend(secs(70)).is_ok());
 }
 
 #[test]
@@ -236,11 +239,11 @@ fn resend_400_max_limit_exceeded() {
     assert_eq!(outcome, Outcome::SendLimitReached);
     assert_eq!(c.sends_left(), 0);
     assert_eq!(
-        c.check_resend(secs(500)),
+        c.may_resend(secs(500)),
         Err(Refusal::SendLimitReached { limit: 4 })
     );
     assert!(
-        c.can_submit(secs(7)),
+        c.may_submit(secs(7)).is_ok(),
         "the OTP already sent can still be entered"
     );
     assert_eq!(
@@ -265,10 +268,10 @@ fn submit_charged_and_authorized_are_final_successes() {
             Outcome::Approved(status.clone())
         );
         assert!(c.is_final());
-        assert_eq!(c.next_step(secs(7)), NextStep::Finished(&status));
+        assert_eq!(c.next_step(secs(7)), NextStep::Finished(status.clone()));
         assert_eq!(c.poll_timeout(), None);
         assert_eq!(
-            c.check_submit(secs(7)),
+            c.may_submit(secs(7)),
             Err(Refusal::AlreadyFinal(status.clone()))
         );
         assert_eq!(
@@ -308,7 +311,7 @@ fn submit_pending_vbv_is_a_wrong_otp() {
         Outcome::WrongOtp { attempts_left: 3 }
     );
     assert_eq!(c.attempts(), 1);
-    assert!(c.can_submit(secs(7)));
+    assert!(c.may_submit(secs(7)).is_ok());
     assert_eq!(c.status(), &Status::PendingVbv);
 }
 
@@ -318,15 +321,15 @@ fn submit_pending_vbv_with_no_tries_left() {
     let t = submit(&mut c);
     assert_eq!(
         answer(&mut c, t, 200, "submit_pending_exhausted"),
-        Outcome::AttemptsExhausted
+        Outcome::AttemptLimitReached
     );
     assert_eq!(c.attempts_left(), 0);
     assert_eq!(
-        c.check_submit(secs(7)),
+        c.may_submit(secs(7)),
         Err(Refusal::AttemptLimitReached { limit: 4 })
     );
     assert_eq!(
-        c.check_resend(secs(100)),
+        c.may_resend(secs(100)),
         Err(Refusal::ResendNotAllowed),
         "resend_otp_allowed false"
     );
@@ -352,7 +355,7 @@ fn submit_400_limit_exceeded_exhausts_attempts() {
     let t = submit(&mut c);
     assert_eq!(
         answer(&mut c, t, 400, "resend_limit_exceeded"),
-        Outcome::AttemptsExhausted
+        Outcome::AttemptLimitReached
     );
     assert_eq!(c.attempts_left(), 0);
 }
@@ -366,7 +369,7 @@ fn submit_authorizing_needs_a_status_check() {
         Outcome::Pending(Status::Authorizing)
     );
     assert_eq!(c.next_step(secs(7)), NextStep::CheckStatus);
-    assert_eq!(c.check_submit(secs(7)), Err(Refusal::MustReconcile));
+    assert_eq!(c.may_submit(secs(7)), Err(Refusal::CheckStatus));
 }
 
 #[test]
@@ -405,7 +408,7 @@ fn submit_client_errors_are_rejections_that_change_nothing() {
         );
         assert_eq!(api(&outcome).http_status(), status);
         assert_eq!(c.attempts(), before.attempts());
-        assert!(c.can_submit(secs(7)), "{name}");
+        assert!(c.may_submit(secs(7)).is_ok(), "{name}");
     }
 }
 
@@ -418,7 +421,7 @@ fn submit_server_errors_and_duplicates_need_reconciliation() {
         let mut c = challenge();
         let t = submit(&mut c);
         let outcome = answer(&mut c, t, status, name);
-        assert!(matches!(outcome, Outcome::MustReconcile(_)), "{outcome:?}");
+        assert!(matches!(outcome, Outcome::CheckStatus(_)), "{outcome:?}");
         assert_eq!(api(&outcome).code(), Some(code));
         assert_eq!(c.next_step(secs(7)), NextStep::CheckStatus);
         assert_eq!(
@@ -443,7 +446,7 @@ fn submit_unreadable_answers_need_reconciliation() {
         let t = submit(&mut c);
         let outcome = c.handle_response(t, status, body, secs(6)).unwrap();
         assert!(
-            matches!(outcome, Outcome::MustReconcile(Uncertainty::Response(_))),
+            matches!(outcome, Outcome::CheckStatus(Uncertainty::Response(_))),
             "{outcome:?}"
         );
         assert_eq!(c.next_step(secs(7)), NextStep::CheckStatus);
@@ -458,7 +461,7 @@ fn lost_submit() -> Challenge {
     let t = submit(&mut c);
     assert_eq!(
         c.handle_send_failure(t, SendFailure::MaybeSent, secs(6)),
-        Ok(Outcome::MustReconcile(Uncertainty::MaybeSent))
+        Ok(Outcome::CheckStatus(Uncertainty::MaybeSent))
     );
     c
 }
@@ -484,7 +487,7 @@ fn order_status_pending_reopens_the_otp_page() {
     );
     assert_eq!(c.next_step(secs(8)), NextStep::EnterOtp);
     assert_eq!(c.attempts(), 1);
-    assert!(c.can_submit(secs(8)));
+    assert!(c.may_submit(secs(8)).is_ok());
 }
 
 #[test]

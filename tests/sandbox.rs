@@ -180,7 +180,7 @@ fn happy_path_resend_wrong_otp_then_right_otp_is_charged() {
     let first_sms = w.sms(&c);
 
     // The SMS is late; the cardholder taps "Resend" once the cooldown is over.
-    assert!(!c.can_resend(w.now));
+    assert!(c.may_resend(w.now).is_err());
     w.later(31);
     assert_eq!(w.resend(&mut c), Outcome::OtpSent { sends_left: 2 });
     let second_sms = w.sms(&c);
@@ -294,7 +294,7 @@ fn send_limit_error_from_the_server_is_understood() {
     assert_eq!(w.resend(&mut c), Outcome::OtpSent { sends_left: 2 });
     assert!(w.checked.contains("resend_seed"));
     // The server's flag says no more; the library listens.
-    assert_eq!(c.check_resend(w.now), Err(Refusal::ResendNotAllowed));
+    assert_eq!(c.may_resend(w.now), Err(Refusal::ResendNotAllowed));
     assert_eq!(w.resend(&mut stale), Outcome::SendLimitReached);
     assert_eq!(stale.sends_left(), 0);
     assert!(w.checked.contains("resend_limit_exceeded"));
@@ -314,10 +314,10 @@ fn attempts_exhausted_leaves_only_the_bank_page() {
         w.submit(&mut c, &wrong),
         Outcome::WrongOtp { attempts_left: 1 }
     );
-    assert_eq!(w.submit(&mut c, &wrong), Outcome::AttemptsExhausted);
+    assert_eq!(w.submit(&mut c, &wrong), Outcome::AttemptLimitReached);
     assert!(w.checked.contains("submit_pending_exhausted"));
-    assert!(!c.can_submit(w.now));
-    assert!(!c.can_resend(w.now));
+    assert!(c.may_submit(w.now).is_err());
+    assert!(c.may_resend(w.now).is_err());
     assert_eq!(w.sandbox.current_otp(c.txn_id()), None);
     let url = match c.next_step(w.now) {
         NextStep::BankPage(url) => url.to_owned(),
@@ -327,7 +327,7 @@ fn attempts_exhausted_leaves_only_the_bank_page() {
     // A second tab that missed all this submits once more: the server's attempt limit
     // (400 max_limit_exceeded), which the library reads as "no tries left".
     let mut stale = stale;
-    assert_eq!(w.submit(&mut stale, "123456"), Outcome::AttemptsExhausted);
+    assert_eq!(w.submit(&mut stale, "123456"), Outcome::AttemptLimitReached);
     assert!(w.checked.contains("resend_limit_exceeded"));
     assert_eq!(w.sandbox.transaction(c.txn_id()).unwrap().attempts, 2);
 
@@ -373,9 +373,9 @@ fn wrong_otp_as_http_400_counts_locally() {
         w.submit(&mut c, &wrong),
         Outcome::WrongOtp { attempts_left: 2 }
     );
-    assert_eq!(w.submit(&mut c, &wrong), Outcome::AttemptsExhausted);
+    assert_eq!(w.submit(&mut c, &wrong), Outcome::AttemptLimitReached);
     assert_eq!(
-        c.check_submit(w.now),
+        c.may_submit(w.now),
         Err(Refusal::AttemptLimitReached { limit: 4 })
     );
     assert_eq!(w.sandbox.transaction(c.txn_id()).unwrap().attempts, 2);
@@ -389,13 +389,13 @@ fn lost_submit_answer_is_settled_by_reconciliation() {
         .inject(Endpoint::of(RequestKind::Submit), Fault::DropResponse);
     let otp = w.sms(&c);
     let outcome = w.submit(&mut c, &otp);
-    assert_eq!(outcome, Outcome::MustReconcile(Uncertainty::MaybeSent));
+    assert_eq!(outcome, Outcome::CheckStatus(Uncertainty::MaybeSent));
     // The payment went through, but the client can't know yet.
     assert_eq!(w.sandbox.order_status("ord_lost"), Some(Status::Charged));
     assert_eq!(c.next_step(w.now), NextStep::CheckStatus);
     assert_eq!(
         c.submit(&w.config, &Otp::new(&otp).unwrap(), w.now),
-        Err(Refusal::MustReconcile)
+        Err(Refusal::CheckStatus)
     );
     assert_eq!(w.check_status(&mut c), Outcome::Approved(Status::Charged));
     // Never re-sent blindly.
@@ -411,10 +411,7 @@ fn lost_wrong_otp_reconciles_back_to_the_otp_page() {
     let mut c = w.challenge("ord_lost_wrong");
     w.sandbox.inject(Endpoint::Submit, Fault::DropResponse);
     let wrong = w.wrong(&c);
-    assert!(matches!(
-        w.submit(&mut c, &wrong),
-        Outcome::MustReconcile(_)
-    ));
+    assert!(matches!(w.submit(&mut c, &wrong), Outcome::CheckStatus(_)));
     // Still waiting for the OTP: the page opens again, with the lost try counted.
     assert_eq!(w.check_status(&mut c), Outcome::Pending(Status::PendingVbv));
     assert!(w.checked.contains("order_status_pending"));
@@ -433,7 +430,7 @@ fn internal_error_on_submit_is_reconciled() {
     let otp = w.sms(&c);
     assert!(matches!(
         w.submit(&mut c, &otp),
-        Outcome::MustReconcile(Uncertainty::Response(ResponseError::Api(e))) if e.http_status() == 500
+        Outcome::CheckStatus(Uncertainty::Response(ResponseError::Api(e))) if e.http_status() == 500
     ));
     assert!(w.checked.contains("error_internal_500"));
     assert_eq!(w.check_status(&mut c), Outcome::Pending(Status::PendingVbv));
@@ -444,7 +441,7 @@ fn internal_error_on_submit_is_reconciled() {
     w.sandbox
         .inject(Endpoint::Submit, Fault::InternalErrorAfterApply);
     let otp = w.sms(&c);
-    assert!(matches!(w.submit(&mut c, &otp), Outcome::MustReconcile(_)));
+    assert!(matches!(w.submit(&mut c, &otp), Outcome::CheckStatus(_)));
     assert_eq!(w.check_status(&mut c), Outcome::Approved(Status::Charged));
 }
 
@@ -454,7 +451,7 @@ fn duplicate_and_slow_resends_are_reconciled_and_counted() {
     let mut c = w.challenge("ord_dup");
     w.later(31);
     w.sandbox.inject(Endpoint::Resend, Fault::Duplicate);
-    assert!(matches!(w.resend(&mut c), Outcome::MustReconcile(_)));
+    assert!(matches!(w.resend(&mut c), Outcome::CheckStatus(_)));
     assert!(w.checked.contains("error_duplicate_request"));
     assert_eq!(w.check_status(&mut c), Outcome::Pending(Status::PendingVbv));
     // The library counted the unknown send; the sandbox did not send it.
@@ -467,7 +464,7 @@ fn duplicate_and_slow_resends_are_reconciled_and_counted() {
         .inject(Endpoint::Resend, Fault::Slow(StdDuration::from_secs(30)));
     assert_eq!(
         w.resend(&mut c),
-        Outcome::MustReconcile(Uncertainty::MaybeSent)
+        Outcome::CheckStatus(Uncertainty::MaybeSent)
     );
     assert_eq!(w.sandbox.transaction(c.txn_id()).unwrap().otp_sends, 2);
     assert_eq!(w.check_status(&mut c), Outcome::Pending(Status::PendingVbv));
@@ -487,7 +484,7 @@ fn lost_request_changes_nothing() {
     let mut c = w.challenge("ord_lost_request");
     w.sandbox.inject(Endpoint::Submit, Fault::DropRequest);
     let otp = w.sms(&c);
-    assert!(matches!(w.submit(&mut c, &otp), Outcome::MustReconcile(_)));
+    assert!(matches!(w.submit(&mut c, &otp), Outcome::CheckStatus(_)));
     assert_eq!(w.sandbox.transaction(c.txn_id()).unwrap().attempts, 0);
     assert_eq!(w.check_status(&mut c), Outcome::Pending(Status::PendingVbv));
     assert_eq!(w.submit(&mut c, &otp), Outcome::Approved(Status::Charged));

@@ -166,7 +166,7 @@ fn dropped_submit_answer_over_http_is_reconciled() {
     // The connection closes without an answer; the payment went through.
     assert_eq!(
         client.run(&mut c, command),
-        Outcome::MustReconcile(Uncertainty::MaybeSent)
+        Outcome::CheckStatus(Uncertainty::MaybeSent)
     );
     assert_eq!(
         client.server.sandbox().order_status("ord_http_lost"),
@@ -205,7 +205,7 @@ fn slow_answers_and_the_bank_page_over_http() {
     let command = c.submit(&client.config, &Otp::new("000000").unwrap(), client.now);
     assert_eq!(
         client.run(&mut c, command),
-        Outcome::MustReconcile(Uncertainty::MaybeSent)
+        Outcome::CheckStatus(Uncertainty::MaybeSent)
     );
     client.agent = agent(StdDuration::from_secs(10));
     let command = c.check_status(&client.config, client.now);
@@ -215,8 +215,8 @@ fn slow_answers_and_the_bank_page_over_http() {
     );
     // That wrong OTP used the only try; the library learns it from the server's 400.
     let command = c.submit(&client.config, &Otp::new("000000").unwrap(), client.now);
-    assert_eq!(client.run(&mut c, command), Outcome::AttemptsExhausted);
-    assert!(!c.can_submit(client.now));
+    assert_eq!(client.run(&mut c, command), Outcome::AttemptLimitReached);
+    assert!(c.may_submit(client.now).is_err());
     let url = c.go_to_bank_page(client.now).unwrap().to_owned();
 
     // The browser's side: the page, then the cardholder finishes.

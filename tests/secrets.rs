@@ -177,14 +177,14 @@ fn persisted_state_and_outcomes_of_a_whole_payment_hold_no_secret() {
         ("error_internal_500", 500),
     ] {
         let now = c.expires_at() - time::Duration::minutes(5);
-        if c.can_submit(now) {
+        if c.may_submit(now).is_ok() {
             let out = c.submit(&config, &otp, now).unwrap();
             let outcome = c
                 .handle_response(out.token, status, &fixture(answer), now)
                 .unwrap();
             s.check_debug("outcome", &outcome);
         } else {
-            let refusal = c.check_submit(now).unwrap_err();
+            let refusal = c.may_submit(now).unwrap_err();
             s.check_error("refusal", &refusal);
             let out = c.check_status(&config, now).unwrap();
             let outcome = c

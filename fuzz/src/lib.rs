@@ -14,7 +14,7 @@ const WORDS: [&str; 24] = [
     "in_flight",
     "final",
     "open",
-    "must_reconcile",
+    "check_status",
     "bank_page",
     "expired",
     "resend",

@@ -31,7 +31,7 @@
 //! let answer = sandbox.handle_request(&out.request, now);
 //! assert!(!answer.is_delivered());
 //! let outcome = challenge.handle_send_failure(out.token, SendFailure::MaybeSent, now)?;
-//! assert!(matches!(outcome, Outcome::MustReconcile(_)));
+//! assert!(matches!(outcome, Outcome::CheckStatus(_)));
 //!
 //! // Reconcile: the order status tells what happened.
 //! let out = challenge.check_status(&config, now)?;

@@ -257,7 +257,7 @@ where
     /// A failure that surely happened before anything was sent gives
     /// [`Outcome::NotDelivered`](crate::Outcome::NotDelivered) and changes nothing: the same
     /// command can be tried again. A submit or resend that may have been sent gives
-    /// [`Outcome::MustReconcile`](crate::Outcome::MustReconcile): the challenge then only
+    /// [`Outcome::CheckStatus`](crate::Outcome::CheckStatus): the challenge then only
     /// allows [`check_status`](Challenge::check_status), never a blind resend. The transport
     /// error, if any, is in [`Driven::transport_error`].
     ///

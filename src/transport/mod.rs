@@ -200,7 +200,7 @@ pub struct Driven {
     pub outcome: Outcome,
     /// The transport failure, when the request got no usable HTTP answer. The outcome is
     /// then [`Outcome::NotDelivered`] (surely not sent, or a status check) or
-    /// [`Outcome::MustReconcile`] (a submit or resend that may have been sent).
+    /// [`Outcome::CheckStatus`] (a submit or resend that may have been sent).
     pub transport_error: Option<TransportError>,
 }
 

@@ -202,7 +202,7 @@ pub fn check_behaviour(c: &Challenge, config: &Config, now: OffsetDateTime, cont
 
     let step = c.next_step(now);
     if c.is_final() {
-        if step != NextStep::Finished(c.status()) {
+        if step != NextStep::Finished(c.status().clone()) {
             fail.now(format!("final, but next_step is {step:?}"));
         }
         if c.poll_timeout().is_some() {
@@ -229,21 +229,21 @@ pub fn check_behaviour(c: &Challenge, config: &Config, now: OffsetDateTime, cont
         }
     }
 
-    // Refused commands change nothing; the check_* getters tell the same refusal.
+    // Refused commands change nothing; may_submit and may_resend tell the same refusal.
     let otp = Otp::new(PROBE_OTP).expect("valid OTP");
     let mut probe = c.clone();
     match probe.submit(config, &otp, now) {
         Ok(_) => {
-            if c.check_submit(now).is_err() || !c.can_submit(now) {
-                fail.now("submit accepted, but check_submit refuses it".into());
+            if c.may_submit(now).is_err() {
+                fail.now("submit accepted, but may_submit refuses it".into());
             }
         }
         Err(r) => {
             unchanged(c, &probe, "a refused submit", fail);
-            if c.check_submit(now) != Err(r.clone()) || c.can_submit(now) {
+            if c.may_submit(now) != Err(r.clone()) {
                 fail.now(format!(
-                    "submit refused with {r:?}, check_submit says {:?}",
-                    c.check_submit(now)
+                    "submit refused with {r:?}, may_submit says {:?}",
+                    c.may_submit(now)
                 ));
             }
         }
@@ -251,16 +251,16 @@ pub fn check_behaviour(c: &Challenge, config: &Config, now: OffsetDateTime, cont
     let mut probe = c.clone();
     match probe.resend(config, now) {
         Ok(_) => {
-            if c.check_resend(now).is_err() || !c.can_resend(now) {
-                fail.now("resend accepted, but check_resend refuses it".into());
+            if c.may_resend(now).is_err() {
+                fail.now("resend accepted, but may_resend refuses it".into());
             }
         }
         Err(r) => {
             unchanged(c, &probe, "a refused resend", fail);
-            if c.check_resend(now) != Err(r.clone()) || c.can_resend(now) {
+            if c.may_resend(now) != Err(r.clone()) {
                 fail.now(format!(
-                    "resend refused with {r:?}, check_resend says {:?}",
-                    c.check_resend(now)
+                    "resend refused with {r:?}, may_resend says {:?}",
+                    c.may_resend(now)
                 ));
             }
         }
@@ -462,18 +462,21 @@ pub fn check_outcome(c: &Challenge, outcome: &Outcome, now: OffsetDateTime, cont
                 ));
             }
         }
-        Outcome::AttemptsExhausted => {
-            if c.can_submit(now) {
+        Outcome::AttemptLimitReached => {
+            if c.may_submit(now).is_ok() {
                 fail("attempts exhausted, but submit is allowed".into());
             }
         }
         Outcome::SendLimitReached => {
-            if c.can_resend(now) {
+            if c.may_resend(now).is_ok() {
                 fail("send limit reached, but resend is allowed".into());
             }
         }
-        Outcome::MustReconcile(why) => {
-            if c.next_step(now) != NextStep::CheckStatus || c.can_submit(now) || c.can_resend(now) {
+        Outcome::CheckStatus(why) => {
+            if c.next_step(now) != NextStep::CheckStatus
+                || c.may_submit(now).is_ok()
+                || c.may_resend(now).is_ok()
+            {
                 fail("must reconcile, but the next step is not a status check".into());
             }
             if let Uncertainty::Response(e) = why {

@@ -1,0 +1,746 @@
+//! One payment attempt as one record, from before the start until it is settled.
+//!
+//! The whole lifecycle reads top to bottom here:
+//!
+//! ```text
+//! New --start--> Starting --answer--> Challenge (Direct OTP, see challenge.rs) --> final
+//!                   |                  BankPage (3DS: the browser goes to the bank) --status--> final
+//!                   |                  final (the start answer was already final)
+//!                   '--lost/unreadable--> Unknown --status--> final
+//! ```
+//!
+//! The record carries the revision, the write-ahead state and the recovery of
+//! `docs/concurrency.md` for every stage, the challenge's included: one record id, one
+//! revision, one request in flight at most.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use time::OffsetDateTime;
+
+use crate::challenge::Challenge;
+use crate::clock::Stamp;
+use crate::config::Config;
+use crate::error::{InputError, ResponseError, StartError};
+use crate::id::{HeaderValue, PathId};
+use crate::otp::Otp;
+use crate::outcome::{Outcome, Refusal, Reply, SendFailure, TimerEvent, Uncertainty};
+use crate::policy::Policy;
+use crate::request::{self, Outgoing};
+use crate::response;
+use crate::start::{StartRequest, Started};
+use crate::status::Status;
+use crate::token::{RecordId, RequestKind, Token};
+use crate::view::{NextStep, PaymentView};
+
+/// The version of the persisted JSON form of a [`Payment`].
+pub const PAYMENT_FORMAT_VERSION: u32 = 1;
+
+/// One payment attempt: a sans-IO state machine for the whole of it, kept as one record
+/// between web requests.
+///
+/// * It starts [`new`](Self::new) (nothing sent); [`start`](Self::start) issues
+///   `POST /txns`. The answer opens the OTP challenge, or sends the cardholder to the
+///   bank's 3DS page, or is already final; a lost or unreadable answer leaves the outcome
+///   unknown until an order status check settles it.
+/// * Commands ([`start`](Self::start), [`resend`](Self::resend), [`submit`](Self::submit),
+///   [`check_status`](Self::check_status), [`go_to_bank_page`](Self::go_to_bank_page))
+///   return the request to send, or a [`Refusal`] that changes nothing.
+/// * Inputs ([`handle`](Self::handle), or [`handle_response`](Self::handle_response) and
+///   [`handle_send_failure`](Self::handle_send_failure)) take the answer to the request in
+///   flight, matched by its [`Token`], and return an [`Outcome`]. Exactly one outcome is
+///   terminal (`Approved` or `Declined`); after it every command is refused with
+///   `AlreadyFinal` and nothing changes again.
+/// * [`view`](Self::view) gives a UI everything it shows, owned and serializable.
+///
+/// Key records by [`key`](Self::key), `{order_id}/{attempt}`: a new attempt on the same order
+/// after a decline is a new record with the next attempt number.
+///
+/// ```
+/// use direct_otp::{Config, Outcome, Payment, PaymentSource, StartRequest};
+/// use time::macros::datetime;
+///
+/// let config = Config::sandbox("my_api_key")?;
+/// let now = datetime!(2026-11-25 10:00 UTC);
+/// let start = StartRequest::new("ord_1", "acme", "customer_1",
+///     PaymentSource::Token { card_token: "tok_123".into(), cvv: None })?;
+/// let mut payment = Payment::new(&start, 1, now);
+/// let out = payment.start(&config, &start, now)?;
+/// // Store the payment (it is now in flight), then send out.request; hand the answer back:
+/// let body = br#"{"order_id":"ord_1","status":"PENDING_VBV","payment":{"authentication":{
+///     "method":"POST","url":"https://sandbox.juspay.in/v2/txns/txn_1/authenticate",
+///     "params":{"id":"txn_1","challenge_id":"ch_1","auth_type":"OTP",
+///               "submit_otp_allowed":true,"resend_otp_allowed":true}}}}"#;
+/// let outcome = payment.handle_response(out.token, 200, body, now)?;
+/// assert_eq!(outcome.code(), "otp_sent");
+/// assert_eq!(payment.view(now).next, "enter_otp");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
+pub struct Payment {
+    format: PaymentFormat,
+    record: RecordId,
+    revision: u64,
+    order_id: PathId,
+    attempt: u32,
+    routing_id: HeaderValue,
+    policy: Policy,
+    created_at: Stamp,
+    last_seen: Stamp,
+    stage: Stage,
+}
+
+/// Where the payment is, outside the challenge's own states.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+enum Stage {
+    /// Nothing sent yet.
+    New,
+    /// `POST /txns` in flight.
+    Starting { request: InFlight },
+    /// The start's outcome is unknown (its answer was lost or unreadable): only the order
+    /// status can tell; `check` is the status check in flight.
+    Unknown {
+        status: Option<Status>,
+        check: Option<InFlight>,
+    },
+    /// 3DS failover: the browser authenticates on the bank's page at `url`.
+    BankPage {
+        url: String,
+        browser_away: bool,
+        status: Status,
+        check: Option<InFlight>,
+    },
+    /// The Direct OTP challenge (its own states are in `challenge.rs`).
+    Challenge { challenge: Box<Challenge> },
+    /// Settled outside a challenge.
+    Final { status: Status },
+}
+
+/// A request in flight outside the challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct InFlight {
+    token: Token,
+    sent_at: Stamp,
+}
+
+impl Payment {
+    /// A new payment attempt for `start`'s order, with nothing sent yet. `attempt` numbers
+    /// the attempts on one order (1, 2, ...): store each under its own [`key`](Self::key).
+    pub fn new(start: &StartRequest, attempt: u32, now: OffsetDateTime) -> Payment {
+        let now = Stamp::from_time(now);
+        Payment {
+            format: PaymentFormat,
+            record: RecordId::random(),
+            revision: 1,
+            order_id: start.order_id().clone(),
+            attempt,
+            routing_id: start.routing_id().clone(),
+            policy: start.policy().normalized(),
+            created_at: now,
+            last_seen: now,
+            stage: Stage::New,
+        }
+    }
+
+    // ----- Commands -------------------------------------------------------------------
+
+    /// Starts authentication: `POST /txns` built from `start` (which holds the card data;
+    /// the payment never keeps it). Refused unless nothing was sent yet (or the last start
+    /// surely did not leave, or the bank refused it), and when `start` is for another order
+    /// or customer.
+    pub fn start(
+        &mut self,
+        config: &Config,
+        start: &StartRequest,
+        now: OffsetDateTime,
+    ) -> Result<Outgoing, Refusal> {
+        self.idle()?;
+        if !matches!(self.stage, Stage::New) {
+            return Err(Refusal::AlreadyStarted);
+        }
+        if start.order_id() != &self.order_id || start.routing_id() != &self.routing_id {
+            return Err(Refusal::OtherOrder);
+        }
+        let now = self.touch(now);
+        let token = Token::issue(self.record, self.revision, RequestKind::Start);
+        self.stage = Stage::Starting {
+            request: InFlight {
+                token,
+                sent_at: now,
+            },
+        };
+        Ok(Outgoing {
+            token,
+            request: start.request(config),
+        })
+    }
+
+    /// Asks the bank for a new OTP (during the challenge).
+    pub fn resend(&mut self, config: &Config, now: OffsetDateTime) -> Result<Outgoing, Refusal> {
+        let out = self.challenge_mut()?.resend(config, now)?;
+        self.sync();
+        Ok(out)
+    }
+
+    /// Submits the OTP (during the challenge). The payment does not keep it.
+    pub fn submit(
+        &mut self,
+        config: &Config,
+        otp: &Otp,
+        now: OffsetDateTime,
+    ) -> Result<Outgoing, Refusal> {
+        let out = self.challenge_mut()?.submit(config, otp, now)?;
+        self.sync();
+        Ok(out)
+    }
+
+    /// Asks for the order status (`GET /orders/{order_id}`): after a lost answer, after the
+    /// bank page, or whenever in doubt. Safe to repeat.
+    pub fn check_status(
+        &mut self,
+        config: &Config,
+        now: OffsetDateTime,
+    ) -> Result<Outgoing, Refusal> {
+        if let Stage::Challenge { challenge } = &mut self.stage {
+            let out = challenge.check_status(config, now)?;
+            self.sync();
+            return Ok(out);
+        }
+        self.idle()?;
+        if matches!(self.stage, Stage::New) {
+            return Err(Refusal::NotStarted);
+        }
+        let now = self.touch(now);
+        let token = Token::issue(self.record, self.revision, RequestKind::OrderStatus);
+        let request = InFlight {
+            token,
+            sent_at: now,
+        };
+        if let Stage::Unknown { check, .. } | Stage::BankPage { check, .. } = &mut self.stage {
+            *check = Some(request);
+        }
+        Ok(Outgoing {
+            token,
+            request: request::order_status(
+                config,
+                self.order_id.as_str(),
+                self.routing_id.shared(),
+            ),
+        })
+    }
+
+    /// Sends the cardholder to the bank's page: the OTP challenge's `fallback_url`, or the
+    /// 3DS page when Direct OTP was not available. Returns the URL to redirect the browser
+    /// to, exactly as the server gave it; asking again (a page reload) gives the same URL.
+    /// Then check the order status when the browser comes back.
+    pub fn go_to_bank_page(&mut self, now: OffsetDateTime) -> Result<String, Refusal> {
+        if let Stage::Challenge { challenge } = &mut self.stage {
+            let url = challenge.go_to_bank_page(now)?;
+            self.sync();
+            return Ok(url);
+        }
+        self.idle()?;
+        let Stage::BankPage {
+            url, browser_away, ..
+        } = &mut self.stage
+        else {
+            return Err(match self.stage {
+                Stage::New => Refusal::NotStarted,
+                _ => Refusal::CheckStatus,
+            });
+        };
+        let url = url.clone();
+        if !*browser_away {
+            *browser_away = true;
+            self.touch(now);
+        }
+        Ok(url)
+    }
+
+    // ----- Inputs ---------------------------------------------------------------------
+
+    /// Hands back the result of sending the request `token`: its answer, or how sending
+    /// failed. The one input for every exchange; the transports use it too.
+    pub fn handle(
+        &mut self,
+        token: Token,
+        reply: Reply,
+        now: OffsetDateTime,
+    ) -> Result<Outcome, InputError> {
+        match reply {
+            Reply::Answer { status, body } => self.handle_response(token, status, &body, now),
+            Reply::Failed(failure) => self.handle_send_failure(token, failure, now),
+        }
+    }
+
+    /// Hands back the answer to the request `token`: its HTTP status and body. An answer
+    /// for any other token, or one that names another order or transaction, is refused
+    /// and changes nothing.
+    pub fn handle_response(
+        &mut self,
+        token: Token,
+        http_status: u16,
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<Outcome, InputError> {
+        if let Stage::Challenge { challenge } = &mut self.stage {
+            let outcome = challenge.handle_response(token, http_status, body, now)?;
+            self.sync();
+            return Ok(outcome);
+        }
+        let kind = self.answered(token)?;
+        match kind {
+            RequestKind::Start => Ok(self.on_start(http_status, body, now)),
+            _ => Ok(self.on_order_status(http_status, body, now)),
+        }
+    }
+
+    /// Reports that sending the request `token` failed. A start that may have been sent
+    /// leaves the outcome unknown (check the order status; never start again: that would
+    /// be a second transaction and a second SMS); one surely not sent may be started again.
+    pub fn handle_send_failure(
+        &mut self,
+        token: Token,
+        failure: SendFailure,
+        now: OffsetDateTime,
+    ) -> Result<Outcome, InputError> {
+        if let Stage::Challenge { challenge } = &mut self.stage {
+            let outcome = challenge.handle_send_failure(token, failure, now)?;
+            self.sync();
+            return Ok(outcome);
+        }
+        let kind = self.answered(token)?;
+        self.touch(now);
+        Ok(match (kind, failure) {
+            (RequestKind::Start, SendFailure::MaybeSent) => {
+                self.stage = Stage::Unknown {
+                    status: None,
+                    check: None,
+                };
+                Outcome::CheckStatus(Uncertainty::MaybeSent)
+            }
+            (RequestKind::Start, _) => {
+                self.stage = Stage::New;
+                Outcome::NotDelivered
+            }
+            _ => {
+                self.end_check();
+                Outcome::NotDelivered
+            }
+        })
+    }
+
+    /// Recovers a request nobody answered within `grace` (a worker died): as a transport
+    /// failure that may have been sent. `None`, and no change, when nothing is in flight or
+    /// it is younger than `grace`. See `docs/concurrency.md`.
+    pub fn recover(&mut self, grace: time::Duration, now: OffsetDateTime) -> Option<Outcome> {
+        if let Stage::Challenge { challenge } = &mut self.stage {
+            let outcome = challenge.recover(grace, now);
+            self.sync();
+            return outcome;
+        }
+        let request = self.request_in_flight()?;
+        if self.effective(now) < request.sent_at.plus(grace) {
+            return None;
+        }
+        self.handle_send_failure(request.token, SendFailure::MaybeSent, now)
+            .ok()
+    }
+
+    // ----- Timers ---------------------------------------------------------------------
+
+    /// The next deadline to call [`handle_timeout`](Self::handle_timeout) at (during the
+    /// challenge: the resend cooldown or the page's expiry).
+    pub fn poll_timeout(&self) -> Option<OffsetDateTime> {
+        self.challenge()?.poll_timeout()
+    }
+
+    /// Fires the timer due at `now`, if any.
+    pub fn handle_timeout(&mut self, now: OffsetDateTime) -> Option<TimerEvent> {
+        let Stage::Challenge { challenge } = &mut self.stage else {
+            return None;
+        };
+        let event = challenge.handle_timeout(now);
+        self.sync();
+        event
+    }
+
+    // ----- Getters --------------------------------------------------------------------
+
+    /// What the UI should do next.
+    pub fn next_step(&self, now: OffsetDateTime) -> NextStep {
+        if let Some(request) = self.request_in_flight() {
+            return NextStep::Wait(request.token);
+        }
+        match &self.stage {
+            Stage::New => NextStep::Start,
+            Stage::Challenge { challenge } => challenge.next_step(now),
+            Stage::Final { status } => NextStep::Finished(status.clone()),
+            Stage::BankPage {
+                url,
+                browser_away: false,
+                ..
+            } => NextStep::BankPage(url.clone()),
+            Stage::BankPage { .. } => NextStep::AwaitBankPage,
+            Stage::Starting { .. } | Stage::Unknown { .. } => NextStep::CheckStatus,
+        }
+    }
+
+    /// Everything a payment page shows, owned and serializable.
+    pub fn view(&self, now: OffsetDateTime) -> PaymentView {
+        let next = self.next_step(now);
+        let challenge = self.challenge();
+        let open = challenge.filter(|c| !c.is_final());
+        let seconds_until = |at: OffsetDateTime| {
+            let left = at - now.max(self.last_seen.to_time());
+            u64::try_from(left.whole_seconds()).unwrap_or(0)
+                + u64::from(left.subsec_nanoseconds() > 0)
+        };
+        let bank_page_url = match &next {
+            NextStep::BankPage(url) => Some(url.clone()),
+            _ => None,
+        };
+        let status = self.status();
+        PaymentView {
+            key: self.key(),
+            order_id: self.order_id.as_str().to_owned(),
+            attempt: self.attempt,
+            next: next.code().to_owned(),
+            message: next.to_string(),
+            status: status.to_string(),
+            is_final: self.is_final(),
+            paid: self.is_final() && status.is_success(),
+            can_submit: open.is_some_and(|c| c.may_submit(now).is_ok()),
+            can_resend: open.is_some_and(|c| c.may_resend(now).is_ok()),
+            resend_in_seconds: open
+                .and_then(Challenge::resend_available_at)
+                .map(seconds_until),
+            sends_left: open.map(Challenge::sends_left),
+            attempts_left: open.map(Challenge::attempts_left),
+            expires_in_seconds: open
+                .filter(|_| next == NextStep::EnterOtp)
+                .map(|c| seconds_until(c.expires_at())),
+            bank_page_url,
+            card: challenge
+                .map(|c| c.card().clone())
+                .filter(|c| c != &Default::default()),
+        }
+    }
+
+    /// The key to store this record under: `{order_id}/{attempt}`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.order_id.as_str(), self.attempt)
+    }
+
+    /// The order id.
+    pub fn order_id(&self) -> &str {
+        self.order_id.as_str()
+    }
+
+    /// The attempt number on this order.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// This record's random identity; every token it issues carries it.
+    pub fn record_id(&self) -> RecordId {
+        self.record
+    }
+
+    /// The revision: 1 when created, one more with every change. Store with
+    /// compare-and-swap on it (`docs/concurrency.md`).
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// The token of the request in flight, if any.
+    pub fn in_flight(&self) -> Option<Token> {
+        match &self.stage {
+            Stage::Challenge { challenge } => challenge.in_flight(),
+            _ => self.request_in_flight().map(|r| r.token),
+        }
+    }
+
+    /// When the request in flight was issued: a recovery sweep looks for records in flight
+    /// since long ago.
+    pub fn in_flight_since(&self) -> Option<OffsetDateTime> {
+        match &self.stage {
+            Stage::Challenge { challenge } => challenge.in_flight_since(),
+            _ => self.request_in_flight().map(|r| r.sent_at.to_time()),
+        }
+    }
+
+    /// The last known status (`NEW` before anything is known).
+    pub fn status(&self) -> Status {
+        match &self.stage {
+            Stage::New | Stage::Starting { .. } => Status::New,
+            Stage::Unknown { status, .. } => status.clone().unwrap_or(Status::New),
+            Stage::BankPage { status, .. } | Stage::Final { status } => status.clone(),
+            Stage::Challenge { challenge } => challenge.status().clone(),
+        }
+    }
+
+    /// True once the payment is final; nothing changes after that.
+    pub fn is_final(&self) -> bool {
+        match &self.stage {
+            Stage::Final { .. } => true,
+            Stage::Challenge { challenge } => challenge.is_final(),
+            _ => false,
+        }
+    }
+
+    /// The OTP challenge, once the start opened one.
+    pub fn challenge(&self) -> Option<&Challenge> {
+        match &self.stage {
+            Stage::Challenge { challenge } => Some(challenge),
+            _ => None,
+        }
+    }
+
+    // ----- The rest -------------------------------------------------------------------
+
+    fn on_start(&mut self, http_status: u16, body: &[u8], now: OffsetDateTime) -> Outcome {
+        let read = crate::start::read_start(
+            self.routing_id.clone(),
+            Some(&self.order_id),
+            self.policy,
+            http_status,
+            body,
+            now,
+        );
+        self.touch(now);
+        match read {
+            Ok(Started::Challenge(mut challenge)) => {
+                challenge.adopt(self.record, self.revision);
+                let sends_left = challenge.sends_left();
+                self.stage = Stage::Challenge { challenge };
+                Outcome::OtpSent { sends_left }
+            }
+            Ok(Started::Redirect { url, .. }) => {
+                self.stage = Stage::BankPage {
+                    url,
+                    browser_away: false,
+                    status: Status::PendingVbv,
+                    check: None,
+                };
+                Outcome::BankPageRequired
+            }
+            Ok(Started::Finished(status)) => self.finish(status),
+            // A start the bank refused did nothing: it may be started again once fixed.
+            Err(StartError::Response(ResponseError::Api(e)))
+                if (400..=499).contains(&http_status)
+                    && response::Envelope::parse(http_status, body).meaning()
+                        != response::ErrorMeaning::Duplicate =>
+            {
+                self.stage = Stage::New;
+                Outcome::Rejected(ResponseError::Api(e))
+            }
+            Err(e) => {
+                self.stage = Stage::Unknown {
+                    status: None,
+                    check: None,
+                };
+                let e = match e {
+                    StartError::Response(e) => e,
+                    StartError::Id(_) => ResponseError::Malformed {
+                        http_status,
+                        problem: crate::Malformed::BadId("order_id"),
+                    },
+                };
+                Outcome::CheckStatus(Uncertainty::Response(e))
+            }
+        }
+    }
+
+    fn on_order_status(&mut self, http_status: u16, body: &[u8], now: OffsetDateTime) -> Outcome {
+        let status = match response::order_status(self.order_id.as_str(), http_status, body) {
+            Ok(status) => status,
+            Err(e) => {
+                self.touch(now);
+                self.end_check();
+                return Outcome::Rejected(e);
+            }
+        };
+        self.touch(now);
+        if status.is_final() {
+            return self.finish(status);
+        }
+        self.end_check();
+        if let Stage::Unknown { status: slot, .. } = &mut self.stage {
+            *slot = Some(status.clone());
+        } else if let Stage::BankPage { status: slot, .. } = &mut self.stage {
+            slot.clone_from(&status);
+        }
+        Outcome::Pending(status)
+    }
+
+    fn finish(&mut self, status: Status) -> Outcome {
+        self.stage = Stage::Final {
+            status: status.clone(),
+        };
+        if status.is_success() {
+            Outcome::Approved(status)
+        } else {
+            Outcome::Declined(status)
+        }
+    }
+
+    /// The status check in flight is over.
+    fn end_check(&mut self) {
+        if let Stage::Unknown { check, .. } | Stage::BankPage { check, .. } = &mut self.stage {
+            *check = None;
+        }
+    }
+
+    /// Refuses a command while a request is in flight or once final (outside the
+    /// challenge, which has its own rules).
+    fn idle(&self) -> Result<(), Refusal> {
+        if let Some(request) = self.request_in_flight() {
+            return Err(Refusal::InFlight(request.token));
+        }
+        match &self.stage {
+            Stage::Final { status } => Err(Refusal::AlreadyFinal(status.clone())),
+            _ => Ok(()),
+        }
+    }
+
+    fn request_in_flight(&self) -> Option<InFlight> {
+        match &self.stage {
+            Stage::Starting { request } => Some(*request),
+            Stage::Unknown { check, .. } | Stage::BankPage { check, .. } => *check,
+            _ => None,
+        }
+    }
+
+    fn answered(&self, got: Token) -> Result<RequestKind, InputError> {
+        if got.record() != self.record {
+            return Err(InputError::OtherRecord { got });
+        }
+        match self.request_in_flight() {
+            Some(r) if r.token == got => Ok(got.kind()),
+            Some(r) => Err(InputError::StaleToken {
+                got,
+                in_flight: r.token,
+            }),
+            None => Err(InputError::NothingInFlight { got }),
+        }
+    }
+
+    fn challenge_mut(&mut self) -> Result<&mut Challenge, Refusal> {
+        if !matches!(self.stage, Stage::Challenge { .. }) {
+            self.idle()?;
+        }
+        match &mut self.stage {
+            Stage::Challenge { challenge } => Ok(challenge),
+            Stage::New => Err(Refusal::NotStarted),
+            Stage::BankPage { .. } => Err(Refusal::OnBankPage),
+            _ => Err(Refusal::CheckStatus),
+        }
+    }
+
+    /// After the challenge changed: the payment's revision and latest time are the
+    /// challenge's (it was seeded with the payment's, so they only move forward together).
+    fn sync(&mut self) {
+        if let Stage::Challenge { challenge } = &self.stage {
+            self.revision = challenge.revision();
+            self.last_seen = self.last_seen.max(Stamp::from_time(challenge.last_seen()));
+        }
+    }
+
+    /// Every change outside the challenge goes through here.
+    fn touch(&mut self, now: OffsetDateTime) -> Stamp {
+        let now = self.effective(now);
+        self.revision = self.revision.saturating_add(1);
+        self.last_seen = now;
+        now
+    }
+
+    fn effective(&self, now: OffsetDateTime) -> Stamp {
+        Stamp::from_time(now).max(self.last_seen)
+    }
+
+    /// The first rule of a built payment that this state breaks, if any.
+    fn inconsistency(&self) -> Option<&'static str> {
+        if self.revision == 0 || self.revision == u64::MAX {
+            return Some("the revision is 0 or saturated");
+        }
+        if self.created_at > self.last_seen {
+            return Some("created after it was last seen");
+        }
+        match &self.stage {
+            Stage::Challenge { challenge } => {
+                if challenge.record_id() != self.record || challenge.revision() != self.revision {
+                    return Some("the challenge is not this payment's");
+                }
+                if challenge.order_id() != self.order_id.as_str() {
+                    return Some("the challenge is for another order");
+                }
+            }
+            Stage::Final { status } if !status.is_final() => {
+                return Some("a final stage with a status that is not final");
+            }
+            Stage::Unknown {
+                status: Some(status),
+                ..
+            } if status.is_final() => return Some("a final status in an open stage"),
+            Stage::BankPage { status, .. } if status.is_final() => {
+                return Some("a final status in an open stage")
+            }
+            _ => {}
+        }
+        let request = self.request_in_flight()?;
+        let t = request.token;
+        let kind_fits = match &self.stage {
+            Stage::Starting { .. } => t.kind() == RequestKind::Start,
+            _ => t.kind() == RequestKind::OrderStatus,
+        };
+        if t.record() != self.record || t.revision() != self.revision || !kind_fits {
+            return Some("the token in flight was not issued by this record at this revision");
+        }
+        if request.sent_at > self.last_seen || request.sent_at < self.created_at {
+            return Some("the request in flight was sent outside the record's lifetime");
+        }
+        None
+    }
+}
+
+impl Serialize for Payment {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Payment::serialize(self, s)
+    }
+}
+
+/// Loads a persisted payment: the format version, safe ids, and the rules every payment
+/// this library builds keeps (a paid payment never comes back looking open).
+impl<'de> Deserialize<'de> for Payment {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let p = Payment::deserialize(d)?;
+        match p.inconsistency() {
+            None => Ok(p),
+            Some(rule) => Err(serde::de::Error::custom(format_args!(
+                "inconsistent payment state: {rule}"
+            ))),
+        }
+    }
+}
+
+/// Marks the persisted format; refuses any version but [`PAYMENT_FORMAT_VERSION`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PaymentFormat;
+
+impl Serialize for PaymentFormat {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(PAYMENT_FORMAT_VERSION)
+    }
+}
+
+impl<'de> Deserialize<'de> for PaymentFormat {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match u32::deserialize(d)? {
+            PAYMENT_FORMAT_VERSION => Ok(PaymentFormat),
+            v => Err(serde::de::Error::custom(format_args!(
+                "payment format version {v} is not supported (this library reads {PAYMENT_FORMAT_VERSION})"
+            ))),
+        }
+    }
+}
