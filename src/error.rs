@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::request::Token;
 
-/// An id or header value was refused before any request was built.
+/// An id, header value or form value was refused before any request was built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum IdError {
@@ -35,6 +35,13 @@ pub enum IdError {
     #[error("{field} contains '..'")]
     DotDot {
         /// Which id or header.
+        field: &'static str,
+    },
+    /// The id is `.` or `..`, a dot segment: a server that normalizes paths would drop it
+    /// or walk up one level.
+    #[error("{field} is a dot segment ('.' or '..')")]
+    DotSegment {
+        /// Which id.
         field: &'static str,
     },
 }
