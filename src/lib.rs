@@ -2,6 +2,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod base_url;
 mod card;
 mod challenge;
 mod clock;
@@ -27,7 +28,8 @@ pub use card::{CardDetails, CardSummary, PaymentSource};
 pub use challenge::{Challenge, NextStep, FORMAT_VERSION};
 pub use config::{Config, PRODUCTION_URL, SANDBOX_URL};
 pub use error::{
-    ApiError, ConfigError, IdError, InputError, Malformed, OtpError, ResponseError, StartError,
+    ApiError, BaseUrlError, ConfigError, IdError, InputError, Malformed, OtpError, ResponseError,
+    StartError,
 };
 pub use id::MAX_ID_LEN;
 pub use order::OrderStatusCheck;
