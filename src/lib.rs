@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
-#![forbid(unsafe_op_in_unsafe_fn)]
+// No unsafe code: secrets are wiped with `zeroize`. A place that needs it must say why in an
+// `#[allow(unsafe_code, reason = "...")]` of its own.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod base_url;

@@ -2,6 +2,7 @@
 //! [`Challenge`] (Direct OTP) or a redirect (3DS failover).
 
 use time::OffsetDateTime;
+use zeroize::Zeroize;
 
 use crate::card::PaymentSource;
 use crate::challenge::{Challenge, Seed};
@@ -54,7 +55,8 @@ impl Started {
 
 /// A `POST /txns` request for Direct OTP: builds the request and reads its answer.
 ///
-/// Card data is redacted in `Debug` and never reaches the challenge.
+/// Card data is redacted in `Debug`, never reaches the challenge, and is wiped ([`zeroize`])
+/// when the `StartRequest` is dropped, as is the body of each [`request`](Self::request).
 ///
 /// ```
 /// use direct_otp::{Config, PaymentSource, StartRequest};
@@ -200,6 +202,28 @@ impl StartRequest {
     }
 }
 
+impl Drop for StartRequest {
+    fn drop(&mut self) {
+        wipe_card_data(&mut self.source);
+    }
+}
+
+fn wipe_card_data(source: &mut PaymentSource) {
+    match source {
+        PaymentSource::Token { card_token, cvv } => {
+            card_token.zeroize();
+            cvv.zeroize();
+        }
+        PaymentSource::Card(card) => {
+            card.number.zeroize();
+            card.expiry_month.zeroize();
+            card.expiry_year.zeroize();
+            card.cvv.zeroize();
+            card.name_on_card.zeroize();
+        }
+    }
+}
+
 fn read_start(
     routing_id: HeaderValue,
     order_id: Option<&PathId>,
@@ -276,4 +300,40 @@ fn read_start(
         policy,
         now,
     }))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::card::CardDetails;
+
+    #[test]
+    fn the_wipe_run_on_drop_clears_card_data() {
+        let mut card = PaymentSource::Card(CardDetails {
+            number: "4111111111111111".into(),
+            expiry_month: "12".into(),
+            expiry_year: "2030".into(),
+            cvv: "987".into(),
+            name_on_card: Some("Asha Rao".into()),
+        });
+        wipe_card_data(&mut card);
+        let PaymentSource::Card(c) = &card else {
+            unreachable!()
+        };
+        let texts = [&c.number, &c.expiry_month, &c.expiry_year, &c.cvv];
+        assert!(texts.iter().all(|t| t.is_empty()), "{texts:?}");
+        assert_eq!(c.name_on_card, None);
+        let mut token = PaymentSource::Token {
+            card_token: "tok_secret".into(),
+            cvv: Some("123".into()),
+        };
+        wipe_card_data(&mut token);
+        assert_eq!(
+            token,
+            PaymentSource::Token {
+                card_token: String::new(),
+                cvv: None
+            }
+        );
+    }
 }
