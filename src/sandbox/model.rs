@@ -1,7 +1,7 @@
 //! The simulated server: orders and transactions in memory, and one function from a
 //! request to a response.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 
 use time::OffsetDateTime;
@@ -51,13 +51,17 @@ pub struct Sandbox {
     ids: u64,
     otps: u64,
     requests: u64,
-    log: Vec<Exchange>,
+    log: VecDeque<Exchange>,
+    per_endpoint: HashMap<Endpoint, usize>,
 }
 
 /// One request the sandbox answered, as kept in its [log](Sandbox::log).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Exchange {
+    /// The request's number, from 1 for the first request the sandbox answered: it tells
+    /// how many older entries the bounded log has let go.
+    pub number: u64,
     /// The endpoint, `None` for an unknown route.
     pub endpoint: Option<Endpoint>,
     /// The fault applied, if one was queued.
@@ -194,7 +198,8 @@ impl Sandbox {
             faults: VecDeque::new(),
             otps,
             requests: 0,
-            log: Vec::new(),
+            log: VecDeque::new(),
+            per_endpoint: HashMap::new(),
         }
     }
 
@@ -310,17 +315,17 @@ impl Sandbox {
         Ok(txn.status.clone())
     }
 
-    /// Every request answered so far, oldest first.
-    pub fn log(&self) -> &[Exchange] {
+    /// The most recent requests answered, oldest first: at most
+    /// [`SandboxConfig::log_capacity`] of them (1,024 by default), so a long-running server
+    /// keeps a bounded log. [`Exchange::number`] tells which ones are left.
+    pub fn log(&self) -> &VecDeque<Exchange> {
         &self.log
     }
 
-    /// How many requests reached `endpoint` so far (faulty ones included).
+    /// How many requests reached `endpoint` so far (faulty ones included), counted from
+    /// the first one, whether or not the bounded log still holds them.
     pub fn requests_to(&self, endpoint: Endpoint) -> usize {
-        self.log
-            .iter()
-            .filter(|e| e.endpoint == Some(endpoint))
-            .count()
+        self.per_endpoint.get(&endpoint).copied().unwrap_or(0)
     }
 
     /// Answers a request built by the library (see [`handle`](Self::handle)).
@@ -357,13 +362,31 @@ impl Sandbox {
             Some(Fault::DropResponse | Fault::DropRequest) => response.delivery = Delivery::Never,
             _ => {}
         }
-        self.log.push(Exchange {
+        if let Some(endpoint) = endpoint {
+            let n = self.per_endpoint.entry(endpoint).or_default();
+            *n = n.saturating_add(1);
+        }
+        let exchange = Exchange {
+            number: self.requests,
             endpoint,
             fault,
             http_status: response.status,
             delivery: response.delivery,
-        });
+        };
+        self.record(exchange);
         response
+    }
+
+    /// Keeps `exchange` in the log, letting the oldest entry go when it is full.
+    fn record(&mut self, exchange: Exchange) {
+        let capacity = self.config.log_capacity;
+        if capacity == 0 {
+            return;
+        }
+        while self.log.len() >= capacity {
+            self.log.pop_front();
+        }
+        self.log.push_back(exchange);
     }
 
     fn take_fault(&mut self, endpoint: Endpoint) -> Option<Fault> {
@@ -767,7 +790,7 @@ impl fmt::Debug for Sandbox {
             .field("orders", &self.orders.len())
             .field("transactions", &self.txns.len())
             .field("pending_faults", &self.faults.len())
-            .field("requests", &self.log.len())
+            .field("requests", &self.requests)
             .finish_non_exhaustive()
     }
 }
