@@ -6,9 +6,11 @@ use std::fmt;
 
 use time::OffsetDateTime;
 
+use super::auth;
 use super::bodies::{self, ErrorKind, TxnPart};
 use super::config::{CardFlow, Orders, OtpSource, SandboxConfig, WrongOtp};
 use super::fault::{Endpoint, Fault};
+use super::state::{CardFacts, Order, Txn};
 use super::wire::{Delivery, Form, HttpRequest, HttpResponse};
 use crate::Status;
 
@@ -44,7 +46,6 @@ use crate::Status;
 /// ```
 pub struct Sandbox {
     config: SandboxConfig,
-    authorization: Option<String>,
     orders: BTreeMap<String, Order>,
     txns: BTreeMap<String, Txn>,
     faults: VecDeque<(Endpoint, Fault)>,
@@ -118,46 +119,6 @@ pub enum SandboxError {
     NotAwaitingAuthentication(Status),
 }
 
-pub(crate) struct Order {
-    pub order_id: String,
-    pub internal_id: String,
-    pub amount: f64,
-    pub customer_id: Option<String>,
-    /// Transaction ids, oldest first; the last one is the order's current transaction.
-    pub txns: Vec<String>,
-}
-
-pub(crate) struct Txn {
-    pub id: String,
-    pub challenge_id: String,
-    pub txn_uuid: String,
-    pub txn_id: String,
-    pub order_id: String,
-    pub status: Status,
-    pub flow: CardFlow,
-    pub card: CardFacts,
-    otp: Option<String>,
-    pub sends: u32,
-    pub attempts: u32,
-    /// Whether a successful payment is captured (`CHARGED`) or only authorized.
-    capture: bool,
-    pub created: OffsetDateTime,
-    /// Digits for the gateway reference numbers.
-    pub numbers: String,
-}
-
-pub(crate) struct CardFacts {
-    pub isin: String,
-    pub last_four: String,
-    pub brand: &'static str,
-    pub issuer: &'static str,
-    pub name: String,
-    pub expiry_month: String,
-    pub expiry_year: String,
-    pub fingerprint: String,
-    pub tokenized: bool,
-}
-
 /// The routes the sandbox knows, with the ids taken from the path.
 enum Route<'a> {
     Start,
@@ -182,9 +143,6 @@ impl Route<'_> {
 impl Sandbox {
     /// An empty sandbox (no orders, no transactions, no faults).
     pub fn new(config: SandboxConfig) -> Self {
-        let authorization = crate::Config::new("http://sandbox.invalid", config.api_key())
-            .ok()
-            .map(|c| c.authorization().to_string());
         let otps = match config.otp {
             OtpSource::Seeded(seed) => seed,
             OtpSource::Fixed(_) => 0,
@@ -192,7 +150,6 @@ impl Sandbox {
         Sandbox {
             ids: config.id_seed,
             config,
-            authorization,
             orders: BTreeMap::new(),
             txns: BTreeMap::new(),
             faults: VecDeque::new(),
@@ -398,10 +355,10 @@ impl Sandbox {
         if let Route::BankPage { uuid, post } = route {
             return self.bank_page(uuid, post, req);
         }
-        let authorized = matches!(
-            (req.header("authorization"), &self.authorization),
-            (Some(got), Some(want)) if got == want
-        );
+        let authorized = req
+            .header("authorization")
+            .and_then(auth::basic_user)
+            .is_some_and(|user| !user.is_empty() && user == self.config.api_key());
         if !authorized {
             return self.error(
                 ErrorKind::AccessDenied,
