@@ -574,7 +574,7 @@ fn transition_ops() -> Vec<Op> {
             usize::from(c.handle_timeout(at).is_some())
         }),
         op("go_to_bank_page", r, move |c| {
-            c.go_to_bank_page(at).map_or(0, str::len)
+            c.go_to_bank_page(at).map_or(0, |u| u.len())
         }),
         op("send_failure_not_sent", f.clone(), move |c| {
             usize::from(

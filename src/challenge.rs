@@ -10,14 +10,16 @@ use time::OffsetDateTime;
 use crate::card::CardSummary;
 use crate::clock::Stamp;
 use crate::config::Config;
+use crate::error::ForeignAnswer;
 use crate::error::{Malformed, ResponseError};
 use crate::id::{HeaderValue, PathId};
 use crate::otp::Otp;
 use crate::outcome::{Outcome, Refusal, SendFailure, TimerEvent, Uncertainty};
 use crate::policy::Policy;
-use crate::request::{self, Outgoing, Request, Token};
+use crate::request::{self, Outgoing, Request};
 use crate::response::{self, ErrorMeaning, Params, TxnBody};
 use crate::status::Status;
+use crate::token::{RecordId, RequestKind, Token};
 
 /// The version of the persisted JSON form written by this library.
 pub const FORMAT_VERSION: u32 = 1;
@@ -68,6 +70,8 @@ pub const FORMAT_VERSION: u32 = 1;
 #[serde(remote = "Self")]
 pub struct Challenge {
     format: FormatVersion,
+    record: RecordId,
+    revision: u64,
     order_id: PathId,
     txn_id: PathId,
     challenge_id: PathId,
@@ -86,7 +90,6 @@ pub struct Challenge {
     created_at: Stamp,
     last_seen: Stamp,
     cooldown_until: Option<Stamp>,
-    next_token: u64,
 }
 
 /// Where the challenge is.
@@ -95,11 +98,13 @@ pub struct Challenge {
 enum Phase {
     /// No request in flight.
     Resting { rest: Rest },
-    /// One request in flight; `rest` is where to go back to if it changes nothing.
+    /// One request in flight, issued at `sent_at`; `rest` is where to go back to if it
+    /// changes nothing.
     InFlight {
         token: Token,
         kind: Pending,
         rest: Rest,
+        sent_at: Stamp,
     },
     /// The payment is final; `status` says how. Nothing changes any more.
     Final,
@@ -126,6 +131,16 @@ enum Pending {
     Resend,
     Submit,
     OrderStatus,
+}
+
+impl Pending {
+    fn request_kind(self) -> RequestKind {
+        match self {
+            Pending::Resend => RequestKind::Resend,
+            Pending::Submit => RequestKind::Submit,
+            Pending::OrderStatus => RequestKind::OrderStatus,
+        }
+    }
 }
 
 /// What the UI should do next, from [`Challenge::next_step`].
@@ -164,6 +179,8 @@ impl Challenge {
         let now = Stamp::from_time(seed.now);
         let mut c = Challenge {
             format: FormatVersion,
+            record: RecordId::random(),
+            revision: 1,
             order_id: seed.order_id,
             txn_id: seed.txn_id,
             challenge_id: seed.challenge_id,
@@ -182,7 +199,6 @@ impl Challenge {
             created_at: now,
             last_seen: now,
             cooldown_until: None,
-            next_token: 1,
         };
         c.apply_txn(seed.body, seed.body.params(), Counted::Send, now);
         c
@@ -238,30 +254,40 @@ impl Challenge {
 
     /// The cardholder leaves the OTP page for the bank's page: returns the `fallback_url` to
     /// send the browser to (exactly as the server gave it). From then on OTP entry is closed
-    /// and [`check_status`](Self::check_status) tells the result.
-    pub fn go_to_bank_page(&mut self, now: OffsetDateTime) -> Result<&str, Refusal> {
+    /// and [`check_status`](Self::check_status) tells the result. Asking again while on the
+    /// bank page (a page reload) gives the same URL and changes nothing.
+    pub fn go_to_bank_page(&mut self, now: OffsetDateTime) -> Result<String, Refusal> {
         let now = self.effective(now);
         let rest = self.check_idle()?;
-        if rest == Rest::BankPage {
-            return Err(Refusal::OnBankPage);
-        }
-        if self.fallback_url.is_none() {
+        let Some(url) = self.fallback_url.clone() else {
             return Err(Refusal::NoFallback);
-        }
-        self.phase = Phase::Resting {
-            rest: Rest::BankPage,
         };
-        self.cooldown_until = None;
-        self.last_seen = now;
-        Ok(self.fallback_url.as_deref().unwrap_or_default())
+        if rest != Rest::BankPage {
+            self.touch(now);
+            self.phase = Phase::Resting {
+                rest: Rest::BankPage,
+            };
+            self.cooldown_until = None;
+        }
+        Ok(url)
     }
 
     fn issue(&mut self, kind: Pending, rest: Rest, request: Request, now: Stamp) -> Outgoing {
-        let token = Token(self.next_token);
-        self.next_token = self.next_token.saturating_add(1);
-        self.phase = Phase::InFlight { token, kind, rest };
-        self.last_seen = now;
+        self.touch(now);
+        let token = Token::issue(self.record, self.revision, kind.request_kind());
+        self.phase = Phase::InFlight {
+            token,
+            kind,
+            rest,
+            sent_at: now,
+        };
         Outgoing { token, request }
+    }
+
+    /// Every change goes through here: a new revision, and the latest time seen.
+    fn touch(&mut self, now: Stamp) {
+        self.revision = self.revision.saturating_add(1);
+        self.last_seen = now;
     }
 
     // ----- Rules for commands (also behind the `can_*` getters) -------------------------
@@ -319,11 +345,13 @@ impl Challenge {
 
     /// Hands back the answer to the request `token`: its HTTP status and body.
     ///
-    /// An answer for any token but the one in flight is refused with an [`InputError`] and
-    /// changes nothing. Any body, however malformed, gives an [`Outcome`]; an unreadable
-    /// answer to a submit or resend moves the challenge to "check the order status".
+    /// An answer for any token but the one in flight, or an answer that names another order
+    /// or transaction ([`InputError::Foreign`]), is refused with an [`InputError`] and changes
+    /// nothing. Any other body, however malformed, gives an [`Outcome`]; an unreadable answer
+    /// to a submit or resend moves the challenge to "check the order status".
     ///
     /// [`InputError`]: crate::InputError
+    /// [`InputError::Foreign`]: crate::InputError::Foreign
     pub fn handle_response(
         &mut self,
         token: Token,
@@ -332,14 +360,49 @@ impl Challenge {
         now: OffsetDateTime,
     ) -> Result<Outcome, crate::InputError> {
         let (kind, rest) = self.answered(token)?;
+        // Read the answer, and refuse one about another order, before changing anything.
+        let success = (200..=299).contains(&http_status);
+        let txn = |c: &Self| {
+            let txn = response::parse::<TxnBody>(http_status, body);
+            if let Ok(t) = &txn {
+                c.same_transaction(t)?;
+            }
+            Ok::<_, ForeignAnswer>(txn)
+        };
+        let answer = match kind {
+            Pending::Resend if success => Answer::Resent(txn(self)?),
+            Pending::Submit if success => Answer::Submitted(txn(self)?),
+            Pending::Resend => Answer::ResendError,
+            Pending::Submit => Answer::SubmitError,
+            Pending::OrderStatus => {
+                match response::order_status(self.order_id.as_str(), http_status, body) {
+                    Err(ResponseError::Foreign(e)) => return Err(e.into()),
+                    status => Answer::Order(status),
+                }
+            }
+        };
         let now = self.effective(now);
-        self.last_seen = now;
+        self.touch(now);
         self.phase = Phase::Resting { rest };
-        Ok(match kind {
-            Pending::Resend => self.on_resend(http_status, body, now),
-            Pending::Submit => self.on_submit(http_status, body, now),
-            Pending::OrderStatus => self.on_order_status(rest, http_status, body),
+        Ok(match answer {
+            Answer::Resent(txn) => self.on_resend_ok(txn, now),
+            Answer::Submitted(txn) => self.on_submit_ok(http_status, txn, now),
+            Answer::ResendError => self.on_resend_error(http_status, body, now),
+            Answer::SubmitError => self.on_submit_error(http_status, body, now),
+            Answer::Order(status) => self.on_order_status(rest, status),
         })
+    }
+
+    /// An answer naming another order, or another transaction in its authentication
+    /// parameters, is not about the request asked.
+    fn same_transaction(&self, txn: &TxnBody<'_>) -> Result<(), ForeignAnswer> {
+        response::same_order(&txn.order_id, self.order_id.as_str())?;
+        match txn.params().and_then(|p| p.id.non_empty()) {
+            Some(id) if id != self.txn_id.as_str() => Err(ForeignAnswer {
+                field: "payment.authentication.params.id",
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Reports that sending the request `token` failed. `SendFailure::MaybeSent` on a submit
@@ -353,7 +416,7 @@ impl Challenge {
     ) -> Result<Outcome, crate::InputError> {
         let (kind, rest) = self.answered(token)?;
         let now = self.effective(now);
-        self.last_seen = now;
+        self.touch(now);
         self.phase = Phase::Resting { rest };
         Ok(match (failure, kind) {
             (SendFailure::MaybeSent, Pending::Resend | Pending::Submit) => {
@@ -363,9 +426,41 @@ impl Challenge {
         })
     }
 
+    /// Recovers a request nobody answered: one in flight since `grace` or longer before
+    /// `now` (a worker died, or its answer was lost) is treated as "maybe sent", exactly as
+    /// [`handle_send_failure`](Self::handle_send_failure) with
+    /// [`SendFailure::MaybeSent`]: a submit or resend moves to "check the order status", a
+    /// status check is simply over. Returns `None`, and changes nothing, when no request is
+    /// in flight or it is younger than `grace`.
+    ///
+    /// Choose `grace` longer than your transport's timeout, so that a request still being
+    /// answered is never recovered under a live worker. See `docs/concurrency.md`.
+    pub fn recover(&mut self, grace: time::Duration, now: OffsetDateTime) -> Option<Outcome> {
+        let Phase::InFlight { token, sent_at, .. } = self.phase else {
+            return None;
+        };
+        if self.effective(now) < sent_at.plus(grace) {
+            return None;
+        }
+        self.handle_send_failure(token, SendFailure::MaybeSent, now)
+            .ok()
+    }
+
+    /// Whether `token` is that of the request in flight (what an answer to it would be
+    /// checked against first).
+    #[cfg(any(feature = "hyper", feature = "ureq"))]
+    pub(crate) fn check_token(&self, token: Token) -> Result<(), crate::InputError> {
+        self.answered(token).map(|_| ())
+    }
+
     fn answered(&self, got: Token) -> Result<(Pending, Rest), crate::InputError> {
+        if got.record() != self.record {
+            return Err(crate::InputError::OtherRecord { got });
+        }
         match self.phase {
-            Phase::InFlight { token, kind, rest } if token == got => Ok((kind, rest)),
+            Phase::InFlight {
+                token, kind, rest, ..
+            } if token == got => Ok((kind, rest)),
             Phase::InFlight { token, .. } => Err(crate::InputError::StaleToken {
                 got,
                 in_flight: token,
@@ -374,17 +469,27 @@ impl Challenge {
         }
     }
 
-    fn on_resend(&mut self, http_status: u16, body: &[u8], now: Stamp) -> Outcome {
-        match http_status {
-            200..=299 => match response::parse::<TxnBody>(http_status, body) {
-                Ok(txn) => {
-                    self.apply_txn(&txn, txn.params(), Counted::Send, now);
-                    Outcome::OtpSent {
-                        sends_left: self.sends_left(),
-                    }
+    fn on_resend_ok(&mut self, txn: Result<TxnBody<'_>, ResponseError>, now: Stamp) -> Outcome {
+        let txn = match txn {
+            Ok(txn) => txn,
+            Err(e) => return self.uncertain(Pending::Resend, Uncertainty::Response(e), now),
+        };
+        // The docs say not to validate a resend's status; but a final one means the
+        // transaction is over (another copy or the bank page settled it): settle, never
+        // reopen the OTP page.
+        match txn.status.non_empty().map(Status::parse) {
+            Some(status) if status.is_final() => self.finish(status),
+            _ => {
+                self.apply_txn(&txn, txn.params(), Counted::Send, now);
+                Outcome::OtpSent {
+                    sends_left: self.sends_left(),
                 }
-                Err(e) => self.uncertain(Pending::Resend, Uncertainty::Response(e), now),
-            },
+            }
+        }
+    }
+
+    fn on_resend_error(&mut self, http_status: u16, body: &[u8], now: Stamp) -> Outcome {
+        match http_status {
             400..=499 => {
                 let envelope = response::Envelope::parse(http_status, body);
                 match envelope.meaning() {
@@ -398,6 +503,7 @@ impl Challenge {
                         let e = envelope.error().into();
                         self.uncertain(Pending::Resend, Uncertainty::Response(e), now)
                     }
+                    ErrorMeaning::Stale => self.stale(envelope.error()),
                     ErrorMeaning::WrongOtp | ErrorMeaning::Refused => {
                         Outcome::Rejected(envelope.error().into())
                     }
@@ -410,40 +516,44 @@ impl Challenge {
         }
     }
 
-    fn on_submit(&mut self, http_status: u16, body: &[u8], now: Stamp) -> Outcome {
+    fn on_submit_ok(
+        &mut self,
+        http_status: u16,
+        txn: Result<TxnBody<'_>, ResponseError>,
+        now: Stamp,
+    ) -> Outcome {
+        let txn = match txn {
+            Ok(txn) => txn,
+            Err(e) => return self.uncertain(Pending::Submit, Uncertainty::Response(e), now),
+        };
+        let Some(status) = txn.status.non_empty().map(Status::parse) else {
+            let e = ResponseError::Malformed {
+                http_status,
+                problem: Malformed::Missing("status"),
+            };
+            return self.uncertain(Pending::Submit, Uncertainty::Response(e), now);
+        };
+        // The OTP was used whatever the status says: count the attempt (or take the
+        // server's counters).
+        self.apply_txn(&txn, txn.params(), Counted::Attempt, now);
+        if status.is_final() {
+            return self.finish(status);
+        }
+        if status == Status::PendingVbv {
+            self.status = status;
+            return self.after_wrong_otp();
+        }
+        // Accepted but still processing (AUTHORIZING, ...) or an unknown status: a status
+        // check that finds PENDING_VBV again reopens the page within limits.
+        self.status = status.clone();
+        self.phase = Phase::Resting {
+            rest: Rest::MustReconcile,
+        };
+        Outcome::Pending(status)
+    }
+
+    fn on_submit_error(&mut self, http_status: u16, body: &[u8], now: Stamp) -> Outcome {
         match http_status {
-            200..=299 => {
-                let txn = match response::parse::<TxnBody>(http_status, body) {
-                    Ok(txn) => txn,
-                    Err(e) => {
-                        return self.uncertain(Pending::Submit, Uncertainty::Response(e), now)
-                    }
-                };
-                let Some(status) = txn.status.non_empty().map(Status::parse) else {
-                    let e = ResponseError::Malformed {
-                        http_status,
-                        problem: Malformed::Missing("status"),
-                    };
-                    return self.uncertain(Pending::Submit, Uncertainty::Response(e), now);
-                };
-                if status.is_final() {
-                    return self.finish(status);
-                }
-                if status == Status::PendingVbv {
-                    self.status = status;
-                    self.apply_txn(&txn, txn.params(), Counted::Attempt, now);
-                    return self.after_wrong_otp();
-                }
-                // Accepted but still processing (AUTHORIZING, ...) or an unknown status. The
-                // OTP was used: count the attempt (or take the server's counters), so a
-                // status check that finds PENDING_VBV again reopens the page within limits.
-                self.apply_txn(&txn, txn.params(), Counted::Attempt, now);
-                self.status = status.clone();
-                self.phase = Phase::Resting {
-                    rest: Rest::MustReconcile,
-                };
-                Outcome::Pending(status)
-            }
             400..=499 => {
                 let envelope = response::Envelope::parse(http_status, body);
                 match envelope.meaning() {
@@ -459,6 +569,7 @@ impl Challenge {
                         let e = envelope.error().into();
                         self.uncertain(Pending::Submit, Uncertainty::Response(e), now)
                     }
+                    ErrorMeaning::Stale => self.stale(envelope.error()),
                     ErrorMeaning::Refused => Outcome::Rejected(envelope.error().into()),
                 }
             }
@@ -479,8 +590,8 @@ impl Challenge {
         }
     }
 
-    fn on_order_status(&mut self, rest: Rest, http_status: u16, body: &[u8]) -> Outcome {
-        let status = match response::order_status(http_status, body) {
+    fn on_order_status(&mut self, rest: Rest, status: Result<Status, ResponseError>) -> Outcome {
+        let status = match status {
             Ok(status) => status,
             Err(e) => return Outcome::Rejected(e),
         };
@@ -512,6 +623,16 @@ impl Challenge {
             rest: Rest::MustReconcile,
         };
         Outcome::MustReconcile(why)
+    }
+
+    /// The bank says the transaction no longer waits for an OTP (`INVALID_ACTION`): this copy
+    /// is stale. Nothing is counted (the request was refused); only the order status can
+    /// say what happened.
+    fn stale(&mut self, error: crate::ApiError) -> Outcome {
+        self.phase = Phase::Resting {
+            rest: Rest::MustReconcile,
+        };
+        Outcome::MustReconcile(Uncertainty::Stale(error.into()))
     }
 
     fn finish(&mut self, status: Status) -> Outcome {
@@ -557,7 +678,12 @@ impl Challenge {
                 p.card_issuer_bank_name.non_empty().or(issuer),
                 &mut summary.issuer,
             ),
-            (p.fallback_url.non_empty(), &mut self.fallback_url),
+            (
+                p.fallback_url
+                    .non_empty()
+                    .filter(|u| crate::link::is_browser_safe(u)),
+                &mut self.fallback_url,
+            ),
         ] {
             update(slot, value);
         }
@@ -625,7 +751,7 @@ impl Challenge {
         if now < at {
             return None;
         }
-        self.last_seen = now;
+        self.touch(now);
         self.cooldown_until = None;
         if now >= self.expires() {
             self.phase = Phase::Resting {
@@ -716,9 +842,12 @@ impl Challenge {
         self.otp_sent
     }
 
-    /// The send limit in force (the server's, else the policy's).
+    /// The send limit in force (the server's, else the policy's), at most
+    /// [`Policy::MAX_LIMIT`].
     pub fn send_limit(&self) -> u32 {
-        self.server_send_limit.unwrap_or(self.policy.max_sends)
+        self.server_send_limit
+            .unwrap_or(self.policy.max_sends)
+            .min(Policy::MAX_LIMIT)
     }
 
     /// Sends left before the limit.
@@ -731,10 +860,12 @@ impl Challenge {
         self.attempts
     }
 
-    /// The attempt limit in force (the server's, else the policy's).
+    /// The attempt limit in force (the server's, else the policy's), at most
+    /// [`Policy::MAX_LIMIT`].
     pub fn attempt_limit(&self) -> u32 {
         self.server_attempt_limit
             .unwrap_or(self.policy.max_attempts)
+            .min(Policy::MAX_LIMIT)
     }
 
     /// Tries left before the limit.
@@ -768,6 +899,30 @@ impl Challenge {
             Phase::InFlight { token, .. } => Some(token),
             _ => None,
         }
+    }
+
+    /// When the request in flight was issued (and so, under the write-ahead rule, stored
+    /// before it was sent). A recovery sweep looks for records in flight since long ago.
+    pub fn in_flight_since(&self) -> Option<OffsetDateTime> {
+        match self.phase {
+            Phase::InFlight { sent_at, .. } => Some(sent_at.to_time()),
+            _ => None,
+        }
+    }
+
+    /// This record's random identity, drawn when it was created and kept in its persisted
+    /// state. Every token it issues carries it.
+    pub fn record_id(&self) -> RecordId {
+        self.record
+    }
+
+    /// The revision: 1 when created, one more with every change (a command that issues a
+    /// request, an answer, a recovery, a timer that fires, going to the bank page). A
+    /// refused command or input changes nothing and keeps the revision. Store a record
+    /// only if the stored revision is still the one you loaded (compare-and-swap): see
+    /// `docs/concurrency.md`.
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     /// When the OTP page closes.
@@ -804,6 +959,15 @@ fn update(slot: &mut Option<String>, value: Option<&str>) {
             *slot = Some(v.to_owned());
         }
     }
+}
+
+/// An answer, read (once) before the challenge changes.
+enum Answer<'a> {
+    Resent(Result<TxnBody<'a>, ResponseError>),
+    Submitted(Result<TxnBody<'a>, ResponseError>),
+    ResendError,
+    SubmitError,
+    Order(Result<Status, ResponseError>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -844,6 +1008,10 @@ impl<'de> Deserialize<'de> for Challenge {
 impl Challenge {
     /// The first rule of a built challenge that this state breaks, if any.
     fn inconsistency(&self) -> Option<&'static str> {
+        if self.revision == 0 || self.revision == u64::MAX {
+            return Some("the revision is 0 or saturated");
+        }
+        // Limits are at most `Policy::MAX_LIMIT`, so this also refuses saturated counters.
         if self.otp_sent > self.send_limit() {
             return Some("more OTPs sent than the send limit");
         }
@@ -857,9 +1025,23 @@ impl Challenge {
             return Some("created after it was last seen");
         }
         match self.phase {
-            // Tokens are issued in order; the counter saturates at the last one.
-            Phase::InFlight { token, .. } if token.0 >= self.next_token && token.0 != u64::MAX => {
-                Some("the token in flight was never issued")
+            // Nothing changes a record while its request is in flight.
+            Phase::InFlight {
+                token,
+                kind,
+                sent_at,
+                ..
+            } => {
+                if token.record() != self.record
+                    || token.revision() != self.revision
+                    || token.kind() != kind.request_kind()
+                {
+                    Some("the token in flight was not issued by this record at this revision")
+                } else if sent_at > self.last_seen || sent_at < self.created_at {
+                    Some("the request in flight was sent outside the record's lifetime")
+                } else {
+                    None
+                }
             }
             _ => None,
         }

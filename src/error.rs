@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::request::Token;
+use crate::token::Token;
 
 /// An id, header value or form value was refused before any request was built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -129,7 +129,14 @@ pub enum OtpError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum InputError {
-    /// The token is not that of the request in flight: a stale or duplicate answer.
+    /// The token was issued by another record (another payment, or another challenge).
+    #[error("ignored an answer for request {got}: it was issued by another record")]
+    OtherRecord {
+        /// The token that came in.
+        got: Token,
+    },
+    /// The token is not that of the request in flight: a stale or duplicate answer, or the
+    /// answer to a request another copy of this record issued.
     #[error("ignored an answer for request {got}: the request in flight is {in_flight}")]
     StaleToken {
         /// The token that came in.
@@ -143,6 +150,20 @@ pub enum InputError {
         /// The token that came in.
         got: Token,
     },
+    /// The answer names another order or transaction than the one asked. It was not
+    /// applied and the request is still in flight: if no right answer comes, recover it
+    /// after a grace ([`Challenge::recover`](crate::Challenge::recover)).
+    #[error(transparent)]
+    Foreign(#[from] ForeignAnswer),
+}
+
+/// An answer that names another order or transaction than the one asked: it is never
+/// applied (a status for order X must not settle order Y).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the answer names another {field} than the one asked, so it was not applied")]
+pub struct ForeignAnswer {
+    /// The field that differs: `order_id` or `payment.authentication.params.id`.
+    pub field: &'static str,
 }
 
 /// Why a response could not be used. Never holds the raw body.
@@ -163,6 +184,9 @@ pub enum ResponseError {
     /// An HTTP status the API does not use for this call (a redirect, say).
     #[error("unexpected HTTP status {0}")]
     UnexpectedStatus(u16),
+    /// The answer is about another order or transaction than the one asked.
+    #[error(transparent)]
+    Foreign(#[from] ForeignAnswer),
 }
 
 impl From<ApiError> for ResponseError {
@@ -193,6 +217,8 @@ pub enum Malformed {
     Missing(&'static str),
     /// An id in the body would be unsafe in a URL.
     BadId(&'static str),
+    /// A URL in the body is not an absolute `http`/`https` URL safe to send a browser to.
+    BadUrl(&'static str),
 }
 
 impl fmt::Display for Malformed {
@@ -206,6 +232,7 @@ impl fmt::Display for Malformed {
             }
             Malformed::Missing(field) => write!(f, "missing {field}"),
             Malformed::BadId(field) => write!(f, "{field} is not a safe id"),
+            Malformed::BadUrl(field) => write!(f, "{field} is not a safe http(s) URL"),
         }
     }
 }

@@ -12,6 +12,7 @@ mod config;
 mod error;
 mod id;
 mod lenient;
+mod link;
 mod order;
 mod otp;
 mod outcome;
@@ -20,6 +21,7 @@ mod request;
 mod response;
 mod start;
 mod status;
+mod token;
 
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
@@ -30,14 +32,15 @@ pub use card::{CardDetails, CardSummary, PaymentSource};
 pub use challenge::{Challenge, NextStep, FORMAT_VERSION};
 pub use config::{Config, PRODUCTION_URL, SANDBOX_URL};
 pub use error::{
-    ApiError, BaseUrlError, ConfigError, IdError, InputError, Malformed, OtpError, ResponseError,
-    StartError,
+    ApiError, BaseUrlError, ConfigError, ForeignAnswer, IdError, InputError, Malformed, OtpError,
+    ResponseError, StartError,
 };
 pub use id::MAX_ID_LEN;
 pub use order::OrderStatusCheck;
 pub use otp::Otp;
 pub use outcome::{Outcome, Refusal, SendFailure, TimerEvent, Uncertainty};
 pub use policy::Policy;
-pub use request::{Method, Outgoing, Request, RequestKind, Token};
+pub use request::{Method, Outgoing, Request};
 pub use start::{StartRequest, Started};
 pub use status::Status;
+pub use token::{RecordId, RequestKind, Token};

@@ -56,8 +56,9 @@ impl OrderStatusCheck {
 
     /// Reads the answer: the order's status (its latest transaction's). A final status
     /// ([`Status::is_final`]) settles the payment; any other means "not yet": check again
-    /// later. An error envelope, another HTTP status or a body without a status is an error.
+    /// later. An error envelope, another HTTP status, a body without a status, or an answer
+    /// that names another order ([`ResponseError::Foreign`]) is an error.
     pub fn handle_response(&self, http_status: u16, body: &[u8]) -> Result<Status, ResponseError> {
-        response::order_status(http_status, body)
+        response::order_status(self.order_id.as_str(), http_status, body)
     }
 }

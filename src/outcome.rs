@@ -3,8 +3,8 @@
 use time::OffsetDateTime;
 
 use crate::error::ResponseError;
-use crate::request::Token;
 use crate::status::Status;
+use crate::token::Token;
 
 /// Why a command did not produce a request. A refused command changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,6 +101,10 @@ pub enum Uncertainty {
     /// An answer came but could not be read, or reports an error that does not say whether
     /// the request was acted on (5xx, `DUPLICATE_REQUEST`, a redirect).
     Response(ResponseError),
+    /// The bank says the transaction no longer waits for an OTP (`INVALID_ACTION`,
+    /// "transaction already processed"): this copy of the record is stale (another worker
+    /// or the bank page moved it on). The refused request counted nothing.
+    Stale(ResponseError),
 }
 
 /// How sending a request failed, as the transport can tell.

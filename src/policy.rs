@@ -19,9 +19,10 @@ use time::Duration;
 #[non_exhaustive]
 pub struct Policy {
     /// OTP sends allowed, counting the first one sent at start. Default 4 (the documented
-    /// samples show 4).
+    /// samples show 4). At most [`Policy::MAX_LIMIT`]; more is taken as that.
     pub max_sends: u32,
-    /// OTP submissions allowed. Default 4.
+    /// OTP submissions allowed. Default 4. At most [`Policy::MAX_LIMIT`]; more is taken as
+    /// that.
     pub max_attempts: u32,
     /// Wait between two sends. Default 30 seconds.
     #[serde(with = "millis")]
@@ -43,16 +44,21 @@ impl Default for Policy {
 }
 
 impl Policy {
-    /// The policy as a challenge keeps and persists it: durations in whole milliseconds
-    /// (negative ones as zero, longer ones as `i64::MAX` ms), which is also how the
-    /// challenge counts them. A challenge built with any policy then survives a serde round
-    /// trip unchanged.
+    /// The largest send or attempt limit, from the policy or from the server: counters stay
+    /// far from saturating, and a stored counter above it is refused as corrupt.
+    pub const MAX_LIMIT: u32 = 1_000;
+
+    /// The policy as a challenge keeps and persists it: limits at most
+    /// [`MAX_LIMIT`](Self::MAX_LIMIT), durations in whole milliseconds (negative ones as
+    /// zero, longer ones as `i64::MAX` ms), which is also how the challenge counts them. A
+    /// challenge built with any policy then survives a serde round trip unchanged.
     pub(crate) fn normalized(self) -> Policy {
         let whole_ms = |d: Duration| Duration::milliseconds(crate::clock::millis(d));
         Policy {
+            max_sends: self.max_sends.min(Self::MAX_LIMIT),
+            max_attempts: self.max_attempts.min(Self::MAX_LIMIT),
             resend_cooldown: whole_ms(self.resend_cooldown),
             lifetime: whole_ms(self.lifetime),
-            ..self
         }
     }
 }

@@ -8,18 +8,7 @@ use zeroize::Zeroize;
 
 use crate::config::Config;
 use crate::otp::Otp;
-
-/// Identifies one request issued by a challenge. The answer to that request must be handed
-/// back with the same token; answers with any other token are ignored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Token(pub(crate) u64);
-
-impl fmt::Display for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}", self.0)
-    }
-}
+use crate::token::{RequestKind, Token};
 
 /// HTTP method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -37,28 +26,6 @@ impl Method {
             Method::Get => "GET",
             Method::Post => "POST",
         }
-    }
-}
-
-/// What a request is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum RequestKind {
-    /// `POST /txns`: start authentication (the bank sends the first OTP).
-    Start,
-    /// `POST /v2/txns/{id}/authenticate/{challenge_id}/resend`.
-    Resend,
-    /// `POST /v2/txns/{id}/authenticate` with the OTP.
-    Submit,
-    /// `GET /orders/{order_id}`.
-    OrderStatus,
-}
-
-impl RequestKind {
-    /// True if sending it twice could do something twice (an SMS, an OTP attempt, a
-    /// transaction): such a request is never retried blindly after a lost answer.
-    pub fn has_side_effects(self) -> bool {
-        !matches!(self, RequestKind::OrderStatus)
     }
 }
 

@@ -10,7 +10,7 @@
 
 use serde::Deserialize;
 
-use crate::error::{ApiError, Malformed, ResponseError};
+use crate::error::{ApiError, ForeignAnswer, Malformed, ResponseError};
 use crate::lenient::{Count, Flag, Text};
 use crate::status::Status;
 
@@ -119,11 +119,22 @@ impl Params<'_> {
     }
 }
 
-/// The order shape (`GET /orders/{order_id}`): only its status is needed.
+/// The order shape (`GET /orders/{order_id}`): its order id and status.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct OrderBody<'a> {
     #[serde(default, borrow)]
+    pub order_id: Text<'a>,
+    #[serde(default, borrow)]
     pub status: Text<'a>,
+}
+
+/// Refuses an answer that names another order than `expected` (an answer without an order
+/// id is taken as being about the order asked).
+pub(crate) fn same_order(named: &Text<'_>, expected: &str) -> Result<(), ForeignAnswer> {
+    match named.non_empty() {
+        Some(id) if id != expected => Err(ForeignAnswer { field: "order_id" }),
+        _ => Ok(()),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -166,12 +177,18 @@ pub(crate) fn parse<'a, T: Deserialize<'a>>(
     })
 }
 
-/// Reads the answer to `GET /orders/{order_id}`: the status, or why there is none.
-pub(crate) fn order_status(http_status: u16, body: &[u8]) -> Result<Status, ResponseError> {
+/// Reads the answer to `GET /orders/{order_id}` for `order_id`: the status, or why there is
+/// none. An answer about another order is refused.
+pub(crate) fn order_status(
+    order_id: &str,
+    http_status: u16,
+    body: &[u8],
+) -> Result<Status, ResponseError> {
     if !(200..=299).contains(&http_status) {
         return Err(status_error(http_status, body));
     }
     let order = parse::<OrderBody>(http_status, body)?;
+    same_order(&order.order_id, order_id)?;
     order
         .status
         .non_empty()
@@ -206,6 +223,18 @@ impl<'a> Envelope<'a> {
             .error_info
             .as_ref()
             .and_then(|i| i.code.non_empty());
+        if [self.body.error_code.non_empty(), info_code]
+            .into_iter()
+            .flatten()
+            .any(|c| c.eq_ignore_ascii_case("INVALID_ACTION"))
+            || self
+                .body
+                .error_message
+                .non_empty()
+                .is_some_and(|m| contains_ignore_case(m, "already processed"))
+        {
+            return ErrorMeaning::Stale;
+        }
         classify([self.body.error_code.non_empty(), info_code])
     }
 
@@ -253,6 +282,9 @@ pub(crate) enum ErrorMeaning {
     WrongOtp,
     /// `DUPLICATE_REQUEST`: another request on this transaction is still being processed.
     Duplicate,
+    /// `INVALID_ACTION` ("transaction already processed"): the transaction no longer waits
+    /// for an OTP, so the copy that asked is stale; only the order status says what happened.
+    Stale,
     /// Anything else: the request was refused and changed nothing.
     Refused,
 }
@@ -324,6 +356,14 @@ mod tests {
             ErrorMeaning::Refused
         );
         assert_eq!(meaning(b"<html>"), ErrorMeaning::Refused);
+        assert_eq!(
+            meaning(br#"{"status":"Bad Request","error_code":"x","error_info":{"code":"INVALID_ACTION"}}"#),
+            ErrorMeaning::Stale
+        );
+        assert_eq!(
+            meaning(br#"{"error_message":"Transaction already processed"}"#),
+            ErrorMeaning::Stale
+        );
     }
 
     #[test]

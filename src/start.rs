@@ -243,6 +243,9 @@ fn read_start(
         problem,
     };
     let txn: TxnBody = response::parse(http_status, body)?;
+    if let Some(asked) = order_id {
+        response::same_order(&txn.order_id, asked.as_str()).map_err(ResponseError::from)?;
+    }
     let status = Status::parse(
         txn.status
             .non_empty()
@@ -263,6 +266,9 @@ fn read_start(
             .url
             .non_empty()
             .ok_or(malformed(Malformed::Missing("payment.authentication.url")))?;
+        if !crate::link::is_browser_safe(url) {
+            return Err(malformed(Malformed::BadUrl("payment.authentication.url")).into());
+        }
         return Ok(Started::Redirect {
             url: url.to_owned(),
             method: auth.method.non_empty().unwrap_or("GET").to_owned(),

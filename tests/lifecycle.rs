@@ -1,11 +1,12 @@
 //! Whole lifecycles on a fake clock, with answers from the fixtures.
 
 mod common;
+mod invariants;
 
 use common::*;
 use direct_otp::{
-    Challenge, NextStep, Otp, Outcome, Policy, Refusal, SendFailure, Started, Status, TimerEvent,
-    Token,
+    Challenge, InputError, Malformed, NextStep, OrderStatusCheck, Otp, Outcome, Policy, Refusal,
+    ResponseError, SendFailure, StartError, Started, Status, TimerEvent, Token, Uncertainty,
 };
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
@@ -496,46 +497,69 @@ fn an_inconsistent_persisted_state_is_refused_with_the_rule_it_breaks() {
     let mut c = challenge();
     let out = c.submit(&config(), &otp("424242"), secs(5)).unwrap();
     let in_flight = serde_json::to_value(&c).unwrap();
-    let token = in_flight["phase"]["token"].as_u64().unwrap();
-    assert_eq!(in_flight["next_token"], json!(token + 1));
+    assert_eq!(in_flight["revision"], json!(out.token.revision()));
+    assert_eq!(in_flight["record"], json!(c.record_id().to_string()));
     c.handle_response(out.token, 200, &fixture("submit_charged"), secs(6))
         .unwrap();
     let paid = serde_json::to_value(&c).unwrap();
     let limit = u64::from(c.send_limit());
+    let other_record = json!("00000000deadbeef");
 
-    let cases: [(&Value, &str, Value, &str); 7] = [
-        (&in_flight, "otp_sent", json!(limit + 1), "more OTPs sent"),
-        (&in_flight, "attempts", json!(99), "more attempts"),
+    type Case<'a> = (&'a Value, &'a [&'a str], Value, &'a str);
+    let cases: [Case; 11] = [
+        (
+            &in_flight,
+            &["otp_sent"],
+            json!(limit + 1),
+            "more OTPs sent",
+        ),
+        (&in_flight, &["attempts"], json!(99), "more attempts"),
+        // Limits are at most Policy::MAX_LIMIT, so a saturated counter is refused too.
+        (&paid, &["attempts"], json!(u32::MAX), "more attempts"),
+        (&paid, &["server_send_limit"], json!(u32::MAX), ""),
         // A paid order that looks open would take an OTP again.
-        (&in_flight, "status", json!("CHARGED"), "finality"),
-        (&paid, "status", json!("PENDING_VBV"), "finality"),
-        (&paid, "last_seen", json!(0), "created after"),
-        (&in_flight, "next_token", json!(token), "never issued"),
-        (&in_flight, "next_token", json!(0), "never issued"),
+        (&in_flight, &["status"], json!("CHARGED"), "finality"),
+        (&paid, &["status"], json!("PENDING_VBV"), "finality"),
+        (&paid, &["last_seen"], json!(0), "created after"),
+        (&paid, &["revision"], json!(u64::MAX), "saturated"),
+        (&paid, &["revision"], json!(0), "revision is 0"),
+        (
+            &in_flight,
+            &["revision"],
+            json!(99),
+            "not issued by this record",
+        ),
+        (
+            &in_flight,
+            &["phase", "token", "record"],
+            other_record,
+            "not issued by this record",
+        ),
     ];
-    for (base, field, value, rule) in cases {
+    for (base, path, value, rule) in cases {
         let mut v = base.clone();
-        v[field] = value.clone();
-        let err = serde_json::from_value::<Challenge>(v)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("inconsistent challenge state") && err.contains(rule),
-            "{field} = {value}: {err}"
-        );
+        let mut slot = &mut v;
+        for key in path {
+            slot = &mut slot[*key];
+        }
+        *slot = value.clone();
+        match serde_json::from_value::<Challenge>(v) {
+            // A server limit above the cap is read as the cap: counters still fit.
+            Ok(loaded) if rule.is_empty() => assert_eq!(loaded.send_limit(), Policy::MAX_LIMIT),
+            Ok(_) => panic!("{path:?} = {value} loaded"),
+            Err(e) => {
+                let err = e.to_string();
+                assert!(
+                    err.contains("inconsistent challenge state") && err.contains(rule),
+                    "{path:?} = {value}: {err}"
+                );
+            }
+        }
     }
-    // The untouched states load; so does the last token a saturated counter can issue.
+    // The untouched states load.
     for base in [&in_flight, &paid] {
         serde_json::from_value::<Challenge>(base.clone()).unwrap();
     }
-    let mut last = in_flight.clone();
-    last["phase"]["token"] = json!(u64::MAX);
-    last["next_token"] = json!(u64::MAX);
-    let loaded = serde_json::from_value::<Challenge>(last).unwrap();
-    assert_eq!(
-        serde_json::to_value(&loaded).unwrap()["phase"]["token"],
-        json!(u64::MAX)
-    );
 }
 
 #[test]
@@ -550,4 +574,346 @@ fn a_persisted_request_in_flight_is_answered_after_loading() {
         .handle_response(token, 200, &fixture("submit_charged"), secs(6))
         .unwrap();
     assert_eq!(outcome, Outcome::Approved(Status::Charged));
+}
+
+// ----- Answers bound to what was asked (copies, other records, other orders) -------------
+
+/// A copy of `c` as another worker would load it from the same stored state.
+fn copy_of(c: &Challenge) -> Challenge {
+    serde_json::from_str(&serde_json::to_string(c).unwrap()).unwrap()
+}
+
+#[test]
+fn two_copies_of_one_stored_record_never_take_each_others_answers() {
+    let stored = challenge();
+    let (mut a, mut b) = (copy_of(&stored), copy_of(&stored));
+    let resend = a.resend(&config(), secs(31)).unwrap();
+    let submit = b.submit(&config(), &otp("424242"), secs(31)).unwrap();
+    // Same record, same revision reached; different kinds and nonces.
+    assert_eq!(resend.token.record(), submit.token.record());
+    assert_eq!(resend.token.revision(), submit.token.revision());
+    assert_ne!(resend.token, submit.token);
+    // Even the same command on both copies gives two tokens.
+    let (mut c1, mut c2) = (copy_of(&stored), copy_of(&stored));
+    let t1 = c1
+        .submit(&config(), &otp("424242"), secs(31))
+        .unwrap()
+        .token;
+    let t2 = c2
+        .submit(&config(), &otp("424242"), secs(31))
+        .unwrap()
+        .token;
+    assert_ne!(t1, t2);
+
+    // The resend's answer handed to the submitting copy is refused; nothing changes.
+    let before = b.clone();
+    let err = b
+        .handle_response(resend.token, 200, &resend_answer(2, 4), secs(32))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        InputError::StaleToken {
+            got: resend.token,
+            in_flight: submit.token
+        }
+    );
+    assert_eq!(b, before);
+    assert_eq!(b.revision(), stored.revision() + 1);
+}
+
+#[test]
+fn a_token_of_another_challenge_is_refused() {
+    let mut x = challenge();
+    let mut y = challenge();
+    assert_ne!(x.record_id(), y.record_id());
+    let tx = x.submit(&config(), &otp("424242"), secs(5)).unwrap().token;
+    let _ty = y.submit(&config(), &otp("111111"), secs(5)).unwrap().token;
+    let before = y.clone();
+    assert_eq!(
+        y.handle_response(tx, 200, &fixture("submit_charged"), secs(6)),
+        Err(InputError::OtherRecord { got: tx })
+    );
+    assert_eq!(
+        y.handle_send_failure(tx, SendFailure::MaybeSent, secs(6)),
+        Err(InputError::OtherRecord { got: tx })
+    );
+    assert_eq!(y, before, "Y is still waiting for its own answer");
+}
+
+/// `fixture` with `path` set to `value`.
+fn with(name: &str, path: &[&str], value: Value) -> Vec<u8> {
+    let mut v = fixture_json(name);
+    let mut slot = &mut v;
+    for key in path {
+        slot = &mut slot[*key];
+    }
+    *slot = value;
+    v.to_string().into_bytes()
+}
+
+#[test]
+fn an_answer_about_another_order_or_transaction_is_refused_and_changes_nothing() {
+    let params_id = ["payment", "authentication", "params", "id"];
+    let cases: [(&str, Vec<u8>, &str); 5] = [
+        (
+            "order status",
+            br#"{"order_id":"OTHER","status":"CHARGED"}"#.to_vec(),
+            "order_id",
+        ),
+        (
+            "submit",
+            with("submit_charged", &["order_id"], json!("OTHER")),
+            "order_id",
+        ),
+        (
+            "submit",
+            with("submit_charged", &params_id, json!("txn_other")),
+            "params.id",
+        ),
+        (
+            "resend",
+            with("resend_counters", &["order_id"], json!("OTHER")),
+            "order_id",
+        ),
+        (
+            "resend",
+            with("resend_counters", &params_id, json!("txn_other")),
+            "params.id",
+        ),
+    ];
+    for (kind, body, field) in cases {
+        let mut c = challenge();
+        let out = match kind {
+            "order status" => c.check_status(&config(), secs(31)),
+            "submit" => c.submit(&config(), &otp("424242"), secs(31)),
+            _ => c.resend(&config(), secs(31)),
+        }
+        .unwrap();
+        let before = c.clone();
+        match c.handle_response(out.token, 200, &body, secs(32)) {
+            Err(InputError::Foreign(e)) => assert!(e.field.ends_with(field), "{kind}: {e}"),
+            other => panic!("{kind} {field}: {other:?}"),
+        }
+        assert_eq!(c, before, "{kind} {field}: nothing changed");
+        assert_eq!(c.in_flight(), Some(out.token), "{kind}: still in flight");
+        // The right answer is still taken.
+        let right = match kind {
+            "order status" => fixture("order_status_charged"),
+            "submit" => fixture("submit_charged"),
+            _ => resend_answer(2, 4),
+        };
+        assert!(
+            c.handle_response(out.token, 200, &right, secs(33)).is_ok(),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn stateless_readers_refuse_answers_about_another_order() {
+    let start = direct_otp::StartRequest::new(
+        "ord_dotp_1001",
+        "acme",
+        ROUTING,
+        direct_otp::PaymentSource::Token {
+            card_token: "tok_1".into(),
+            cvv: None,
+        },
+    )
+    .unwrap();
+    let other = with("start_direct_otp", &["order_id"], json!("ord_other"));
+    assert!(matches!(
+        start.handle_response(200, &other, T0),
+        Err(StartError::Response(ResponseError::Foreign(_)))
+    ));
+    let check = OrderStatusCheck::new("ord_dotp_1001", ROUTING).unwrap();
+    assert!(matches!(
+        check.handle_response(200, br#"{"order_id":"OTHER","status":"CHARGED"}"#),
+        Err(ResponseError::Foreign(_))
+    ));
+    assert_eq!(
+        check.handle_response(200, &fixture("order_status_charged")),
+        Ok(Status::Charged)
+    );
+}
+
+#[test]
+fn a_resend_answered_with_a_final_status_settles() {
+    for (status, approved) in [
+        ("CHARGED", true),
+        ("AUTHENTICATION_FAILED", false),
+        ("JUSPAY_DECLINED", false),
+    ] {
+        let mut c = challenge();
+        let out = c.resend(&config(), secs(31)).unwrap();
+        let body = with("resend_counters", &["status"], json!(status));
+        let outcome = c.handle_response(out.token, 200, &body, secs(32)).unwrap();
+        let st = Status::parse(status);
+        let want = if approved {
+            Outcome::Approved(st.clone())
+        } else {
+            Outcome::Declined(st.clone())
+        };
+        assert_eq!(outcome, want, "{status}");
+        assert!(c.is_final());
+        assert_eq!(c.next_step(secs(33)), NextStep::Finished(&st));
+        assert!(matches!(
+            c.resend(&config(), secs(99)),
+            Err(Refusal::AlreadyFinal(_))
+        ));
+    }
+}
+
+#[test]
+fn invalid_action_means_this_copy_is_stale_and_counts_nothing() {
+    let stale = br#"{"status":"Bad Request","error_code":"invalid_request","error_message":"Transaction already processed","error_info":{"code":"INVALID_ACTION","category":"USER_ERROR"}}"#;
+    for kind in ["submit", "resend"] {
+        let mut c = challenge();
+        let (sent, tried) = (c.otp_sends(), c.attempts());
+        let out = match kind {
+            "submit" => c.submit(&config(), &otp("424242"), secs(31)),
+            _ => c.resend(&config(), secs(31)),
+        }
+        .unwrap();
+        let outcome = c.handle_response(out.token, 400, stale, secs(32)).unwrap();
+        assert!(
+            matches!(&outcome, Outcome::MustReconcile(Uncertainty::Stale(ResponseError::Api(e))) if e.code() == Some("INVALID_ACTION")),
+            "{kind}: {outcome:?}"
+        );
+        assert_eq!((c.otp_sends(), c.attempts()), (sent, tried), "{kind}");
+        assert_eq!(c.next_step(secs(33)), NextStep::CheckStatus, "{kind}");
+        assert_eq!(c.check_submit(secs(33)), Err(Refusal::MustReconcile));
+        // The order status settles the stale copy.
+        let out = c.check_status(&config(), secs(34)).unwrap();
+        let outcome = c
+            .handle_response(out.token, 200, &fixture("order_status_charged"), secs(35))
+            .unwrap();
+        assert_eq!(outcome, Outcome::Approved(Status::Charged), "{kind}");
+    }
+}
+
+#[test]
+fn a_successful_submit_counts_as_an_attempt() {
+    for answer in ["submit_charged", "submit_authentication_failed"] {
+        let mut c = challenge();
+        let mut body = fixture_json(answer);
+        // No server counter: the library counts.
+        body["payment"]["authentication"]["params"]
+            .as_object_mut()
+            .unwrap()
+            .remove("current_attempt");
+        let out = c.submit(&config(), &otp("424242"), secs(5)).unwrap();
+        c.handle_response(out.token, 200, body.to_string().as_bytes(), secs(6))
+            .unwrap();
+        assert_eq!(c.attempts(), 1, "{answer}");
+    }
+}
+
+#[test]
+fn the_bank_page_is_given_again_on_a_page_reload() {
+    let mut c = challenge();
+    let url = c.go_to_bank_page(secs(5)).unwrap();
+    let revision = c.revision();
+    let before = c.clone();
+    assert_eq!(c.go_to_bank_page(secs(6)).unwrap(), url);
+    assert_eq!(c, before, "a reload changes nothing");
+    assert_eq!(c.revision(), revision);
+}
+
+#[test]
+fn only_safe_http_urls_reach_the_browser() {
+    let fallback = ["payment", "authentication", "params", "fallback_url"];
+    for bad in [
+        "javascript:alert(document.cookie)",
+        "data:text/html;base64,PHNjcmlwdD4=",
+        "//evil.example/pay",
+        "https://bank.example/pay\r\nSet-Cookie: x=1",
+        "https://bank.example@evil.example/",
+    ] {
+        let body = with("start_direct_otp", &fallback, json!(bad));
+        let c = match Started::from_response(ROUTING, Policy::default(), 200, &body, T0).unwrap() {
+            Started::Challenge(c) => c,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(c.fallback_url(), None, "{bad:?} is treated as no fallback");
+        let mut c = *c;
+        assert_eq!(c.go_to_bank_page(secs(1)), Err(Refusal::NoFallback));
+
+        let body = with(
+            "start_3ds_failover",
+            &["payment", "authentication", "url"],
+            json!(bad),
+        );
+        match Started::from_response(ROUTING, Policy::default(), 200, &body, T0) {
+            Err(StartError::Response(ResponseError::Malformed {
+                problem: Malformed::BadUrl(_),
+                ..
+            })) => {}
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_revision_moves_with_every_change_and_only_then() {
+    let mut c = challenge();
+    assert_eq!(c.revision(), 1);
+    let out = c.submit(&config(), &otp("424242"), secs(5)).unwrap();
+    assert_eq!((c.revision(), out.token.revision()), (2, 2));
+    // Refused commands and inputs change nothing.
+    assert!(c.resend(&config(), secs(5)).is_err());
+    assert!(c
+        .handle_response(invariants::other_token(c.in_flight()), 200, b"{}", secs(5))
+        .is_err());
+    assert_eq!(c.revision(), 2);
+    c.handle_response(out.token, 200, &wrong_otp_answer(1, 4), secs(6))
+        .unwrap();
+    assert_eq!(c.revision(), 3);
+    assert_eq!(c.handle_timeout(secs(7)), None);
+    assert_eq!(
+        c.revision(),
+        3,
+        "a timer that does not fire changes nothing"
+    );
+    assert_eq!(
+        c.handle_timeout(secs(31)),
+        Some(TimerEvent::ResendAvailable)
+    );
+    assert_eq!(c.revision(), 4);
+    let json = serde_json::to_value(&c).unwrap();
+    assert_eq!(json["revision"], json!(4));
+}
+
+#[test]
+fn a_request_nobody_answered_is_recovered_after_the_grace() {
+    let grace = Duration::seconds(60);
+    let mut c = challenge();
+    assert_eq!(c.recover(grace, secs(100)), None, "nothing in flight");
+    let out = c.submit(&config(), &otp("424242"), secs(5)).unwrap();
+    assert_eq!(c.in_flight_since(), Some(secs(5)));
+    // A worker that died: another copy, loaded from storage, recovers it.
+    let mut other = copy_of(&c);
+    assert_eq!(
+        other.recover(grace, secs(64)),
+        None,
+        "still within the grace"
+    );
+    assert_eq!(other.in_flight(), Some(out.token));
+    assert_eq!(
+        other.recover(grace, secs(65)),
+        Some(Outcome::MustReconcile(Uncertainty::MaybeSent))
+    );
+    assert_eq!(other.attempts(), 1, "counted as if it happened");
+    assert_eq!(other.next_step(secs(65)), NextStep::CheckStatus);
+    assert_eq!(other.in_flight_since(), None);
+    // The dead worker's late answer is refused by the recovered copy.
+    assert!(matches!(
+        other.handle_response(out.token, 200, &fixture("submit_charged"), secs(66)),
+        Err(InputError::NothingInFlight { .. })
+    ));
+    // A lost status check just ends.
+    let out = other.check_status(&config(), secs(70)).unwrap();
+    assert_eq!(other.recover(grace, secs(200)), Some(Outcome::NotDelivered));
+    assert_eq!(other.in_flight(), None);
+    let _ = out;
 }

@@ -30,7 +30,7 @@ use direct_otp::{
     Policy, Refusal, RequestKind, ResponseError, SendFailure, StartRequest, Started, Status,
     TimerEvent, Token, Uncertainty,
 };
-use invariants::{at_ms, ms_of, token, token_number, Secrets};
+use invariants::{at_ms, ms_of, token, Secrets};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use serde_json::{json, Value};
@@ -292,7 +292,16 @@ fn fallback_url() -> BoxedStrategy<Field<String>> {
         }),
         1 => Just(field(json!(""), None)),
         1 => Just(field(Value::Null, None)),
-        1 => Just(field(json!(77), Some("77".to_owned()))),
+        // Not a place to send a browser: read as no fallback.
+        1 => Just(field(json!(77), None)),
+        1 => prop_oneof![
+            Just("javascript:alert(1)"),
+            Just("data:text/html,x"),
+            Just("//evil.example/x"),
+            Just("https://bank.example/x\r\nSet-Cookie: a=b"),
+            Just("https://user:pw@bank.example/"),
+        ]
+        .prop_map(|u| field(json!(u), None)),
     ]
     .boxed()
 }
@@ -439,6 +448,8 @@ enum Meaning {
     WrongOtp,
     LimitExceeded,
     Duplicate,
+    /// `INVALID_ACTION`: the transaction no longer waits for an OTP.
+    Stale,
 }
 
 fn code() -> BoxedStrategy<(Field<String>, Meaning)> {
@@ -448,6 +459,7 @@ fn code() -> BoxedStrategy<(Field<String>, Meaning)> {
     prop_oneof![
         3 => of(vec!["max_limit_exceeded", "MAX_LIMIT_EXCEEDED", "otp_limit_exceeded"], Meaning::LimitExceeded),
         2 => of(vec!["DUPLICATE_REQUEST", "duplicate_request"], Meaning::Duplicate),
+        2 => of(vec!["INVALID_ACTION", "invalid_action"], Meaning::Stale),
         3 => of(vec!["LP_INCORRECT_OTP", "Otp_Mismatch", "INVALID_OTP", "wrong_otp"], Meaning::WrongOtp),
         4 => of(
             vec![
@@ -512,6 +524,8 @@ impl Body {
             Body::Txn { status, auth } => {
                 let mut v = common::fixture_json("submit_pending_wrong_otp");
                 set_status(&mut v, status);
+                v["order_id"] = json!(ORDER_ID);
+                v["payment"]["authentication"]["params"]["id"] = json!(TXN_ID);
                 let obj = v.as_object_mut().expect("object");
                 match auth {
                     Auth::NoPayment => {
@@ -541,6 +555,7 @@ impl Body {
             Body::Order { status } => {
                 let mut v = common::fixture_json("order_status_pending");
                 set_status(&mut v, status);
+                v["order_id"] = json!(ORDER_ID);
                 v.to_string().into_bytes()
             }
             Body::Envelope { status, codes } => {
@@ -724,6 +739,16 @@ enum Kind {
     OrderStatus,
 }
 
+impl Kind {
+    fn request_kind(self) -> RequestKind {
+        match self {
+            Kind::Resend => RequestKind::Resend,
+            Kind::Submit => RequestKind::Submit,
+            Kind::OrderStatus => RequestKind::OrderStatus,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Resting(Rest),
@@ -745,6 +770,8 @@ enum Expect {
     Exact(Outcome),
     Rejected(ErrShape),
     Reconcile(Option<ErrShape>),
+    /// Reconcile, the bank having said the copy is stale.
+    Stale(ErrShape),
 }
 
 impl Expect {
@@ -754,6 +781,9 @@ impl Expect {
             (Expect::Rejected(shape), Outcome::Rejected(e)) => shape_matches(shape, e),
             (Expect::Reconcile(None), Outcome::MustReconcile(Uncertainty::MaybeSent)) => true,
             (Expect::Reconcile(Some(shape)), Outcome::MustReconcile(Uncertainty::Response(e))) => {
+                shape_matches(shape, e)
+            }
+            (Expect::Stale(shape), Outcome::MustReconcile(Uncertainty::Stale(e))) => {
                 shape_matches(shape, e)
             }
             _ => false,
@@ -836,12 +866,17 @@ impl Model {
         m
     }
 
+    /// Limits are at most `Policy::MAX_LIMIT`, from either side.
     fn send_limit(&self) -> u32 {
-        self.server_send_limit.unwrap_or(self.max_sends)
+        self.server_send_limit
+            .unwrap_or(self.max_sends)
+            .min(Policy::MAX_LIMIT)
     }
 
     fn attempt_limit(&self) -> u32 {
-        self.server_attempt_limit.unwrap_or(self.max_attempts)
+        self.server_attempt_limit
+            .unwrap_or(self.max_attempts)
+            .min(Policy::MAX_LIMIT)
     }
 
     fn expires(&self) -> i64 {
@@ -924,10 +959,12 @@ impl Model {
 
     fn bank_page(&mut self, now: i64) -> Result<String, Refusal> {
         let now = self.effective(now);
-        if self.idle()? == Rest::BankPage {
-            return Err(Refusal::OnBankPage);
-        }
+        let rest = self.idle()?;
         let url = self.fallback.clone().ok_or(Refusal::NoFallback)?;
+        if rest == Rest::BankPage {
+            // A page reload: the same URL again, nothing changes.
+            return Ok(url);
+        }
         self.phase = Phase::Resting(Rest::BankPage);
         self.cooldown_until = None;
         self.last_seen = now;
@@ -966,6 +1003,10 @@ impl Model {
     fn on_resend(&mut self, http: u16, body: &Body, now: i64) -> Expect {
         match http {
             200..=299 => match body.txn() {
+                // A final status settles, whatever the call.
+                Some(TxnView {
+                    status: Some(text), ..
+                }) if FINAL_STATUSES.contains(&text.as_str()) => self.finish(&text),
                 Some(t) => {
                     self.apply(t.params, Counted::Send, now);
                     Expect::Exact(Outcome::OtpSent {
@@ -988,6 +1029,7 @@ impl Model {
                         Expect::Exact(Outcome::SendLimitReached)
                     }
                     Meaning::Duplicate => self.uncertain(Kind::Resend, Some(shape), now),
+                    Meaning::Stale => self.stale(shape),
                     Meaning::WrongOtp | Meaning::Refused => Expect::Rejected(shape),
                 }
             }
@@ -1005,6 +1047,8 @@ impl Model {
                     return self.uncertain(Kind::Submit, Some(ErrShape::Malformed(http)), now);
                 };
                 if FINAL_STATUSES.contains(&text.as_str()) {
+                    // The OTP was used: counted, even on success.
+                    self.apply(t.params, Counted::Attempt, now);
                     return self.finish(&text);
                 }
                 let status = Status::parse(&text);
@@ -1034,6 +1078,7 @@ impl Model {
                         Expect::Exact(Outcome::AttemptsExhausted)
                     }
                     Meaning::Duplicate => self.uncertain(Kind::Submit, Some(shape), now),
+                    Meaning::Stale => self.stale(shape),
                     Meaning::Refused => Expect::Rejected(shape),
                 }
             }
@@ -1100,6 +1145,12 @@ impl Model {
         }
         self.phase = Phase::Resting(Rest::MustReconcile);
         Expect::Reconcile(why)
+    }
+
+    /// The bank says the transaction is past OTP entry: reconcile, counting nothing.
+    fn stale(&mut self, shape: ErrShape) -> Expect {
+        self.phase = Phase::Resting(Rest::MustReconcile);
+        Expect::Stale(shape)
     }
 
     fn finish(&mut self, text: &str) -> Expect {
@@ -1462,6 +1513,7 @@ impl Run {
             other => panic!("the Direct OTP start answer gave {other:?}"),
         };
         let model = Model::start(&policy, params, start_ms);
+        invariants::bind_tokens(c.record_id());
         let run = Run {
             config,
             secrets,
@@ -1523,7 +1575,7 @@ impl Run {
             }
             Op::BankPage => {
                 let before = self.c.clone();
-                let got = self.c.go_to_bank_page(now).map(str::to_owned);
+                let got = self.c.go_to_bank_page(now);
                 let want = self.model.bank_page(ms);
                 assert_eq!(got, want, "{context}");
                 self.refused_changes_nothing(&before, got.is_err(), &context);
@@ -1593,7 +1645,10 @@ impl Run {
         let want = self.model.command(kind, self.clock.ms);
         match (&got, want) {
             (Ok((t, request)), Ok(want_token)) => {
-                assert_eq!(token_number(*t), want_token, "{context}: token");
+                invariants::register_token(want_token, *t);
+                assert_eq!(t.kind(), kind.request_kind(), "{context}: token kind");
+                assert_eq!(t.record(), self.c.record_id(), "{context}: token record");
+                assert_eq!(t.revision(), self.c.revision(), "{context}: token revision");
                 self.issued.push(want_token);
                 self.check_request(kind, request, otp, context);
                 self.secrets.check_debug("outgoing request", request);
@@ -1784,7 +1839,11 @@ proptest! {
     ) {
         let mut run = Run::start(policy, &start, via_request, raw_card, start_ms);
         for (i, op) in ops.iter().enumerate() {
+            let before = run.c.clone();
             run.step(op, i);
+            // An exchange is a command and an answer: two changes.
+            let most = if matches!(op, Op::Exchange(..)) { 2 } else { 1 };
+            invariants::check_revision(&before, &run.c, most, &format!("step {i}: {op:?}"));
             run.after_step();
         }
     }
@@ -2027,7 +2086,7 @@ impl SandboxRun {
                 self.issue(got, &context);
             }
             SOp::BankPage => {
-                let got = self.c.go_to_bank_page(now).map(str::to_owned);
+                let got = self.c.go_to_bank_page(now);
                 self.refusal_changes_nothing(&before, got.is_err(), &context);
                 if let Ok(url) = got {
                     assert!(url.contains("/v2/pay/start/acme/"), "{context}: {url}");
@@ -2241,7 +2300,11 @@ proptest! {
         };
         run.check("start");
         for (i, op) in ops.iter().enumerate() {
+            let before = run.c.clone();
             run.step(op, i);
+            // Waiting out the cooldown fires a timer, then resends: two changes.
+            let most = if matches!(op, SOp::ResendAfterCooldown) { 2 } else { 1 };
+            invariants::check_revision(&before, &run.c, most, &format!("step {i}: {op:?}"));
             if run.final_state.is_none() && run.c.is_final() {
                 run.final_state = Some(run.c.clone());
             }

@@ -1,6 +1,7 @@
 //! Every response kind, read from the fixtures (and variants derived from them).
 
 mod common;
+mod invariants;
 
 use common::*;
 use direct_otp::{
@@ -209,9 +210,13 @@ fn resend_200_with_counters_as_strings() {
 fn resend_200_seed_sample_without_counters_counts_locally() {
     let mut c = challenge();
     let t = resend(&mut c);
+    // The documented sample names its own order and transaction: answer as ours.
+    let mut seed = fixture_json("resend_seed");
+    seed["order_id"] = json!(c.order_id());
+    seed["payment"]["authentication"]["params"]["id"] = json!(c.txn_id());
     assert_eq!(
-        answer(&mut c, t, 200, "resend_seed"),
-        Outcome::OtpSent { sends_left: 2 }
+        c.handle_response(t, 200, seed.to_string().as_bytes(), secs(6)),
+        Ok(Outcome::OtpSent { sends_left: 2 })
     );
     assert_eq!(c.otp_sends(), 2);
     // The next resend waits for the cooldown, counted from the answer; the answer's time
@@ -489,7 +494,7 @@ fn order_status_errors_change_nothing() {
         (401, fixture("error_access_denied_401")),
         (500, fixture("error_internal_500")),
         (200, b"not json".to_vec()),
-        (200, b"{\"order_id\":\"x\"}".to_vec()),
+        (200, b"{\"order_id\":\"ord_dotp_1001\"}".to_vec()),
         (301, Vec::new()),
     ] {
         let mut c = lost_submit();
@@ -514,7 +519,7 @@ fn answers_with_the_wrong_token_change_nothing() {
         .unwrap();
     let before = c.clone();
     let stale = out.token;
-    let fake = serde_json::from_str::<Token>("999").unwrap();
+    let fake: Token = invariants::other_token(Some(stale));
     assert_eq!(
         c.handle_response(fake, 200, &fixture("submit_charged"), secs(6)),
         Err(InputError::StaleToken {

@@ -25,7 +25,7 @@ const CHARGED: &[u8] = include_bytes!("../../tests/fixtures/order_status_charged
 const T0_MS: i64 = 1_795_600_800_000;
 
 /// The persisted fields, and their parents.
-const PATHS: [&[&str]; 30] = [
+const PATHS: [&[&str]; 36] = [
     &["format"],
     &["order_id"],
     &["txn_id"],
@@ -50,11 +50,17 @@ const PATHS: [&[&str]; 30] = [
     &["phase", "phase"],
     &["phase", "rest"],
     &["phase", "token"],
+    &["phase", "token", "record"],
+    &["phase", "token", "revision"],
+    &["phase", "token", "kind"],
+    &["phase", "token", "nonce"],
     &["phase", "kind"],
+    &["phase", "sent_at"],
     &["created_at"],
     &["last_seen"],
     &["cooldown_until"],
-    &["next_token"],
+    &["record"],
+    &["revision"],
     &["unknown_field"],
 ];
 

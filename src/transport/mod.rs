@@ -221,14 +221,7 @@ pub(crate) fn check_in_flight(
     challenge: &crate::Challenge,
     token: crate::Token,
 ) -> Result<(), crate::InputError> {
-    match challenge.in_flight() {
-        Some(t) if t == token => Ok(()),
-        Some(in_flight) => Err(crate::InputError::StaleToken {
-            got: token,
-            in_flight,
-        }),
-        None => Err(crate::InputError::NothingInFlight { got: token }),
-    }
+    challenge.check_token(token)
 }
 
 /// Hands the result of an exchange to the challenge.

@@ -55,23 +55,81 @@ pub fn ms_of(t: OffsetDateTime) -> i64 {
     i64::try_from(ms).unwrap_or(if ms < 0 { i64::MIN } else { i64::MAX })
 }
 
-/// A token that is surely not `in_flight` (tokens are plain numbers on the wire).
+/// A token that is surely not `in_flight`: the same record, revision and kind, another nonce
+/// (or, with nothing in flight, a token of some record never issued).
 pub fn other_token(in_flight: Option<Token>) -> Token {
-    let raw = in_flight.map_or(0, token_number);
-    token(if raw == u64::MAX { 0 } else { u64::MAX })
+    match in_flight {
+        Some(t) => {
+            let mut v = serde_json::to_value(t).expect("a token serializes");
+            let nonce = v["nonce"].as_str().unwrap_or("00000000").to_owned();
+            let flipped = u32::from_str_radix(&nonce, 16).unwrap_or(0) ^ 0x5a5a_5a5a;
+            v["nonce"] = serde_json::Value::from(format!("{flipped:08x}"));
+            serde_json::from_value(v).expect("a forged token")
+        }
+        None => forged_token(None, 0),
+    }
 }
 
-/// A token from its number, as a caller restoring it from storage would.
+/// A token of `record` (or of a made-up record) that was never issued: what a caller
+/// restoring a wrong token from storage would hand back. `n` makes it distinct.
+pub fn forged_token(record: Option<direct_otp::RecordId>, n: u64) -> Token {
+    let record = record.map_or_else(|| "00000000deadbeef".to_owned(), |r| r.to_string());
+    serde_json::from_value(serde_json::json!({
+        "record": record,
+        "revision": n,
+        "kind": "resend",
+        "nonce": format!("{:08x}", (n as u32) ^ 0xdead_beef),
+    }))
+    .expect("a forged token")
+}
+
+std::thread_local! {
+    /// The tokens a test run numbered (see [`token`]), and the record they belong to.
+    static TOKENS: std::cell::RefCell<(Option<direct_otp::RecordId>, std::collections::HashMap<u64, Token>)> =
+        Default::default();
+}
+
+/// Starts numbering tokens for a new run of `record` (a reference model numbers the
+/// requests it expects 1, 2, 3, ...; the real tokens carry random nonces).
+pub fn bind_tokens(record: direct_otp::RecordId) {
+    TOKENS.with(|t| *t.borrow_mut() = (Some(record), Default::default()));
+}
+
+/// Records that the model's request number `n` is the real token `t`.
+pub fn register_token(n: u64, t: Token) {
+    TOKENS.with(|tokens| {
+        tokens.borrow_mut().1.insert(n, t);
+    });
+}
+
+/// The real token for the model's request number `n`; for a number never issued, a forged
+/// token of the bound record (always the same one for the same `n`).
 pub fn token(n: u64) -> Token {
-    serde_json::from_value(serde_json::Value::from(n)).expect("a token is a number")
+    TOKENS.with(|tokens| {
+        let (record, issued) = &mut *tokens.borrow_mut();
+        *issued.entry(n).or_insert_with(|| forged_token(*record, n))
+    })
 }
 
-/// The number inside a token.
-pub fn token_number(t: Token) -> u64 {
-    serde_json::to_value(t)
-        .ok()
-        .and_then(|v| v.as_u64())
-        .expect("a token serializes as a number")
+/// The revision moves by one with every change (a step makes at most `most` changes) and
+/// only then; the record id never changes.
+pub fn check_revision(before: &Challenge, after: &Challenge, most: u64, context: &str) {
+    assert_eq!(
+        before.record_id(),
+        after.record_id(),
+        "{context}: record id"
+    );
+    let moved = after.revision().checked_sub(before.revision());
+    if before == after {
+        assert_eq!(moved, Some(0), "{context}: revision without a change");
+    } else {
+        assert!(
+            moved.is_some_and(|m| (1..=most).contains(&m)),
+            "{context}: revision {} -> {} for a change of at most {most} steps",
+            before.revision(),
+            after.revision()
+        );
+    }
 }
 
 /// The OTP used by the invariant checks' probing submits.

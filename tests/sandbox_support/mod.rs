@@ -129,18 +129,32 @@ pub fn check_shape(kind: RequestKind, http_status: u16, body: &[u8]) -> Vec<&'st
     names
 }
 
-/// The fixture as the twin reads it: for a 200, with the sandbox's `status` put in, so
-/// the twin sees the fixture's structure with the same status.
+/// The fixture as the twin reads it: for a 200, with the sandbox's `status` and ids put in,
+/// so the twin sees the fixture's structure with the same status, about the same order.
 fn twin_body(name: &str, http_status: u16, actual: &[u8]) -> Vec<u8> {
     if http_status != 200 {
         return fixture(name);
     }
     let mut fixture = fixture_json(name);
     let actual: Value = serde_json::from_slice(actual).unwrap_or_default();
-    if let (Some(status), Some(slot)) = (actual.get("status"), fixture.get_mut("status")) {
-        *slot = status.clone();
+    for path in [
+        &["status"][..],
+        &["order_id"],
+        &["payment", "authentication", "params", "id"],
+    ] {
+        let (Some(value), Some(slot)) = (
+            actual.pointer(&pointer(path)),
+            fixture.pointer_mut(&pointer(path)),
+        ) else {
+            continue;
+        };
+        *slot = value.clone();
     }
     fixture.to_string().into_bytes()
+}
+
+fn pointer(path: &[&str]) -> String {
+    path.iter().map(|k| format!("/{k}")).collect()
 }
 
 /// Hands a sandbox answer to the challenge, after checking its shape and that a twin of the
