@@ -12,7 +12,7 @@
 //! `https://u:p@a@b`, port 99999 and `/../` as they are, so every rule would still be ours;
 //! the `url` crate refuses more but rewrites dot segments away and percent-encodes a second
 //! `@` instead of refusing them, and brings about 45 crates (IDNA, ICU) into a core that
-//! otherwise needs four. The accepted form is a subset of what both accept, which the
+//! has five direct dependencies. The accepted form is a subset of what both accept, which the
 //! tests check against `http::Uri` (what the transports convert to).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
