@@ -207,7 +207,7 @@ fn ureq(c: &mut Criterion) {
     // The agent `with_default_agent` builds, used directly.
     let raw = ureq::Agent::config_builder()
         .proxy(None)
-        .timeout_connect(Some(direct_otp::transport::ureq::DEFAULT_CONNECT_TIMEOUT))
+        .timeout_connect(Some(direct_otp::transport::DEFAULT_CONNECT_TIMEOUT))
         .build()
         .new_agent();
 

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration as StdDuration;
 
 use direct_otp::sandbox::{Endpoint, Fault, OtpSource, Sandbox, SandboxConfig, SandboxServer};
-use direct_otp::transport::UreqTransport;
+use direct_otp::transport::{Settings, UreqTransport};
 use direct_otp::{
     Challenge, Config, NextStep, Otp, Outcome, PaymentSource, Refusal, SendFailure, StartRequest,
     Started, SANDBOX_URL,
@@ -432,9 +432,11 @@ impl Sms {
 
 fn transport() -> UreqTransport {
     // Proxies off (loopback must not go through one), a deadline per exchange.
-    UreqTransport::with_default_agent()
-        .with_timeout(StdDuration::from_secs(20))
-        .with_clock(clock)
+    UreqTransport::with_default_agent().with_settings(
+        Settings::new()
+            .with_timeout(StdDuration::from_secs(20))
+            .with_clock(clock),
+    )
 }
 
 fn prompt(question: &str) -> Result<String> {

@@ -6,6 +6,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+#[cfg(doc)]
+use crate::error::BaseUrlError;
 use crate::error::ConfigError;
 use crate::id::check_header_value;
 
@@ -40,10 +42,27 @@ pub struct Config {
 
 impl Config {
     /// A configuration for any host (white-label bank hosts, other regions, a local sandbox).
-    /// `base_url` is `http(s)://host[:port][/prefix]`; a trailing `/` is dropped.
+    ///
+    /// `base_url` is `http(s)://host[:port][/prefix]`: a DNS name, IPv4 address or
+    /// bracketed IPv6 address, a port from 1 to 65535, path segments that are neither empty
+    /// nor `.`/`..` (`%2e` included). A trailing `/` is dropped and the scheme is written in
+    /// lower case. User name or password, a query, a fragment, or characters outside visible
+    /// ASCII are refused with [`ConfigError::BaseUrl`], whose [`BaseUrlError`] says why.
+    ///
+    /// ```
+    /// use direct_otp::{BaseUrlError, Config, ConfigError};
+    ///
+    /// let config = Config::new("http://127.0.0.1:8080/juspay/", "my_api_key")?;
+    /// assert_eq!(config.base_url(), "http://127.0.0.1:8080/juspay");
+    /// assert_eq!(
+    ///     Config::new("https://user:pw@api.juspay.in", "my_api_key").unwrap_err(),
+    ///     ConfigError::BaseUrl(BaseUrlError::UserInfo)
+    /// );
+    /// # Ok::<(), ConfigError>(())
+    /// ```
     pub fn new(base_url: &str, api_key: &str) -> Result<Self, ConfigError> {
         Ok(Config {
-            base_url: check_base_url(base_url)?,
+            base_url: crate::base_url::check(base_url).map_err(ConfigError::BaseUrl)?,
             authorization: basic_auth(api_key)?.into(),
             merchant_id: None,
             version: None,
@@ -118,24 +137,6 @@ impl fmt::Debug for Config {
     }
 }
 
-fn check_base_url(url: &str) -> Result<String, ConfigError> {
-    let bad = |reason| Err(ConfigError::BaseUrl { reason });
-    let rest = match url.split_once("://") {
-        Some(("https", rest)) | Some(("http", rest)) => rest,
-        _ => return bad("scheme must be http or https"),
-    };
-    if rest.is_empty() || rest.starts_with('/') {
-        return bad("host is missing");
-    }
-    if url.contains(['?', '#']) {
-        return bad("query or fragment present");
-    }
-    if url.chars().any(|c| !c.is_ascii_graphic()) {
-        return bad("whitespace, control or non-ASCII character");
-    }
-    Ok(url.trim_end_matches('/').to_owned())
-}
-
 /// `Basic base64("KEY:")`.
 fn basic_auth(api_key: &str) -> Result<String, ConfigError> {
     if api_key.is_empty() || !api_key.chars().all(|c| c.is_ascii_graphic()) {
@@ -201,33 +202,36 @@ mod tests {
     }
 
     #[test]
-    fn base_urls() {
-        assert_eq!(
-            Config::new("https://sandbox.juspay.in/", "k")
-                .unwrap()
-                .base_url(),
-            "https://sandbox.juspay.in"
-        );
-        assert_eq!(
-            Config::new("http://127.0.0.1:8080/prefix", "k")
-                .unwrap()
-                .base_url(),
-            "http://127.0.0.1:8080/prefix"
-        );
-        for bad in [
-            "sandbox.juspay.in",
-            "ftp://x",
-            "https://",
-            "https:///x",
-            "https://x?y",
-            "https://x#y",
-            "https://x y",
+    fn base_urls_are_checked_by_the_base_url_rules() {
+        use crate::BaseUrlError as E;
+        // The full table is in src/base_url.rs; here, that Config::new applies it.
+        for (url, want) in [
+            (
+                "https://sandbox.juspay.in/",
+                Ok("https://sandbox.juspay.in"),
+            ),
+            ("http://[::1]:8080/prefix", Ok("http://[::1]:8080/prefix")),
+            ("https://:443", Err(E::MissingHost)),
+            ("https://host:abc", Err(E::Port)),
+            ("https://[::1", Err(E::Host)),
+            ("https://u:p@a@b", Err(E::UserInfo)),
+            ("https://h/../x", Err(E::DotSegment)),
+            ("https://h/%2E%2e/x", Err(E::DotSegment)),
+            ("https://h:99999", Err(E::Port)),
+            ("https://x?y", Err(E::QueryOrFragment)),
+            ("ftp://x", Err(E::Scheme)),
         ] {
-            assert!(
-                matches!(Config::new(bad, "k"), Err(ConfigError::BaseUrl { .. })),
-                "{bad}"
+            let got = Config::new(url, "k").map(|c| c.base_url().to_owned());
+            assert_eq!(
+                got,
+                want.map(str::to_owned).map_err(ConfigError::BaseUrl),
+                "{url}"
             );
         }
+        let e = Config::new("https://user:hunter2@h", "k")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
     }
 
     #[test]

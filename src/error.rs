@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::token::Token;
 
-/// An id or header value was refused before any request was built.
+/// An id, header value or form value was refused before any request was built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum IdError {
@@ -37,25 +37,80 @@ pub enum IdError {
         /// Which id or header.
         field: &'static str,
     },
+    /// The id is `.` or `..`, a dot segment: a server that normalizes paths would drop it
+    /// or walk up one level.
+    #[error("{field} is a dot segment ('.' or '..')")]
+    DotSegment {
+        /// Which id.
+        field: &'static str,
+    },
 }
 
 /// The configuration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The base URL is not `http://` or `https://` followed by a host, or it carries a query
-    /// or fragment.
-    #[error("base URL must be http(s)://host[:port][/path] without query or fragment: {reason}")]
-    BaseUrl {
-        /// What is wrong with it.
-        reason: &'static str,
-    },
+    /// The base URL is not `http(s)://host[:port][/path]`; the [`BaseUrlError`] says what
+    /// is wrong with it.
+    #[error("invalid base URL: {0}")]
+    BaseUrl(BaseUrlError),
     /// The API key is empty or contains characters that can't be sent.
     #[error("API key must be non-empty visible ASCII")]
     ApiKey,
     /// A header value (merchant id, version) was refused.
     #[error(transparent)]
     Header(#[from] IdError),
+}
+
+/// What is wrong with a base URL given to [`Config::new`](crate::Config::new). The message
+/// never repeats the URL (it could hold credentials).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BaseUrlError {
+    /// The scheme is not `http://` or `https://`.
+    #[error("the scheme must be http:// or https://")]
+    Scheme,
+    /// A character outside visible ASCII (whitespace, control, non-ASCII).
+    #[error("it contains {character:?}: only visible ASCII is allowed (percent-encode the rest, punycode a host)")]
+    Character {
+        /// The first such character.
+        character: char,
+    },
+    /// No host, as in `https://` or `https://:443`.
+    #[error("the host is missing")]
+    MissingHost,
+    /// The host is not a DNS name, an IPv4 address or a bracketed IPv6 address (an
+    /// unclosed `[`, an empty label, a label starting or ending with `-`, `999.1.1.1`).
+    #[error("the host is not a DNS name, an IPv4 address or a bracketed IPv6 address")]
+    Host,
+    /// The port is not a number from 1 to 65535 (`:abc`, `:99999`, `:0`, an empty port).
+    #[error("the port must be a number from 1 to 65535")]
+    Port,
+    /// User name or password (`user:pw@host`): they would be sent nowhere useful and shown
+    /// in `Debug`. The API key goes to `Config::new` instead.
+    #[error(
+        "user name or password in the URL (user:pw@): give the API key to Config::new instead"
+    )]
+    UserInfo,
+    /// A query (`?`) or fragment (`#`).
+    #[error("a base URL has no query (?) or fragment (#)")]
+    QueryOrFragment,
+    /// A `.` or `..` path segment, percent-encoded (`%2e`, any case) or not, which a server
+    /// or proxy may resolve to another path.
+    #[error("the path has a '.' or '..' segment (percent-encoded or not)")]
+    DotSegment,
+    /// An empty path segment (`//`).
+    #[error("the path has an empty segment (//)")]
+    EmptySegment,
+    /// A character a URL path may not hold unencoded (`\`, `"`, `{`, `|`, ...).
+    #[error("the path holds {character:?}, which must be percent-encoded")]
+    PathCharacter {
+        /// The first such character.
+        character: char,
+    },
+    /// A `%` not followed by two hexadecimal digits.
+    #[error("a '%' in the path is not followed by two hex digits")]
+    PercentEncoding,
 }
 
 /// An OTP was refused before it was sent. The message never repeats the OTP.

@@ -1,9 +1,16 @@
-//! Identifiers that end up in a URL path or a header.
+//! Values the caller or the server hands us that end up in a request: one rule per place
+//! a value goes, checked here, once, before any request is built.
 //!
-//! Ids come from the server (transaction id, challenge id) or from the caller (order id,
-//! routing id). They are opaque, but an id that could change the shape of a URL (`/`, `?`,
-//! `#`, `%`, `..`, whitespace, control characters) is rejected here, once, before any request
-//! is built, so a hostile or corrupted id can never redirect a call to another endpoint.
+//! * **URL path** ([`PathId`], [`check_path_id`]): transaction, challenge and order ids. An
+//!   id that could change the shape of a URL (`/`, `?`, `#`, `%`, a `.` or `..` segment,
+//!   whitespace, control characters) is refused, so a hostile or corrupted id can never
+//!   redirect a call to another endpoint.
+//! * **Header** ([`HeaderValue`], [`check_header_value`]): `x-routing-id`, `x-merchantid`,
+//!   `version`: visible ASCII and inner spaces, so no header can be split or added.
+//! * **Form body** ([`FormValue`], [`check_form_value`]): `merchant_id`, `payment_method`,
+//!   `gateway_id`. The body is percent-encoded, so any character is safe on the wire; the
+//!   rule refuses what is surely a mistake and would reach the server's logs: empty values,
+//!   control characters (CR, LF, NUL, ...), surrounding whitespace, over-long values.
 
 use std::fmt;
 use std::sync::Arc;
@@ -74,12 +81,40 @@ impl<'de> Deserialize<'de> for HeaderValue {
     }
 }
 
+/// A form body value checked by [`check_form_value`].
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct FormValue(String);
+
+impl FormValue {
+    pub(crate) fn new(field: &'static str, value: &str) -> Result<Self, IdError> {
+        check_form_value(field, value)?;
+        Ok(FormValue(value.to_owned()))
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for FormValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+/// Longest header or form body value accepted, in bytes.
+pub(crate) const MAX_VALUE_LEN: usize = 256;
+
 /// Checks an id that is placed in a URL path segment. Accepts ASCII letters, digits and
-/// `-`, `_`, `.`, `~`, `:`, `@`; rejects empty ids, `..` and anything longer than
-/// [`MAX_ID_LEN`].
+/// `-`, `_`, `.`, `~`, `:`, `@`; rejects empty ids, the dot segments `.` and `..`, any
+/// `..`, and anything longer than [`MAX_ID_LEN`].
 pub(crate) fn check_path_id(field: &'static str, id: &str) -> Result<(), IdError> {
     if id.is_empty() {
         return Err(IdError::Empty { field });
+    }
+    // `/v2/txns/./authenticate` is `/v2/txns/authenticate` to a server that normalizes.
+    if id == "." || id == ".." {
+        return Err(IdError::DotSegment { field });
     }
     if id.len() > MAX_ID_LEN {
         return Err(IdError::TooLong {
@@ -103,13 +138,16 @@ pub(crate) fn check_path_id(field: &'static str, id: &str) -> Result<(), IdError
 }
 
 /// Checks a value placed in an HTTP header: visible ASCII and inner spaces only, no leading
-/// or trailing space, at most 256 bytes.
+/// or trailing space, at most [`MAX_VALUE_LEN`] bytes.
 pub(crate) fn check_header_value(field: &'static str, value: &str) -> Result<(), IdError> {
     if value.is_empty() {
         return Err(IdError::Empty { field });
     }
-    if value.len() > 256 {
-        return Err(IdError::TooLong { field, max: 256 });
+    if value.len() > MAX_VALUE_LEN {
+        return Err(IdError::TooLong {
+            field,
+            max: MAX_VALUE_LEN,
+        });
     }
     if let Some(c) = value.chars().find(|c| !(c.is_ascii_graphic() || *c == ' ')) {
         return Err(IdError::ForbiddenCharacter {
@@ -121,6 +159,34 @@ pub(crate) fn check_header_value(field: &'static str, value: &str) -> Result<(),
         return Err(IdError::ForbiddenCharacter {
             field,
             character: "' ' (leading or trailing)".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks a value placed in a form body: not empty, at most [`MAX_VALUE_LEN`] bytes, no
+/// control character, no leading or trailing whitespace. Any other character (non-ASCII
+/// included) is percent-encoded on the wire.
+pub(crate) fn check_form_value(field: &'static str, value: &str) -> Result<(), IdError> {
+    if value.is_empty() {
+        return Err(IdError::Empty { field });
+    }
+    if value.len() > MAX_VALUE_LEN {
+        return Err(IdError::TooLong {
+            field,
+            max: MAX_VALUE_LEN,
+        });
+    }
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Err(IdError::ForbiddenCharacter {
+            field,
+            character: printable(c),
+        });
+    }
+    if value.starts_with(char::is_whitespace) || value.ends_with(char::is_whitespace) {
+        return Err(IdError::ForbiddenCharacter {
+            field,
+            character: "whitespace (leading or trailing)".into(),
         });
     }
     Ok(())
@@ -145,6 +211,8 @@ mod tests {
             "testhdfc1-DOTP1234-1",
             "eul5g88aa2f2c1b2",
             "a.b",
+            ".a",
+            "a.",
         ] {
             assert_eq!(check_path_id("id", id), Ok(()), "{id}");
         }
@@ -154,8 +222,10 @@ mod tests {
     fn rejects_ids_that_change_the_path() {
         for (id, want) in [
             ("", IdError::Empty { field: "id" }),
-            ("..", IdError::DotDot { field: "id" }),
+            (".", IdError::DotSegment { field: "id" }),
+            ("..", IdError::DotSegment { field: "id" }),
             ("a..b", IdError::DotDot { field: "id" }),
+            ("...", IdError::DotDot { field: "id" }),
         ] {
             assert_eq!(check_path_id("id", id), Err(want));
         }
@@ -187,5 +257,43 @@ mod tests {
         assert!(check_header_value("x-routing-id", "a\r\nx-evil: 1").is_err());
         assert!(check_header_value("x-routing-id", " a").is_err());
         assert!(check_header_value("x-routing-id", "").is_err());
+    }
+
+    #[test]
+    fn form_values_refuse_what_cannot_be_meant() {
+        let field = "merchant_id";
+        for ok in [
+            "acme",
+            "VISA",
+            "17",
+            "Acme Traders",
+            "ацме",
+            "a=b&c",
+            "x".repeat(256).as_str(),
+        ] {
+            assert_eq!(check_form_value(field, ok), Ok(()), "{ok:?}");
+        }
+        let forbidden = |c: &str| IdError::ForbiddenCharacter {
+            field,
+            character: c.into(),
+        };
+        let edge = forbidden("whitespace (leading or trailing)");
+        for (value, want) in [
+            ("", IdError::Empty { field }),
+            ("acme\r\n", forbidden("'\\r'")),
+            ("ac\nme", forbidden("'\\n'")),
+            ("a\u{0}", forbidden("'\\0'")),
+            ("a\tb", forbidden("'\\t'")),
+            ("a\u{85}b", forbidden("'\\u{85}'")),
+            (" acme", edge.clone()),
+            ("acme ", edge.clone()),
+            ("acme\u{a0}", edge),
+        ] {
+            assert_eq!(check_form_value(field, value), Err(want), "{value:?}");
+        }
+        assert_eq!(
+            check_form_value(field, &"x".repeat(257)),
+            Err(IdError::TooLong { field, max: 256 })
+        );
     }
 }

@@ -1,7 +1,10 @@
 #![doc = include_str!("../README.md")]
-#![forbid(unsafe_op_in_unsafe_fn)]
+// No unsafe code: secrets are wiped with `zeroize`. A place that needs it must say why in an
+// `#[allow(unsafe_code, reason = "...")]` of its own.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod base_url;
 mod card;
 mod challenge;
 mod clock;
@@ -31,8 +34,8 @@ pub use card::{CardDetails, CardSummary, PaymentSource};
 pub use challenge::{Challenge, FORMAT_VERSION};
 pub use config::{Config, PRODUCTION_URL, SANDBOX_URL};
 pub use error::{
-    ApiError, ConfigError, ForeignAnswer, IdError, InputError, Malformed, OtpError, ResponseError,
-    StartError,
+    ApiError, BaseUrlError, ConfigError, ForeignAnswer, IdError, InputError, Malformed, OtpError,
+    ResponseError, StartError,
 };
 pub use id::MAX_ID_LEN;
 pub use order::OrderStatusCheck;

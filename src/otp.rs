@@ -2,13 +2,16 @@
 
 use std::fmt;
 
+use zeroize::Zeroize;
+
 use crate::error::OtpError;
 
 /// A validated OTP: 4 to 8 ASCII digits.
 ///
 /// It is held inline (no heap), is redacted in `Debug`, has no `Display` and no `Serialize`,
-/// and is wiped when dropped. The challenge never stores it: it only goes into the body of
-/// the submit request.
+/// and is wiped ([`zeroize`]) when dropped, as is each clone. The challenge never stores it:
+/// it only goes into the body of the submit request, whose buffer is wiped too when the
+/// [`Request`](crate::Request) is dropped (see there for where wiping stops).
 ///
 /// ```
 /// use direct_otp::Otp;
@@ -57,10 +60,14 @@ impl fmt::Debug for Otp {
 
 impl Drop for Otp {
     fn drop(&mut self) {
-        for d in self.digits.iter_mut() {
-            // SAFETY: `d` is a valid, aligned, exclusive reference.
-            unsafe { std::ptr::write_volatile(d, 0) };
-        }
+        self.wipe();
+    }
+}
+
+impl Otp {
+    fn wipe(&mut self) {
+        self.digits.zeroize();
+        self.len.zeroize();
     }
 }
 
@@ -72,6 +79,14 @@ mod tests {
     fn accepts_four_to_eight_digits() {
         assert_eq!(Otp::new("1234").unwrap().expose(), "1234");
         assert_eq!(Otp::new(" 12345678\n").unwrap().expose(), "12345678");
+    }
+
+    #[test]
+    fn the_wipe_run_on_drop_clears_every_digit() {
+        let mut otp = Otp::new("12345678").unwrap();
+        otp.wipe();
+        assert_eq!((otp.digits, otp.len), ([0; 8], 0));
+        assert_eq!(otp.expose(), "");
     }
 
     #[test]

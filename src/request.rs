@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroize;
 
 use crate::config::Config;
 use crate::otp::Otp;
@@ -31,6 +32,10 @@ impl Method {
 /// An HTTP request to send: method, absolute URL, headers, body.
 ///
 /// `Debug` redacts the `Authorization` header and any body that carries an OTP or card data.
+/// Such a body (submit, start) is wiped ([`zeroize`]) when the request is dropped, and was
+/// built without leaving copies in freed memory. Wiping stops where the library lets go of
+/// the bytes: [`into_body`](Self::into_body) and the conversion to an `http::Request` hand
+/// the buffer to you or your HTTP client, whose copies (and the kernel's) are out of reach.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Request {
     kind: RequestKind,
@@ -75,9 +80,10 @@ impl Request {
         &self.body
     }
 
-    /// Takes the body out, for transports that need an owned buffer.
-    pub fn into_body(self) -> Vec<u8> {
-        self.body
+    /// Takes the body out, for transports that need an owned buffer. The buffer is then
+    /// yours: it is no longer wiped on drop (`zeroize::Zeroizing` can do that for you).
+    pub fn into_body(mut self) -> Vec<u8> {
+        std::mem::take(&mut self.body)
     }
 
     /// True for a header whose value is a credential (`Authorization`).
@@ -106,6 +112,21 @@ impl Request {
         self.headers.push(("content-type", Arc::clone(&FORM_TYPE)));
         self.body = form;
         self.body_is_secret = secret;
+    }
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        self.wipe_secret_body();
+    }
+}
+
+impl Request {
+    fn wipe_secret_body(&mut self) {
+        if self.body_is_secret {
+            // The whole capacity, then the length: nothing of the OTP or card is left.
+            self.body.zeroize();
+        }
     }
 }
 
@@ -193,7 +214,7 @@ pub(crate) fn submit(
     if let Some(capture) = config.auto_capture() {
         form.field("auto_capture", if capture { "true" } else { "false" });
     }
-    r.form(form.0, true);
+    r.form(form.into_bytes(), true);
     r
 }
 
@@ -216,11 +237,13 @@ pub(crate) fn start(config: &Config, routing: &Arc<str>, form: Form) -> Request 
     let url = url(config, &["/txns"]);
     let mut r = Request::new(RequestKind::Start, Method::Post, url, config);
     r.header_push("x-routing-id", routing);
-    r.form(form.0, true);
+    r.form(form.into_bytes(), true);
     r
 }
 
-/// An `application/x-www-form-urlencoded` body being built.
+/// An `application/x-www-form-urlencoded` body being built. Every form holds a secret (the
+/// OTP, card data), so it never lets the allocator see its bytes: it grows by copying into a
+/// larger buffer and wiping the old one, and wipes itself if dropped unused.
 pub(crate) struct Form(Vec<u8>);
 
 impl Form {
@@ -229,12 +252,38 @@ impl Form {
     }
 
     pub(crate) fn field(&mut self, name: &str, value: &str) {
+        // `&`, `=`, and at most three bytes per byte encoded.
+        self.reserve(2 + 3 * (name.len() + value.len()));
         if !self.0.is_empty() {
             self.0.push(b'&');
         }
         encode_into(name, &mut self.0);
         self.0.push(b'=');
         encode_into(value, &mut self.0);
+    }
+
+    /// Room for `additional` more bytes, without a reallocation that would free a buffer
+    /// holding a secret unwiped.
+    fn reserve(&mut self, additional: usize) {
+        if self.0.capacity() - self.0.len() >= additional {
+            return;
+        }
+        let needed = self.0.len().saturating_add(additional);
+        let mut bigger = Vec::with_capacity(needed.max(self.0.capacity().saturating_mul(2)));
+        bigger.extend_from_slice(&self.0);
+        self.0.zeroize();
+        self.0 = bigger;
+    }
+
+    /// The body, handed to a [`Request`] that wipes it on drop.
+    pub(crate) fn into_bytes(mut self) -> Vec<u8> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+impl Drop for Form {
+    fn drop(&mut self) {
+        self.0.zeroize();
     }
 }
 
@@ -259,7 +308,7 @@ mod tests {
         for (n, v) in pairs {
             f.field(n, v);
         }
-        String::from_utf8(f.0).unwrap()
+        String::from_utf8(f.into_bytes()).unwrap()
     }
 
     #[test]
@@ -282,5 +331,45 @@ mod tests {
         assert!(shown.contains("[redacted]"));
         let r = order_status(&config, "ord_1", &routing);
         assert!(format!("{r:?}").contains("/orders/ord_1"));
+    }
+
+    /// Every byte of `v`'s buffer, its spare capacity included.
+    #[allow(
+        unsafe_code,
+        reason = "the only way to look at a buffer's spare capacity"
+    )]
+    fn whole_buffer(v: &Vec<u8>) -> Vec<u8> {
+        // SAFETY: only called after `zeroize`, which writes zeros over the whole capacity,
+        // so every byte up to the capacity is initialized; `v` is borrowed, so it stays alive.
+        unsafe { std::slice::from_raw_parts(v.as_ptr(), v.capacity()) }.to_vec()
+    }
+
+    #[test]
+    fn secret_bodies_are_wiped_public_ones_kept() {
+        let config = Config::sandbox("sk_secret").unwrap();
+        let routing: Arc<str> = "cust".into();
+        let otp = Otp::new("424242").unwrap();
+        let mut r = submit(&config, "txn_1", "ch_1", &routing, &otp);
+        assert!(r.body().windows(6).any(|w| w == b"424242"));
+        r.wipe_secret_body();
+        assert!(r.body().is_empty());
+        assert!(whole_buffer(&r.body).iter().all(|&b| b == 0));
+        let mut r = order_status(&config, "ord_1", &routing);
+        r.body = b"not secret".to_vec();
+        r.wipe_secret_body();
+        assert_eq!(r.body(), b"not secret");
+    }
+
+    #[test]
+    fn a_form_grows_without_losing_or_leaking_bytes() {
+        let mut f = Form::with_capacity(4);
+        let long = "4111111111111111".repeat(20);
+        f.field("card_number", &long);
+        f.field("cvv", "987");
+        f.field("x", "y");
+        assert_eq!(
+            String::from_utf8(f.into_bytes()).unwrap(),
+            format!("card_number={long}&cvv=987&x=y")
+        );
     }
 }

@@ -2,12 +2,13 @@
 //! [`Challenge`] (Direct OTP) or a redirect (3DS failover).
 
 use time::OffsetDateTime;
+use zeroize::Zeroize;
 
 use crate::card::PaymentSource;
 use crate::challenge::{Challenge, Seed};
 use crate::config::Config;
 use crate::error::{IdError, Malformed, ResponseError, StartError};
-use crate::id::{HeaderValue, PathId};
+use crate::id::{FormValue, HeaderValue, PathId};
 use crate::order::OrderStatusCheck;
 use crate::policy::Policy;
 use crate::request::{self, Form, Request};
@@ -54,7 +55,8 @@ impl Started {
 
 /// A `POST /txns` request for Direct OTP: builds the request and reads its answer.
 ///
-/// Card data is redacted in `Debug` and never reaches the challenge.
+/// Card data is redacted in `Debug`, never reaches the challenge, and is wiped ([`zeroize`])
+/// when the `StartRequest` is dropped, as is the body of each [`request`](Self::request).
 ///
 /// ```
 /// use direct_otp::{Config, PaymentSource, StartRequest};
@@ -77,28 +79,33 @@ impl Started {
 #[derive(Debug, Clone)]
 pub struct StartRequest {
     order_id: PathId,
-    merchant_id: String,
+    merchant_id: FormValue,
     routing_id: HeaderValue,
     source: PaymentSource,
-    payment_method: Option<String>,
+    payment_method: Option<FormValue>,
     save_to_locker: Option<bool>,
-    gateway_id: Option<String>,
+    gateway_id: Option<FormValue>,
     policy: Policy,
 }
 
 impl StartRequest {
     /// `order_id` of an order created beforehand, your `merchant_id`, the customer's
     /// `x-routing-id`, and the card.
+    ///
+    /// Each value is checked by the rule of where it goes: `order_id` later goes in a URL
+    /// path (letters, digits, `-_.~:@`, not `.` or `..`, at most
+    /// [`MAX_ID_LEN`](crate::MAX_ID_LEN) bytes), `routing_id` in a header (visible ASCII and
+    /// inner spaces, at most 256 bytes), `merchant_id` in the form body (not empty, no
+    /// control character, no surrounding whitespace, at most 256 bytes).
     pub fn new(
         order_id: &str,
         merchant_id: &str,
         routing_id: &str,
         source: PaymentSource,
     ) -> Result<Self, IdError> {
-        crate::id::check_header_value("merchant_id", merchant_id)?;
         Ok(StartRequest {
             order_id: PathId::new("order_id", order_id)?,
-            merchant_id: merchant_id.to_owned(),
+            merchant_id: FormValue::new("merchant_id", merchant_id)?,
             routing_id: HeaderValue::new("x-routing-id", routing_id)?,
             source,
             payment_method: None,
@@ -108,10 +115,11 @@ impl StartRequest {
         })
     }
 
-    /// `payment_method` (card brand: VISA, MASTERCARD, RUPAY, ...).
-    pub fn with_payment_method(mut self, method: &str) -> Self {
-        self.payment_method = Some(method.to_owned());
-        self
+    /// `payment_method` (card brand: VISA, MASTERCARD, RUPAY, ...), checked by the form
+    /// body rule of [`new`](Self::new).
+    pub fn with_payment_method(mut self, method: &str) -> Result<Self, IdError> {
+        self.payment_method = Some(FormValue::new("payment_method", method)?);
+        Ok(self)
     }
 
     /// `save_to_locker`.
@@ -120,10 +128,10 @@ impl StartRequest {
         self
     }
 
-    /// `gateway_id`, to pin a gateway.
-    pub fn with_gateway_id(mut self, gateway_id: &str) -> Self {
-        self.gateway_id = Some(gateway_id.to_owned());
-        self
+    /// `gateway_id`, to pin a gateway, checked by the form body rule of [`new`](Self::new).
+    pub fn with_gateway_id(mut self, gateway_id: &str) -> Result<Self, IdError> {
+        self.gateway_id = Some(FormValue::new("gateway_id", gateway_id)?);
+        Ok(self)
     }
 
     /// The client-side limits of the challenge this start creates.
@@ -137,10 +145,10 @@ impl StartRequest {
     pub fn request(&self, config: &Config) -> Request {
         let mut form = Form::with_capacity(256);
         form.field("order_id", self.order_id.as_str());
-        form.field("merchant_id", &self.merchant_id);
+        form.field("merchant_id", self.merchant_id.as_str());
         form.field("payment_method_type", "CARD");
         if let Some(m) = &self.payment_method {
-            form.field("payment_method", m);
+            form.field("payment_method", m.as_str());
         }
         match &self.source {
             PaymentSource::Token { card_token, cvv } => {
@@ -163,7 +171,7 @@ impl StartRequest {
             form.field("save_to_locker", if save { "true" } else { "false" });
         }
         if let Some(g) = &self.gateway_id {
-            form.field("gateway_id", g);
+            form.field("gateway_id", g.as_str());
         }
         form.field("auth_type", "OTP");
         form.field("format", "json");
@@ -203,6 +211,28 @@ impl StartRequest {
             body,
             now,
         )
+    }
+}
+
+impl Drop for StartRequest {
+    fn drop(&mut self) {
+        wipe_card_data(&mut self.source);
+    }
+}
+
+fn wipe_card_data(source: &mut PaymentSource) {
+    match source {
+        PaymentSource::Token { card_token, cvv } => {
+            card_token.zeroize();
+            cvv.zeroize();
+        }
+        PaymentSource::Card(card) => {
+            card.number.zeroize();
+            card.expiry_month.zeroize();
+            card.expiry_year.zeroize();
+            card.cvv.zeroize();
+            card.name_on_card.zeroize();
+        }
     }
 }
 
@@ -288,4 +318,40 @@ pub(crate) fn read_start(
         policy,
         now,
     }))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::card::CardDetails;
+
+    #[test]
+    fn the_wipe_run_on_drop_clears_card_data() {
+        let mut card = PaymentSource::Card(CardDetails {
+            number: "4111111111111111".into(),
+            expiry_month: "12".into(),
+            expiry_year: "2030".into(),
+            cvv: "987".into(),
+            name_on_card: Some("Asha Rao".into()),
+        });
+        wipe_card_data(&mut card);
+        let PaymentSource::Card(c) = &card else {
+            unreachable!()
+        };
+        let texts = [&c.number, &c.expiry_month, &c.expiry_year, &c.cvv];
+        assert!(texts.iter().all(|t| t.is_empty()), "{texts:?}");
+        assert_eq!(c.name_on_card, None);
+        let mut token = PaymentSource::Token {
+            card_token: "tok_secret".into(),
+            cvv: Some("123".into()),
+        };
+        wipe_card_data(&mut token);
+        assert_eq!(
+            token,
+            PaymentSource::Token {
+                card_token: String::new(),
+                cvv: None
+            }
+        );
+    }
 }

@@ -91,10 +91,45 @@ impl Status {
     }
 }
 
+/// The status text, safe for a log line: in an unknown status's text, control characters,
+/// line and paragraph separators and bidirectional controls are escaped as `\u{..}`, and a
+/// backslash as `\\`, so a hostile status can neither break a log line nor pass for
+/// another. [`Status::as_str`] gives the exact text.
+///
+/// ```
+/// use direct_otp::Status;
+///
+/// let odd = Status::parse("PAID\r\nlevel=admin");
+/// assert_eq!(odd.to_string(), "PAID\\u{d}\\u{a}level=admin");
+/// assert_eq!(odd.as_str(), "PAID\r\nlevel=admin");
+/// assert_eq!(Status::Charged.to_string(), "CHARGED");
+/// ```
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        let text = self.as_str();
+        if !text.chars().any(needs_escape) {
+            return f.write_str(text);
+        }
+        for c in text.chars() {
+            if c == '\\' {
+                f.write_str("\\\\")?;
+            } else if needs_escape(c) {
+                write!(f, "{}", c.escape_unicode())?;
+            } else {
+                fmt::Write::write_char(f, c)?;
+            }
+        }
+        Ok(())
     }
+}
+
+/// Characters a log line must not show raw: controls (C0, DEL, C1), the Unicode line and
+/// paragraph separators, bidirectional controls, and the escape character itself.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || c == '\\'
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}')
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 impl Serialize for Status {
@@ -134,6 +169,33 @@ mod tests {
             assert_eq!(st.as_str(), s);
             let json = serde_json::to_string(&st).unwrap();
             assert_eq!(serde_json::from_str::<Status>(&json).unwrap(), st);
+        }
+    }
+
+    #[test]
+    fn display_escapes_what_could_forge_a_log_line() {
+        for (text, shown) in [
+            ("CHARGED", "CHARGED"),
+            ("SOMETHING_NEW", "SOMETHING_NEW"),
+            ("bell\u{7}", "bell\\u{7}"),
+            (
+                "a\r\nlevel=error msg=forged",
+                "a\\u{d}\\u{a}level=error msg=forged",
+            ),
+            ("esc\u{1b}[31mred", "esc\\u{1b}[31mred"),
+            ("del\u{7f}c1\u{85}", "del\\u{7f}c1\\u{85}"),
+            ("line\u{2028}para\u{2029}", "line\\u{2028}para\\u{2029}"),
+            ("rtl\u{202e}DEGRAHC", "rtl\\u{202e}DEGRAHC"),
+            ("isolate\u{2066}x\u{2069}", "isolate\\u{2066}x\\u{2069}"),
+            // A literal escape must not pass for an escaped control character.
+            ("not\\u{7}", "not\\\\u{7}"),
+            ("tab\there", "tab\\u{9}here"),
+            ("accents ok: é 支付", "accents ok: é 支付"),
+            ("", ""),
+        ] {
+            let status = Status::parse(text);
+            assert_eq!(status.to_string(), shown, "{text:?}");
+            assert_eq!(status.as_str(), text, "as_str stays exact");
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use adapter_support::{Adapter, AnyTransport};
 use direct_otp::transport::{
-    Driven, HyperTransport, TransportError, TransportErrorKind, UreqTransport,
+    Driven, HyperTransport, Settings, TransportError, TransportErrorKind, UreqTransport,
 };
 use direct_otp::{
     Challenge, Config, InputError, Malformed, NextStep, Otp, Outcome, Outgoing, PaymentSource,
@@ -428,6 +428,20 @@ fn a_slow_answer_within_the_timeout_succeeds(a: Adapter) {
     assert!(c.is_final());
 }
 
+/// The longest deadline anyone could ask for (`Duration::MAX`) is clamped to a day, never
+/// an overflow: ureq used to panic adding it to the current instant, with the challenge
+/// left in flight.
+fn the_longest_timeout_is_clamped_not_a_panic(a: Adapter) {
+    let server = FaultServer::always(Action::json(200, fixture("submit_charged")));
+    let h = Harness::with(a, &server.base_url(), Duration::MAX, None);
+    let mut c = challenge();
+    let d = h.submit(&mut c);
+    assert_eq!(d.outcome, Outcome::Approved(Status::Charged), "{d:?}");
+    assert_eq!(c.in_flight(), None);
+    let settings = Settings::new().with_timeout(Duration::MAX);
+    assert_eq!(settings.timeout(), direct_otp::transport::MAX_TIMEOUT);
+}
+
 /// ... and one dripped past the deadline is cut off there (a slow server can't hold the
 /// caller longer than the timeout).
 fn a_slow_answer_past_the_timeout_times_out(a: Adapter) {
@@ -531,6 +545,7 @@ for_each_adapter!(
     invalid_json_on_a_status_check_is_rejected,
     redirects_are_answers_and_never_followed,
     a_slow_answer_within_the_timeout_succeeds,
+    the_longest_timeout_is_clamped_not_a_panic,
     a_slow_answer_past_the_timeout_times_out,
     a_stale_outgoing_is_never_sent,
     requests_arrive_as_built,
@@ -543,9 +558,11 @@ for_each_adapter!(
 #[tokio::test]
 async fn hyper_drive_dropped_mid_exchange_goes_to_reconcile() {
     let server = FaultServer::always(Action::Silent);
-    let t = HyperTransport::plain_http()
-        .with_timeout(Duration::from_secs(30))
-        .with_clock(clock);
+    let t = HyperTransport::plain_http().with_settings(
+        Settings::new()
+            .with_timeout(Duration::from_secs(30))
+            .with_clock(clock),
+    );
     let config = Config::new(&server.base_url(), KEY).unwrap();
     let mut c = challenge();
     let out = c.submit(&config, &otp(), T0).unwrap();
@@ -560,7 +577,7 @@ async fn hyper_drive_dropped_mid_exchange_goes_to_reconcile() {
 /// "not sent" and nothing changed.
 #[tokio::test]
 async fn hyper_drive_dropped_unpolled_changes_nothing() {
-    let t = HyperTransport::plain_http().with_clock(clock);
+    let t = HyperTransport::plain_http().with_settings(Settings::new().with_clock(clock));
     let config = Config::new(&closed_port_url(), KEY).unwrap();
     let mut c = challenge();
     let out = c.submit(&config, &otp(), T0).unwrap();
@@ -568,6 +585,50 @@ async fn hyper_drive_dropped_unpolled_changes_nothing() {
     assert_eq!(c.in_flight(), None);
     assert_eq!(c.next_step(T0), NextStep::EnterOtp);
     assert_eq!(c.attempts(), 0);
+}
+
+/// On a runtime without timers no deadline can be set: nothing is sent, the error says
+/// why, it counts as "not sent", and the challenge records no attempt (it used to panic
+/// inside the exchange and leave a "maybe sent" attempt that never went out).
+#[test]
+fn hyper_on_a_runtime_without_timers_sends_nothing() {
+    let server = FaultServer::always(Action::json(200, fixture("submit_charged")));
+    let config = Config::new(&server.base_url(), KEY).unwrap();
+    let t = HyperTransport::plain_http().with_settings(Settings::new().with_clock(clock));
+    let no_timers = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let mut c = challenge();
+    let out = c.submit(&config, &otp(), T0).unwrap();
+    let d = no_timers.block_on(t.drive(&mut c, out)).unwrap();
+    assert_eq!(kind_of(&d), TransportErrorKind::Runtime, "{d:?}");
+    assert_eq!(d.outcome, Outcome::NotDelivered);
+    assert_eq!((c.in_flight(), c.attempts()), (None, 0));
+    assert_eq!(c.next_step(T0), NextStep::EnterOtp);
+    let e = no_timers
+        .block_on(t.send(start_request().request(&config)))
+        .unwrap_err();
+    assert_eq!(e.kind(), TransportErrorKind::Runtime);
+    assert!(!e.may_have_been_sent());
+
+    // No runtime at all (another executor): the same, without a panic.
+    let mut send = std::pin::pin!(t.send(start_request().request(&config)));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::future::Future::poll(send.as_mut(), &mut cx) {
+        std::task::Poll::Ready(Err(e)) => assert_eq!(e.kind(), TransportErrorKind::Runtime),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(server.seen().len(), 0, "nothing reached the server");
+
+    // The same submit, once on a runtime with timers, goes through.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let out = c.submit(&config, &otp(), T0).unwrap();
+    let d = rt.block_on(t.drive(&mut c, out)).unwrap();
+    assert_eq!(d.outcome, Outcome::Approved(Status::Charged));
 }
 
 /// The futures can be spawned on a multi-threaded runtime (they are `Send`), and the
@@ -578,7 +639,9 @@ async fn hyper_futures_are_send_and_spawnable() {
         t
     }
     let server = FaultServer::always(Action::json(200, fixture("submit_charged")));
-    let t = std::sync::Arc::new(HyperTransport::plain_http().with_clock(clock));
+    let t = std::sync::Arc::new(
+        HyperTransport::plain_http().with_settings(Settings::new().with_clock(clock)),
+    );
     let config = Config::new(&server.base_url(), KEY).unwrap();
     let mut tasks = Vec::new();
     for _ in 0..2 {
@@ -613,8 +676,7 @@ fn hyper_timeout_while_connecting_is_not_sent() {
         return;
     };
     let t = HyperTransport::plain_http()
-        .with_timeout(SHORT)
-        .with_clock(clock);
+        .with_settings(Settings::new().with_timeout(SHORT).with_clock(clock));
     let config = Config::new(&url, KEY).unwrap();
     let mut c = challenge();
     let out = c.submit(&config, &otp(), T0).unwrap();
@@ -660,8 +722,7 @@ fn ureq_timeout_while_connecting() {
     let config = Config::new(&url, KEY).unwrap();
 
     let t = UreqTransport::with_default_agent()
-        .with_timeout(SHORT)
-        .with_clock(clock);
+        .with_settings(Settings::new().with_timeout(SHORT).with_clock(clock));
     let mut c = challenge();
     let out = c.submit(&config, &otp(), T0).unwrap();
     let d = t.drive(&mut c, out).unwrap();
@@ -677,8 +738,7 @@ fn ureq_timeout_while_connecting() {
         .build()
         .new_agent();
     let t = UreqTransport::new(agent)
-        .with_timeout(SHORT)
-        .with_clock(clock);
+        .with_settings(Settings::new().with_timeout(SHORT).with_clock(clock));
     let mut c = challenge();
     let out = c.submit(&config, &otp(), T0).unwrap();
     let d = t.drive(&mut c, out).unwrap();

@@ -8,7 +8,7 @@ mod fault_server;
 
 use std::time::Duration;
 
-use direct_otp::transport::{HyperTransport, TransportErrorKind, UreqTransport};
+use direct_otp::transport::{HyperTransport, Settings, TransportErrorKind, UreqTransport};
 use direct_otp::{Config, PaymentSource, StartRequest};
 use fault_server::{closed_port_url, Action, FaultServer};
 
@@ -46,20 +46,20 @@ fn proxy_variables_are_ignored() {
         .order_status_check()
         .request(&config)
     };
-    let timeout = Duration::from_secs(10);
+    let settings = Settings::new().with_timeout(Duration::from_secs(10));
 
     // The control: ureq's own defaults do take the variables, and fail.
-    let hijacked = UreqTransport::new(ureq::Agent::new_with_defaults()).with_timeout(timeout);
+    let hijacked = UreqTransport::new(ureq::Agent::new_with_defaults()).with_settings(settings);
     assert!(hijacked.agent().config().proxy().is_some());
     let e = hijacked.send(request()).unwrap_err();
     assert_eq!(e.kind(), TransportErrorKind::Connect, "{e:?}");
     assert_eq!(server.seen().len(), 0);
 
     // The adapters' defaults reach the loopback server directly.
-    let ureq = UreqTransport::with_default_agent().with_timeout(timeout);
+    let ureq = UreqTransport::with_default_agent().with_settings(settings);
     assert_eq!(ureq.send(request()).unwrap().0, 200);
 
-    let hyper = HyperTransport::plain_http().with_timeout(timeout);
+    let hyper = HyperTransport::plain_http().with_settings(settings);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

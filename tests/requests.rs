@@ -166,6 +166,7 @@ fn start_request_with_a_token() {
     )
     .unwrap()
     .with_payment_method("VISA")
+    .unwrap()
     .with_save_to_locker(false);
     let r = start.request(&config());
     assert_eq!(r.kind(), RequestKind::Start);
@@ -208,7 +209,8 @@ fn start_request_with_card_fields() {
         }),
     )
     .unwrap()
-    .with_gateway_id("17");
+    .with_gateway_id("17")
+    .unwrap();
     let r = start.request(&config());
     assert_eq!(
         std::str::from_utf8(r.body()).unwrap(),
@@ -245,6 +247,80 @@ fn hostile_ids_and_headers_are_refused_before_any_request() {
     }
     assert!(StartRequest::new("o", "acme", "cust\r\nx-evil: 1", token()).is_err());
     assert!(StartRequest::new("o", "ac\nme", ROUTING, token()).is_err());
+}
+
+/// One rule per place a value goes: the path rule for `order_id`, the header rule for
+/// `x-routing-id`, the form body rule for `merchant_id`, `payment_method`, `gateway_id`.
+#[test]
+fn each_start_field_is_checked_by_the_rule_of_where_it_goes() {
+    use direct_otp::IdError;
+    let token = || PaymentSource::Token {
+        card_token: "t".into(),
+        cvv: None,
+    };
+    let start = |order: &str, merchant: &str, routing: &str| {
+        StartRequest::new(order, merchant, routing, token()).map(|_| ())
+    };
+    let form = |field: &str, value: &str| {
+        let s = StartRequest::new("o", "acme", ROUTING, token()).unwrap();
+        match field {
+            "merchant_id" => StartRequest::new("o", value, ROUTING, token()).map(|_| ()),
+            "payment_method" => s.with_payment_method(value).map(|_| ()),
+            _ => s.with_gateway_id(value).map(|_| ()),
+        }
+    };
+    let forbidden = |field, c: &str| {
+        Err(IdError::ForbiddenCharacter {
+            field,
+            character: c.into(),
+        })
+    };
+    // The order id goes in a URL path: dot segments and path characters are refused.
+    for (order, want) in [
+        ("ord.1", Ok(())),
+        (".", Err(IdError::DotSegment { field: "order_id" })),
+        ("..", Err(IdError::DotSegment { field: "order_id" })),
+        ("a..b", Err(IdError::DotDot { field: "order_id" })),
+        ("a b", forbidden("order_id", "' '")),
+    ] {
+        assert_eq!(start(order, "acme", ROUTING), want, "{order:?}");
+    }
+    // The routing id goes in a header: visible ASCII and inner spaces.
+    for (routing, want) in [
+        ("cart 42", Ok(())),
+        ("caf\u{e9}", forbidden("x-routing-id", "'\u{e9}'")),
+        ("a\r\nx: y", forbidden("x-routing-id", "'\\r'")),
+    ] {
+        assert_eq!(start("o", "acme", routing), want, "{routing:?}");
+    }
+    // The three form body fields: percent-encoded on the wire, so only mistakes are refused.
+    for field in ["merchant_id", "payment_method", "gateway_id"] {
+        for (value, want) in [
+            ("VISA", Ok(())),
+            ("Acme Traders/India", Ok(())),
+            ("caf\u{e9} & co=1", Ok(())),
+            ("", Err(IdError::Empty { field })),
+            ("VI\r\nSA", forbidden(field, "'\\r'")),
+            ("VISA\n", forbidden(field, "'\\n'")),
+            ("a\u{0}", forbidden(field, "'\\0'")),
+            (
+                " VISA",
+                forbidden(field, "whitespace (leading or trailing)"),
+            ),
+            (&"x".repeat(257), Err(IdError::TooLong { field, max: 256 })),
+        ] {
+            assert_eq!(form(field, value), want, "{field} {value:?}");
+        }
+    }
+    // What is accepted reaches the body percent-encoded.
+    let r = StartRequest::new("o", "Acme Traders", ROUTING, token())
+        .unwrap()
+        .with_gateway_id("g&w=1")
+        .unwrap()
+        .request(&config());
+    let body = std::str::from_utf8(r.body()).unwrap();
+    assert!(body.contains("merchant_id=Acme+Traders&"), "{body}");
+    assert!(body.contains("gateway_id=g%26w%3D1&"), "{body}");
 }
 
 #[test]

@@ -620,6 +620,41 @@ fn basic_auth_is_checked_exactly() {
     }
 }
 
+/// The log is a ring of the most recent requests; the per-endpoint counts never forget.
+#[test]
+fn the_request_log_keeps_only_the_most_recent_requests() {
+    let now = OffsetDateTime::UNIX_EPOCH;
+    let get = HttpRequest::new("GET", "/orders/none");
+    for (capacity, requests, numbers_kept) in [
+        (3, 5, vec![3, 4, 5]),
+        (3, 2, vec![1, 2]),
+        (1, 4, vec![4]),
+        (0, 4, vec![]),
+    ] {
+        let mut config = SandboxConfig::new(KEY);
+        config.log_capacity = capacity;
+        let mut sandbox = Sandbox::new(config);
+        for _ in 0..requests {
+            sandbox.handle(&get, now);
+        }
+        let kept: Vec<u64> = sandbox.log().iter().map(|e| e.number).collect();
+        assert_eq!(kept, numbers_kept, "capacity {capacity}");
+        assert_eq!(sandbox.requests_to(Endpoint::OrderStatus), requests);
+    }
+    // The default: 1,024 entries, however long the server runs.
+    let mut sandbox = Sandbox::new(SandboxConfig::new(KEY));
+    assert_eq!(
+        sandbox.config().log_capacity,
+        SandboxConfig::DEFAULT_LOG_CAPACITY
+    );
+    for _ in 0..3000 {
+        sandbox.handle(&get, now);
+    }
+    assert_eq!(sandbox.log().len(), 1024);
+    assert_eq!(sandbox.log().front().map(|e| e.number), Some(3000 - 1023));
+    assert_eq!(sandbox.requests_to(Endpoint::OrderStatus), 3000);
+}
+
 #[test]
 fn missing_routing_id_is_refused() {
     let mut w = World::default();

@@ -269,3 +269,53 @@ fn dropping_the_server_stops_it_and_cuts_slow_answers_short() {
     // Nothing listens any more.
     assert!(std::net::TcpStream::connect(addr).is_err());
 }
+
+/// A burst of 1,000 clients connecting at the same moment, as a load test or a busy CI
+/// machine makes: every connection is accepted and answered, none is reset or refused.
+#[test]
+fn a_burst_of_a_thousand_connections_is_answered_without_a_reset() {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Barrier};
+
+    const CLIENTS: usize = 1000;
+    let server = SandboxServer::start(Sandbox::new(SandboxConfig::new(KEY))).unwrap();
+    let addr = server.addr();
+    let barrier = Arc::new(Barrier::new(CLIENTS));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let barrier = Arc::clone(&barrier);
+            std::thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(move || -> std::io::Result<Vec<u8>> {
+                    barrier.wait();
+                    let mut stream = std::net::TcpStream::connect(addr)?;
+                    stream.set_read_timeout(Some(StdDuration::from_secs(60)))?;
+                    write!(
+                        stream,
+                        "GET /orders/burst_{i} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
+                    )?;
+                    let mut answer = Vec::new();
+                    stream.read_to_end(&mut answer)?;
+                    Ok(answer)
+                })
+                .expect("a client thread")
+        })
+        .collect();
+    let mut failures = std::collections::BTreeMap::<String, usize>::new();
+    for client in clients {
+        match client.join().expect("a client thread") {
+            // Unauthenticated: 401 with the access-denied envelope, as any real answer.
+            Ok(answer) if answer.starts_with(b"HTTP/1.1 401 ") => {}
+            Ok(answer) => {
+                let head = String::from_utf8_lossy(&answer[..answer.len().min(20)]).into_owned();
+                *failures.entry(format!("answer {head:?}")).or_default() += 1;
+            }
+            Err(e) => *failures.entry(format!("{:?}", e.kind())).or_default() += 1,
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "of {CLIENTS} connections: {failures:?}"
+    );
+    assert_eq!(server.sandbox().requests_to(Endpoint::OrderStatus), CLIENTS);
+}

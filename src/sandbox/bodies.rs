@@ -7,7 +7,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::config::{CardFlow, SandboxConfig};
-use super::model::{Order, Txn};
+use super::state::{Order, Txn};
 use crate::Status;
 
 /// The gateway name the sandbox reports.

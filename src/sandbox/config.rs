@@ -116,10 +116,18 @@ pub struct SandboxConfig {
     pub currency: String,
     /// Seeds the generator of transaction, challenge and request ids. Default 1.
     pub id_seed: u64,
+    /// How many of the most recent requests [`Sandbox::log`](super::Sandbox::log) keeps;
+    /// older ones are let go, so a long-running server's memory stays bounded. `0` keeps
+    /// none. [`Sandbox::requests_to`](super::Sandbox::requests_to) counts every request
+    /// whatever this is. Default [`SandboxConfig::DEFAULT_LOG_CAPACITY`] (1,024).
+    pub log_capacity: usize,
     cards: Vec<(String, CardFlow)>,
 }
 
 impl SandboxConfig {
+    /// The default [`log_capacity`](Self::log_capacity): the 1,024 most recent requests.
+    pub const DEFAULT_LOG_CAPACITY: usize = 1024;
+
     /// The defaults, accepting `api_key` (as HTTP Basic user name, empty password).
     pub fn new(api_key: &str) -> Self {
         SandboxConfig {
@@ -137,6 +145,7 @@ impl SandboxConfig {
             default_amount: 1499.0,
             currency: "INR".to_owned(),
             id_seed: 1,
+            log_capacity: Self::DEFAULT_LOG_CAPACITY,
             cards: Vec::new(),
         }
     }
@@ -192,6 +201,7 @@ impl fmt::Debug for SandboxConfig {
             .field("default_amount", &self.default_amount)
             .field("currency", &self.currency)
             .field("id_seed", &self.id_seed)
+            .field("log_capacity", &self.log_capacity)
             .field("cards", &self.cards.len())
             .finish()
     }

@@ -60,12 +60,14 @@
 //! `docs/sandbox.md` describes the model's rules, the faults, and how a downstream SDK uses
 //! the sandbox in its own tests.
 
+mod auth;
 mod bodies;
 mod config;
 mod fault;
 mod model;
 #[cfg(feature = "sandbox-server")]
 mod server;
+mod state;
 mod wire;
 
 pub use config::{CardFlow, Orders, OtpSource, SandboxConfig, WrongOtp};

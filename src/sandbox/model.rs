@@ -1,14 +1,16 @@
 //! The simulated server: orders and transactions in memory, and one function from a
 //! request to a response.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 
 use time::OffsetDateTime;
 
+use super::auth;
 use super::bodies::{self, ErrorKind, TxnPart};
 use super::config::{CardFlow, Orders, OtpSource, SandboxConfig, WrongOtp};
 use super::fault::{Endpoint, Fault};
+use super::state::{CardFacts, Order, Txn};
 use super::wire::{Delivery, Form, HttpRequest, HttpResponse};
 use crate::Status;
 
@@ -44,20 +46,23 @@ use crate::Status;
 /// ```
 pub struct Sandbox {
     config: SandboxConfig,
-    authorization: Option<String>,
     orders: BTreeMap<String, Order>,
     txns: BTreeMap<String, Txn>,
     faults: VecDeque<(Endpoint, Fault)>,
     ids: u64,
     otps: u64,
     requests: u64,
-    log: Vec<Exchange>,
+    log: VecDeque<Exchange>,
+    per_endpoint: HashMap<Endpoint, usize>,
 }
 
 /// One request the sandbox answered, as kept in its [log](Sandbox::log).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Exchange {
+    /// The request's number, from 1 for the first request the sandbox answered: it tells
+    /// how many older entries the bounded log has let go.
+    pub number: u64,
     /// The endpoint, `None` for an unknown route.
     pub endpoint: Option<Endpoint>,
     /// The fault applied, if one was queued.
@@ -114,46 +119,6 @@ pub enum SandboxError {
     NotAwaitingAuthentication(Status),
 }
 
-pub(crate) struct Order {
-    pub order_id: String,
-    pub internal_id: String,
-    pub amount: f64,
-    pub customer_id: Option<String>,
-    /// Transaction ids, oldest first; the last one is the order's current transaction.
-    pub txns: Vec<String>,
-}
-
-pub(crate) struct Txn {
-    pub id: String,
-    pub challenge_id: String,
-    pub txn_uuid: String,
-    pub txn_id: String,
-    pub order_id: String,
-    pub status: Status,
-    pub flow: CardFlow,
-    pub card: CardFacts,
-    otp: Option<String>,
-    pub sends: u32,
-    pub attempts: u32,
-    /// Whether a successful payment is captured (`CHARGED`) or only authorized.
-    capture: bool,
-    pub created: OffsetDateTime,
-    /// Digits for the gateway reference numbers.
-    pub numbers: String,
-}
-
-pub(crate) struct CardFacts {
-    pub isin: String,
-    pub last_four: String,
-    pub brand: &'static str,
-    pub issuer: &'static str,
-    pub name: String,
-    pub expiry_month: String,
-    pub expiry_year: String,
-    pub fingerprint: String,
-    pub tokenized: bool,
-}
-
 /// The routes the sandbox knows, with the ids taken from the path.
 enum Route<'a> {
     Start,
@@ -178,9 +143,6 @@ impl Route<'_> {
 impl Sandbox {
     /// An empty sandbox (no orders, no transactions, no faults).
     pub fn new(config: SandboxConfig) -> Self {
-        let authorization = crate::Config::new("http://sandbox.invalid", config.api_key())
-            .ok()
-            .map(|c| c.authorization().to_string());
         let otps = match config.otp {
             OtpSource::Seeded(seed) => seed,
             OtpSource::Fixed(_) => 0,
@@ -188,13 +150,13 @@ impl Sandbox {
         Sandbox {
             ids: config.id_seed,
             config,
-            authorization,
             orders: BTreeMap::new(),
             txns: BTreeMap::new(),
             faults: VecDeque::new(),
             otps,
             requests: 0,
-            log: Vec::new(),
+            log: VecDeque::new(),
+            per_endpoint: HashMap::new(),
         }
     }
 
@@ -310,17 +272,17 @@ impl Sandbox {
         Ok(txn.status.clone())
     }
 
-    /// Every request answered so far, oldest first.
-    pub fn log(&self) -> &[Exchange] {
+    /// The most recent requests answered, oldest first: at most
+    /// [`SandboxConfig::log_capacity`] of them (1,024 by default), so a long-running server
+    /// keeps a bounded log. [`Exchange::number`] tells which ones are left.
+    pub fn log(&self) -> &VecDeque<Exchange> {
         &self.log
     }
 
-    /// How many requests reached `endpoint` so far (faulty ones included).
+    /// How many requests reached `endpoint` so far (faulty ones included), counted from
+    /// the first one, whether or not the bounded log still holds them.
     pub fn requests_to(&self, endpoint: Endpoint) -> usize {
-        self.log
-            .iter()
-            .filter(|e| e.endpoint == Some(endpoint))
-            .count()
+        self.per_endpoint.get(&endpoint).copied().unwrap_or(0)
     }
 
     /// Answers a request built by the library (see [`handle`](Self::handle)).
@@ -357,13 +319,31 @@ impl Sandbox {
             Some(Fault::DropResponse | Fault::DropRequest) => response.delivery = Delivery::Never,
             _ => {}
         }
-        self.log.push(Exchange {
+        if let Some(endpoint) = endpoint {
+            let n = self.per_endpoint.entry(endpoint).or_default();
+            *n = n.saturating_add(1);
+        }
+        let exchange = Exchange {
+            number: self.requests,
             endpoint,
             fault,
             http_status: response.status,
             delivery: response.delivery,
-        });
+        };
+        self.record(exchange);
         response
+    }
+
+    /// Keeps `exchange` in the log, letting the oldest entry go when it is full.
+    fn record(&mut self, exchange: Exchange) {
+        let capacity = self.config.log_capacity;
+        if capacity == 0 {
+            return;
+        }
+        while self.log.len() >= capacity {
+            self.log.pop_front();
+        }
+        self.log.push_back(exchange);
     }
 
     fn take_fault(&mut self, endpoint: Endpoint) -> Option<Fault> {
@@ -375,10 +355,10 @@ impl Sandbox {
         if let Route::BankPage { uuid, post } = route {
             return self.bank_page(uuid, post, req);
         }
-        let authorized = matches!(
-            (req.header("authorization"), &self.authorization),
-            (Some(got), Some(want)) if got == want
-        );
+        let authorized = req
+            .header("authorization")
+            .and_then(auth::basic_user)
+            .is_some_and(|user| !user.is_empty() && user == self.config.api_key());
         if !authorized {
             return self.error(
                 ErrorKind::AccessDenied,
@@ -767,7 +747,7 @@ impl fmt::Debug for Sandbox {
             .field("orders", &self.orders.len())
             .field("transactions", &self.txns.len())
             .field("pending_faults", &self.faults.len())
-            .field("requests", &self.log.len())
+            .field("requests", &self.requests)
             .finish_non_exhaustive()
     }
 }

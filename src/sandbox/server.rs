@@ -16,7 +16,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use time::OffsetDateTime;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -54,18 +54,30 @@ pub struct SandboxServer {
 }
 
 impl SandboxServer {
-    /// Binds `127.0.0.1:0`, points the sandbox's URLs at it, and starts serving.
+    /// The listen backlog asked for: connections the kernel completes and queues before
+    /// the server accepts them, so a burst of clients connecting at once waits instead of
+    /// being reset (the standard library's listeners ask for 128). Linux caps it at
+    /// `net.core.somaxconn` (4096 by default since Linux 5.4).
+    pub const BACKLOG: u32 = 4096;
+
+    /// Binds `127.0.0.1:0` with a listen backlog of [`SandboxServer::BACKLOG`], points the
+    /// sandbox's URLs at it, and starts serving.
     pub fn start(mut sandbox: Sandbox) -> std::io::Result<SandboxServer> {
-        let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
-        let base_url = format!("http://{addr}");
-        sandbox.set_base_url(&base_url);
-        let sandbox = Arc::new(Mutex::new(sandbox));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
             .build()?;
+        let socket = TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)))?;
+        // `listen` registers the socket with the runtime that will serve it.
+        let listener = {
+            let _runtime = runtime.enter();
+            socket.listen(Self::BACKLOG)?
+        };
+        let addr = listener.local_addr()?;
+        let base_url = format!("http://{addr}");
+        sandbox.set_base_url(&base_url);
+        let sandbox = Arc::new(Mutex::new(sandbox));
         let (stop, stopped) = watch::channel(false);
         let shared = Arc::clone(&sandbox);
         let thread = std::thread::Builder::new()
@@ -142,13 +154,10 @@ async fn unless_stopped<F: Future>(
 }
 
 async fn serve(
-    listener: std::net::TcpListener,
+    listener: TcpListener,
     sandbox: Arc<Mutex<Sandbox>>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let Ok(listener) = TcpListener::from_std(listener) else {
-        return;
-    };
     let mut connections = JoinSet::new();
     while let Some(accepted) = unless_stopped(listener.accept(), &mut stopped).await {
         match accepted {

@@ -210,10 +210,10 @@ fn decode(s: &[u8]) -> String {
         match s[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = s.get(i + 1..i + 3).and_then(|h| {
-                    let h = std::str::from_utf8(h).ok()?;
-                    u8::from_str_radix(h, 16).ok()
-                });
+                // Exactly two hex digits (`from_str_radix` would also take a sign: `%+f`).
+                let hex = s
+                    .get(i + 1..i + 3)
+                    .and_then(|h| Some(hex_digit(h[0])? << 4 | hex_digit(h[1])?));
                 if let Some(b) = hex {
                     out.push(b);
                     i += 2;
@@ -226,6 +226,16 @@ fn decode(s: &[u8]) -> String {
         i += 1;
     }
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// The value of one ASCII hex digit.
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -265,5 +275,32 @@ mod tests {
         assert_eq!(f.get("empty"), None);
         assert_eq!(f.get("missing"), None);
         assert_eq!(Form::parse(b"n=%C3%A9%FF").get("n"), Some("é\u{FFFD}"));
+    }
+
+    #[test]
+    fn an_escape_is_a_percent_and_exactly_two_hex_digits() {
+        for (raw, decoded) in [
+            ("%2B", "+"),
+            ("%2b%41%7a", "+Az"),
+            ("%0F", "\u{f}"),
+            // Not 0x0F: the `%` stays, and `+` is a space as everywhere in a form.
+            ("%+f", "% f"),
+            ("%-1", "%-1"),
+            ("%+0", "% 0"),
+            ("% f", "% f"),
+            ("%f", "%f"),
+            ("%", "%"),
+            ("%g0", "%g0"),
+            ("%0x", "%0x"),
+            ("%%41", "%A"),
+            ("%é", "%é"),
+        ] {
+            let body = format!("v={raw}");
+            assert_eq!(
+                Form::parse(body.as_bytes()).get("v"),
+                Some(decoded),
+                "{raw}"
+            );
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::error::Error as StdError;
 use std::future::Future;
-use std::time::Duration;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use ::bytes::Bytes;
 use ::http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -13,26 +13,29 @@ use ::hyper_util::client::legacy::{Client, Error as ClientError};
 use ::hyper_util::rt::TokioExecutor;
 use time::OffsetDateTime;
 
-use super::{Driven, TransportError, TransportErrorKind, DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT};
+use super::{Driven, Settings, TransportError, TransportErrorKind, DEFAULT_CONNECT_TIMEOUT};
 use crate::{Challenge, InputError, Outgoing, Request, SendFailure, Token};
-
-/// The connect timeout of the client built by [`HyperTransport::plain_http`].
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sends the library's requests with a [`hyper_util` legacy `Client`](Client) you built, so
 /// you choose the connector, TLS and pool settings. Cheap to clone (the client is a handle
 /// to one pool).
 ///
 /// Each exchange (waiting for a connection, sending, reading the answer and its body) runs
-/// under one deadline ([`DEFAULT_TIMEOUT`], 30 s, by default; hyper
-/// has none of its own), and the body is read through [`Limited`]
-/// ([`DEFAULT_BODY_LIMIT`], 64 KiB, by default). The legacy client
+/// under one deadline ([`Settings::timeout`]: 30 s by default, at most
+/// [`MAX_TIMEOUT`](super::MAX_TIMEOUT), 24 h; hyper has none of its own), and the body is
+/// read through [`Limited`] ([`Settings::body_limit`], 64 KiB by default). The deadline,
+/// body limit and clock are a [`Settings`], shared with `UreqTransport`:
+/// [`with_settings`](Self::with_settings). The legacy client
 /// never follows redirects: a 3xx is handed to the challenge as the answer. A 4xx or 5xx is
 /// an answer too, read with its body (the API's error code lives there).
 ///
 /// The futures of [`send`](Self::send) and [`drive`](Self::drive) are `Send`, so they run
 /// inside `tokio::spawn`, axum handlers and the like. They need a Tokio runtime with its time
-/// driver enabled (`#[tokio::main]` and `Runtime::new` enable it).
+/// driver enabled (`#[tokio::main]` and `Runtime::new` enable it; a `Builder` needs
+/// `enable_all` or `enable_time`). Without one, nothing is sent and the exchange fails with
+/// [`TransportErrorKind::Runtime`], which counts as "not sent" (Tokio offers no way to ask
+/// for its timer, so the check catches Tokio's panic: its message is still printed by the
+/// panic hook, and a build with `panic = "abort"` still aborts).
 ///
 /// # Bringing your own client, with TLS
 ///
@@ -87,9 +90,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct HyperTransport<C, B = Full<Bytes>> {
     client: Client<C, B>,
-    timeout: Duration,
-    body_limit: usize,
-    clock: fn() -> OffsetDateTime,
+    settings: Settings,
 }
 
 // Not derived: a derive would also require `B: Clone`.
@@ -97,9 +98,7 @@ impl<C: Clone, B> Clone for HyperTransport<C, B> {
     fn clone(&self) -> Self {
         HyperTransport {
             client: self.client.clone(),
-            timeout: self.timeout,
-            body_limit: self.body_limit,
-            clock: self.clock,
+            settings: self.settings,
         }
     }
 }
@@ -115,7 +114,7 @@ impl HyperTransport<HttpConnector, Full<Bytes>> {
     /// use direct_otp::transport::HyperTransport;
     ///
     /// let transport = HyperTransport::plain_http();
-    /// assert_eq!(transport.body_limit(), direct_otp::transport::DEFAULT_BODY_LIMIT);
+    /// assert_eq!(transport.settings().body_limit(), direct_otp::transport::DEFAULT_BODY_LIMIT);
     /// ```
     pub fn plain_http() -> Self {
         let mut connector = HttpConnector::new();
@@ -132,35 +131,23 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
-    /// Uses `client`, with the default timeout and body limit.
+    /// Uses `client`, with the default [`Settings`].
     pub fn new(client: Client<C, B>) -> Self {
         HyperTransport {
             client,
-            timeout: DEFAULT_TIMEOUT,
-            body_limit: DEFAULT_BODY_LIMIT,
-            clock: OffsetDateTime::now_utc,
+            settings: Settings::new(),
         }
     }
 
-    /// The deadline for one whole exchange: getting a connection, sending, and reading the
-    /// answer with its body.
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+    /// Uses `settings` (deadline, body limit, clock) instead of the defaults.
+    pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
         self
     }
 
-    /// The largest response body read; a larger one fails with
-    /// [`TransportErrorKind::BodyTooLarge`].
-    pub fn with_body_limit(mut self, bytes: usize) -> Self {
-        self.body_limit = bytes;
-        self
-    }
-
-    /// The clock [`drive`](Self::drive) reads when it hands an answer to the challenge
-    /// (default [`OffsetDateTime::now_utc`]); a test can pin it.
-    pub fn with_clock(mut self, clock: fn() -> OffsetDateTime) -> Self {
-        self.clock = clock;
-        self
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// The client.
@@ -168,19 +155,9 @@ where
         &self.client
     }
 
-    /// The deadline for one exchange.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    /// The response body limit, in bytes.
-    pub fn body_limit(&self) -> usize {
-        self.body_limit
-    }
-
     /// The time on this transport's clock.
     pub fn now(&self) -> OffsetDateTime {
-        (self.clock)()
+        self.settings.now()
     }
 
     /// Sends `request` and reads the answer: its HTTP status (any status, 4xx and 3xx
@@ -230,13 +207,16 @@ where
             let exchange = async {
                 let response = self.client.request(request).await.map_err(classify)?;
                 let status = response.status().as_u16();
-                let body = Limited::new(response.into_body(), self.body_limit)
+                let body = Limited::new(response.into_body(), self.settings.body_limit())
                     .collect()
                     .await
                     .map_err(classify_body)?;
                 Ok((status, Vec::from(body.to_bytes())))
             };
-            match tokio::time::timeout(self.timeout, exchange).await {
+            // The deadline is set up before the exchange is first polled: if the runtime
+            // cannot time it, nothing has been sent.
+            let deadline = with_deadline(self.settings.timeout(), exchange)?;
+            match deadline.await {
                 Ok(result) => result,
                 Err(elapsed) => {
                     let connected = connection.connection_metadata().is_some();
@@ -300,7 +280,7 @@ where
             },
             challenge,
             token: out.token,
-            clock: self.clock,
+            clock: self.settings,
         };
         let request = out.request;
         async move {
@@ -313,12 +293,35 @@ where
     }
 }
 
+/// `exchange` under a deadline of `timeout`, or [`TransportErrorKind::Runtime`] when the
+/// current context is not a Tokio runtime with its time driver (`exchange`, never polled,
+/// is dropped: nothing was sent).
+fn with_deadline<F: Future>(
+    timeout: std::time::Duration,
+    exchange: F,
+) -> Result<tokio::time::Timeout<F>, TransportError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(TransportError::new(
+            TransportErrorKind::Runtime,
+            "no Tokio runtime: run the future on one (with enable_all or enable_time)",
+        ));
+    }
+    // Tokio panics, before touching anything, when its time driver is off; it has no call
+    // to ask first.
+    catch_unwind(AssertUnwindSafe(|| tokio::time::timeout(timeout, exchange))).map_err(|_| {
+        TransportError::new(
+            TransportErrorKind::Runtime,
+            "the Tokio runtime has no timers: build it with enable_all or enable_time",
+        )
+    })
+}
+
 /// Tells the challenge about a `drive` future dropped before it completed.
 struct Guard<'a> {
     state: GuardState,
     challenge: &'a mut Challenge,
     token: Token,
-    clock: fn() -> OffsetDateTime,
+    clock: Settings,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -341,7 +344,7 @@ impl Drop for Guard<'_> {
         // A stale token is refused by the challenge and changes nothing.
         let _ = self
             .challenge
-            .handle_send_failure(self.token, failure, (self.clock)());
+            .handle_send_failure(self.token, failure, self.clock.now());
     }
 }
 

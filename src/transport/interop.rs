@@ -162,12 +162,12 @@ mod tests {
     }
 
     #[test]
-    fn a_url_the_http_crate_refuses_is_an_invalid_request() {
-        // Config accepts any visible ASCII; the http crate refuses `<` in a URI path.
-        let config = Config::new("http://127.0.0.1/<x>", "k").unwrap();
-        let now = time::macros::datetime!(2026-11-25 10:00 UTC);
-        let out = challenge().check_status(&config, now).unwrap();
-        let e = ::http::Request::<Vec<u8>>::try_from(out.request).unwrap_err();
+    fn a_url_the_http_crate_refuses_never_gets_this_far() {
+        // Config refuses what the http crate would refuse in a URI path, so a conversion
+        // failure is left for a future header or URL rule that drifts from the http crate's:
+        // it is then an invalid request, surely not sent.
+        assert!(Config::new("http://127.0.0.1/<x>", "k").is_err());
+        let e = invalid(::http::Uri::try_from("http://127.0.0.1/<x>").unwrap_err());
         assert_eq!(e.kind(), TransportErrorKind::InvalidRequest);
         assert!(!e.may_have_been_sent());
     }

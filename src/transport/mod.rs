@@ -26,8 +26,9 @@
 //!
 //! Both adapters have a `send` for the start request (which has no challenge yet) and a
 //! `drive` that sends a challenge's [`Outgoing`](crate::Outgoing) request and hands the
-//! answer, or the failure, back to the challenge. See `docs/adapters.md` for the defaults and
-//! the table of which failures count as "not sent".
+//! answer, or the failure, back to the challenge. Both take the same [`Settings`] (deadline,
+//! body limit, clock). See `docs/adapters.md` for the defaults and the table of which
+//! failures count as "not sent".
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -35,25 +36,25 @@ use std::fmt;
 use crate::outcome::{Outcome, SendFailure};
 
 #[cfg(feature = "hyper")]
-pub mod hyper;
+mod hyper;
 mod interop;
+mod settings;
 #[cfg(feature = "ureq")]
-pub mod ureq;
+mod ureq;
 
 #[cfg(feature = "hyper")]
 pub use self::hyper::HyperTransport;
 pub use self::interop::response_parts;
+pub use self::settings::{Settings, DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT, MAX_TIMEOUT};
 #[cfg(feature = "ureq")]
 pub use self::ureq::UreqTransport;
 
 #[cfg(doc)]
 use crate::Challenge;
 
-/// Default deadline for one whole exchange (connect, send, answer, body): 30 seconds.
-pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Default limit on a response body: 64 KiB (the largest documented answer is a few KiB).
-pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+/// The connect timeout of the clients the crate builds
+/// (`HyperTransport::plain_http`, `UreqTransport::with_default_agent`): 10 seconds.
+pub const DEFAULT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What kind of failure a [`TransportError`] is, and so whether the request may have been
 /// sent.
@@ -73,6 +74,10 @@ pub enum TransportErrorKind {
     Io,
     /// The answer is not valid HTTP. **Maybe sent.**
     Protocol,
+    /// The async runtime cannot run the exchange: no Tokio runtime, or one whose time
+    /// driver is off (`enable_time`/`enable_all` not called), so no deadline could be set.
+    /// Found before anything is sent. **Not sent.**
+    Runtime,
     /// The response body is larger than the limit; it was not read. **Maybe sent** (it was
     /// answered, but the answer is unknown).
     BodyTooLarge,
@@ -85,7 +90,9 @@ impl TransportErrorKind {
     pub fn may_have_been_sent(self) -> bool {
         !matches!(
             self,
-            TransportErrorKind::InvalidRequest | TransportErrorKind::Connect
+            TransportErrorKind::InvalidRequest
+                | TransportErrorKind::Connect
+                | TransportErrorKind::Runtime
         )
     }
 
@@ -108,6 +115,9 @@ impl TransportErrorKind {
             }
             TransportErrorKind::Protocol => {
                 "the answer is not valid HTTP (the request may have been sent)"
+            }
+            TransportErrorKind::Runtime => {
+                "no Tokio runtime with timers enabled to run the exchange (the request was not sent)"
             }
             TransportErrorKind::BodyTooLarge => {
                 "the response body exceeds the size limit (the request was answered, unread)"
@@ -239,11 +249,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_connect_and_invalid_request_are_not_sent() {
+    fn only_connect_invalid_request_and_runtime_are_not_sent() {
         use TransportErrorKind::*;
         for (kind, sent) in [
             (InvalidRequest, false),
             (Connect, false),
+            (Runtime, false),
             (Timeout, true),
             (Io, true),
             (Protocol, true),

@@ -1,18 +1,12 @@
 //! A blocking transport over a [`ureq::Agent`] (feature `ureq`).
 
 use std::io;
-use std::time::Duration;
 
 use ::ureq::{Agent, Error as UreqError, Timeout};
 use time::OffsetDateTime;
 
-use super::{TransportError, TransportErrorKind, DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT};
+use super::{Driven, Settings, TransportError, TransportErrorKind, DEFAULT_CONNECT_TIMEOUT};
 use crate::{Challenge, InputError, Outgoing, Request};
-
-use super::Driven;
-
-/// The connect timeout of the agent built by [`UreqTransport::with_default_agent`].
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sends the library's requests with a `ureq` 3 [`Agent`] you built (or a default one),
 /// blocking the calling thread.
@@ -25,14 +19,17 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 ///   does not redirect; a 3xx is handed to the challenge, which treats it as an unexpected
 ///   status);
 /// * `timeout_global`: one deadline for the whole exchange, body included
-///   ([`DEFAULT_TIMEOUT`], 30 s, by default);
-/// * the body is read with a size limit ([`DEFAULT_BODY_LIMIT`],
-///   64 KiB, by default).
+///   ([`Settings::timeout`]: 30 s by default, at most
+///   [`MAX_TIMEOUT`](super::MAX_TIMEOUT), 24 h);
+/// * the body is read with a size limit ([`Settings::body_limit`], 64 KiB by default).
 ///
 /// Everything else (TLS, proxy, connection pool, user agent) is the agent's. To tell a
 /// timeout while connecting (surely not sent) from one after (maybe sent), set a
 /// `timeout_connect` on your agent shorter than the timeout here: ureq reports whichever
 /// deadline passed first.
+///
+/// The deadline, body limit and clock are a [`Settings`], shared with `HyperTransport`:
+/// [`with_settings`](Self::with_settings).
 ///
 /// ```no_run
 /// use direct_otp::transport::UreqTransport;
@@ -56,9 +53,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct UreqTransport {
     agent: Agent,
-    timeout: Duration,
-    body_limit: usize,
-    clock: fn() -> OffsetDateTime,
+    settings: Settings,
 }
 
 impl UreqTransport {
@@ -79,9 +74,7 @@ impl UreqTransport {
     pub fn new(agent: Agent) -> Self {
         UreqTransport {
             agent,
-            timeout: DEFAULT_TIMEOUT,
-            body_limit: DEFAULT_BODY_LIMIT,
-            clock: OffsetDateTime::now_utc,
+            settings: Settings::new(),
         }
     }
 
@@ -93,7 +86,7 @@ impl UreqTransport {
     /// use direct_otp::transport::UreqTransport;
     ///
     /// let transport = UreqTransport::with_default_agent();
-    /// assert_eq!(transport.timeout(), direct_otp::transport::DEFAULT_TIMEOUT);
+    /// assert_eq!(transport.settings().timeout(), direct_otp::transport::DEFAULT_TIMEOUT);
     /// ```
     pub fn with_default_agent() -> Self {
         let agent = Agent::config_builder()
@@ -104,24 +97,24 @@ impl UreqTransport {
         UreqTransport::new(agent)
     }
 
-    /// The deadline for one whole exchange: connecting, sending, and reading the answer.
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+    /// Uses `settings` (deadline, body limit, clock) instead of the defaults.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use direct_otp::transport::{Settings, UreqTransport};
+    ///
+    /// let transport = UreqTransport::with_default_agent()
+    ///     .with_settings(Settings::new().with_timeout(Duration::from_secs(20)));
+    /// assert_eq!(transport.settings().timeout(), Duration::from_secs(20));
+    /// ```
+    pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
         self
     }
 
-    /// The largest response body read; a larger one fails with
-    /// [`TransportErrorKind::BodyTooLarge`].
-    pub fn with_body_limit(mut self, bytes: usize) -> Self {
-        self.body_limit = bytes;
-        self
-    }
-
-    /// The clock [`drive`](Self::drive) reads when it hands an answer to the challenge
-    /// (default [`OffsetDateTime::now_utc`]); a test can pin it.
-    pub fn with_clock(mut self, clock: fn() -> OffsetDateTime) -> Self {
-        self.clock = clock;
-        self
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// The agent.
@@ -129,19 +122,9 @@ impl UreqTransport {
         &self.agent
     }
 
-    /// The deadline for one exchange.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    /// The response body limit, in bytes.
-    pub fn body_limit(&self) -> usize {
-        self.body_limit
-    }
-
     /// The time on this transport's clock.
     pub fn now(&self) -> OffsetDateTime {
-        (self.clock)()
+        self.settings.now()
     }
 
     /// Sends `request` and reads the answer: its HTTP status (any status, 4xx and 3xx
@@ -188,7 +171,7 @@ impl UreqTransport {
         let mut body = response.into_body();
         let body = body
             .with_config()
-            .limit(u64::try_from(self.body_limit).unwrap_or(u64::MAX))
+            .limit(u64::try_from(self.settings.body_limit()).unwrap_or(u64::MAX))
             .read_to_vec()
             .map_err(|e| classify(e).after_response())?;
         Ok((status, body))
@@ -236,7 +219,7 @@ impl UreqTransport {
             .configure_request(request)
             .http_status_as_error(false)
             .max_redirects(0)
-            .timeout_global(Some(self.timeout))
+            .timeout_global(Some(self.settings.timeout()))
             .build()
     }
 }
@@ -339,7 +322,7 @@ mod tests {
             t.agent().config().timeouts().connect,
             Some(DEFAULT_CONNECT_TIMEOUT)
         );
-        assert_eq!(t.timeout(), DEFAULT_TIMEOUT);
-        assert_eq!(t.body_limit(), DEFAULT_BODY_LIMIT);
+        assert_eq!(t.settings().timeout(), super::super::DEFAULT_TIMEOUT);
+        assert_eq!(t.settings().body_limit(), super::super::DEFAULT_BODY_LIMIT);
     }
 }

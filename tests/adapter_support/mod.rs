@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use direct_otp::transport::{Driven, HyperTransport, TransportError, UreqTransport};
+use direct_otp::transport::{Driven, HyperTransport, Settings, TransportError, UreqTransport};
 use direct_otp::{Challenge, InputError, Outgoing, Request};
 use hyper_util::client::legacy::connect::HttpConnector;
 use time::OffsetDateTime;
@@ -31,31 +31,22 @@ impl AnyTransport {
         body_limit: Option<usize>,
         clock: fn() -> OffsetDateTime,
     ) -> AnyTransport {
+        let settings = Settings::new().with_timeout(timeout).with_clock(clock);
+        let settings = match body_limit {
+            Some(limit) => settings.with_body_limit(limit),
+            None => settings,
+        };
         match adapter {
             Adapter::Ureq => {
-                let t = UreqTransport::with_default_agent()
-                    .with_timeout(timeout)
-                    .with_clock(clock);
-                AnyTransport::Ureq(match body_limit {
-                    Some(limit) => t.with_body_limit(limit),
-                    None => t,
-                })
+                AnyTransport::Ureq(UreqTransport::with_default_agent().with_settings(settings))
             }
             Adapter::Hyper => {
-                let t = HyperTransport::plain_http()
-                    .with_timeout(timeout)
-                    .with_clock(clock);
+                let t = HyperTransport::plain_http().with_settings(settings);
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .expect("a tokio runtime");
-                AnyTransport::Hyper(
-                    match body_limit {
-                        Some(limit) => t.with_body_limit(limit),
-                        None => t,
-                    },
-                    rt,
-                )
+                AnyTransport::Hyper(t, rt)
             }
         }
     }
