@@ -20,6 +20,7 @@ mod status;
 
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
+pub mod store;
 #[cfg(feature = "http")]
 pub mod transport;
 
