@@ -1,39 +1,43 @@
 //! The cost of the stores: one protected step through each store, against its floor
-//! measured in the same run. Run with `cargo bench --bench stores`; see
-//! `docs/benchmarks.md`.
+//! measured in the same run, the two interleaved. Run with `cargo bench --bench stores`;
+//! see `docs/benchmarks.md`.
 //!
 //! A protected step is two compare-and-swaps on the same row: the write-ahead (the record
 //! with its request in flight) and then the answer (the record settled), as a driver does
 //! around one send. The record holds a real `Challenge` (started from the fixture
 //! `start_direct_otp.json`), so its JSON is the size and shape of a stored payment.
 //!
-//! * `<store>/store`: `replace` twice through our store (serializing the record each
-//!   time, checking the key and revisions, taking a pooled connection, the cached
-//!   statement);
-//! * `<store>/floor`: the same two `UPDATE` statements, with the same parameters and the
+//! * **store**: `replace` twice through our store, the records made beforehand (the store
+//!   serializes each, checks the key and revisions, takes a pooled connection and its
+//!   cached statement);
+//! * **floor**: the same two `UPDATE` statements, with the same parameters and the
 //!   JSON serialized beforehand, issued directly with the database client on a connection
 //!   of its own with the statement prepared once: what a hand-written integration costs at
 //!   least;
-//! * `memory/store`: the in-memory store, as a reference.
+//! * the in-memory store, as a reference.
 //!
-//! SQLite runs on a temporary file in `std::env::temp_dir()`, with the store's settings
-//! (WAL, `synchronous = FULL`). PostgreSQL runs only when `DATABASE_URL` is set, on a table
-//! of its own (dropped afterwards). The binary ends with the ratios, read back from
-//! criterion's estimates of this run.
+//! Every commit waits for the disk (SQLite `synchronous = FULL`, PostgreSQL
+//! `synchronous_commit = on`), whose latency on a shared machine drifts by ten times within a
+//! minute. So the store and its floor are not measured one after the other (as criterion
+//! would) but in alternating pairs, one step of each per round, the order swapped every
+//! round, and each is reported by its median over the same rounds. Each database runs twice:
+//! as configured ("durable"), and with the disk wait taken out ("no fsync": the SQLite file
+//! on tmpfs, `/dev/shm`; PostgreSQL with `synchronous_commit = off` on every connection),
+//! which leaves the store's own cost visible next to the statements'.
+//!
+//! SQLite's durable file is in `std::env::temp_dir()`. PostgreSQL runs only when
+//! `DATABASE_URL` is set, on a table of its own (dropped afterwards). `STORES_BENCH_ROUNDS`
+//! sets the rounds (default 1,000, after 100 rounds of warm-up).
 
 use std::hint::black_box;
-use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use criterion::{criterion_group, Criterion};
 use direct_otp::store::{MemoryStore, PgStore, Record, SqliteStore, Store};
 use direct_otp::{Challenge, Policy, Started};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::runtime::Runtime;
-
-mod support;
-use support::{criterion_dir, median_ns, ns, ratio};
 
 /// A stored payment's shape: the three indexed facts and a challenge.
 #[derive(Clone, Serialize, Deserialize)]
@@ -123,22 +127,106 @@ fn texts(p: &Payment) -> (String, String) {
     )
 }
 
+// ----- Measuring -------------------------------------------------------------------------
+
+/// The records of every step a run takes, made beforehand (making them is the caller's
+/// work, not the store's): the write-ahead and the answer, revisions 2 and 3, 4 and 5, ...
+fn chain(first: &Payment, steps: usize) -> std::vec::IntoIter<(Payment, Payment)> {
+    let mut last = first.clone();
+    let mut out = Vec::with_capacity(steps);
+    for _ in 0..steps {
+        let (ahead, answer) = step(&last);
+        last = answer.clone();
+        out.push((ahead, answer));
+    }
+    out.into_iter()
+}
+
+/// Rounds measured, after the warm-up.
+fn rounds() -> usize {
+    std::env::var("STORES_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1000)
+}
+
+const WARM_UP: usize = 100;
+
+/// Times of one kind of step, in ns.
+struct Times(Vec<u64>);
+
+impl Times {
+    fn quantile(&self, q: f64) -> u64 {
+        let mut v = self.0.clone();
+        v.sort_unstable();
+        v[((v.len() - 1) as f64 * q).round() as usize]
+    }
+    fn median(&self) -> u64 {
+        self.quantile(0.5)
+    }
+}
+
+fn time(f: &mut impl FnMut()) -> u64 {
+    let start = Instant::now();
+    f();
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Runs `store` and `floor` in alternating pairs, the order swapped every round.
+fn pairs(mut store: impl FnMut(), mut floor: impl FnMut()) -> (Times, Times) {
+    for _ in 0..WARM_UP {
+        store();
+        floor();
+    }
+    let n = rounds();
+    let (mut s, mut f) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for round in 0..n {
+        if round % 2 == 0 {
+            s.push(time(&mut store));
+            f.push(time(&mut floor));
+        } else {
+            f.push(time(&mut floor));
+            s.push(time(&mut store));
+        }
+    }
+    (Times(s), Times(f))
+}
+
+/// One line of the table.
+struct Line {
+    store: &'static str,
+    mode: &'static str,
+    ours: Times,
+    floor: Option<Times>,
+}
+
+fn us(ns: u64) -> String {
+    format!("{:.1}", ns as f64 / 1000.0)
+}
+
 // ----- Memory ------------------------------------------------------------------------------
 
-fn memory(c: &mut Criterion) {
+fn memory() -> Line {
     let store = MemoryStore::new();
-    let mut p = payment("order_bench/1");
+    let p = payment("order_bench/1");
     store.insert(&p).unwrap();
-    let mut g = c.benchmark_group("memory");
-    g.bench_function("store", |b| {
-        b.iter(|| {
-            let (ahead, answer) = step(&p);
-            store.replace(p.revision, &ahead).unwrap();
-            store.replace(ahead.revision, &answer).unwrap();
-            p = black_box(answer);
-        })
-    });
-    g.finish();
+    let mut steps = chain(&p, WARM_UP + rounds());
+    let mut step_once = || {
+        let (ahead, answer) = steps.next().unwrap();
+        store.replace(ahead.revision - 1, &ahead).unwrap();
+        store.replace(ahead.revision, &answer).unwrap();
+        black_box(answer);
+    };
+    for _ in 0..WARM_UP {
+        step_once();
+    }
+    let ours = Times((0..rounds()).map(|_| time(&mut step_once)).collect());
+    Line {
+        store: "memory (reference)",
+        mode: "-",
+        ours,
+        floor: None,
+    }
 }
 
 // ----- SQLite ------------------------------------------------------------------------------
@@ -155,13 +243,12 @@ impl Drop for TempFile {
     }
 }
 
-fn sqlite(c: &mut Criterion) {
-    let file = TempFile(
-        std::env::temp_dir().join(format!("direct_otp_bench_{}.sqlite3", std::process::id())),
-    );
+fn sqlite(dir: &Path, mode: &'static str) -> Line {
+    let file = TempFile(dir.join(format!("direct_otp_bench_{}.sqlite3", std::process::id())));
     let store = SqliteStore::open(&file.0).unwrap();
-    let mut p = payment("order_bench/1");
+    let p = payment("order_bench/1");
     store.insert(&p).unwrap();
+    let mut steps = chain(&p, WARM_UP + rounds());
     // The floor's row, and its own connection with the store's settings.
     let floor_row = payment("order_floor/1");
     store.insert(&floor_row).unwrap();
@@ -172,17 +259,14 @@ fn sqlite(c: &mut Criterion) {
     let (ahead_text, answer_text) = texts(&floor_row);
     let mut floor_rev: i64 = 1;
 
-    let mut g = c.benchmark_group("sqlite");
-    g.bench_function("store", |b| {
-        b.iter(|| {
-            let (ahead, answer) = step(&p);
-            store.replace(p.revision, &ahead).unwrap();
+    let (ours, floor) = pairs(
+        || {
+            let (ahead, answer) = steps.next().unwrap();
+            store.replace(ahead.revision - 1, &ahead).unwrap();
             store.replace(ahead.revision, &answer).unwrap();
-            p = black_box(answer);
-        })
-    });
-    g.bench_function("floor", |b| {
-        b.iter(|| {
+            black_box(answer);
+        },
+        || {
             let changed = stmt
                 .execute(rusqlite::params![
                     "order_floor/1",
@@ -206,53 +290,53 @@ fn sqlite(c: &mut Criterion) {
                 .unwrap();
             assert_eq!(changed, 1);
             floor_rev += 2;
-        })
-    });
-    g.finish();
+        },
+    );
+    Line {
+        store: "sqlite",
+        mode,
+        ours,
+        floor: Some(floor),
+    }
 }
 
 // ----- PostgreSQL --------------------------------------------------------------------------
 
-fn postgres(c: &mut Criterion) {
+fn postgres(url: &str, mode: &'static str) -> Line {
     use direct_otp::store::AsyncStore;
-    let Some(url) = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) else {
-        eprintln!("SKIPPED: PostgreSQL store benchmark (set DATABASE_URL=postgres://...)");
-        return;
-    };
+
     let rt = Runtime::new().unwrap();
     let table = format!("dotp_bench_{}", std::process::id());
     let store = rt
-        .block_on(PgStore::connect(&url))
+        .block_on(PgStore::connect(url))
         .unwrap()
         .with_table(&table)
         .unwrap();
     rt.block_on(store.migrate()).unwrap();
-    let mut p = payment("order_bench/1");
+    let p = payment("order_bench/1");
     rt.block_on(store.insert(&p)).unwrap();
+    let mut steps = chain(&p, WARM_UP + rounds());
     let floor_row = payment("order_floor/1");
     rt.block_on(store.insert(&floor_row)).unwrap();
     // The floor: one tokio-postgres connection of its own, the statement prepared once.
     let (client, connection) = rt
-        .block_on(tokio_postgres::connect(&url, tokio_postgres::NoTls))
+        .block_on(tokio_postgres::connect(url, tokio_postgres::NoTls))
         .unwrap();
     rt.spawn(connection);
     let stmt = rt.block_on(client.prepare(&pg_replace(&table))).unwrap();
     let (ahead_text, answer_text) = texts(&floor_row);
     let mut floor_rev: i64 = 1;
 
-    let mut g = c.benchmark_group("postgres");
-    g.bench_function("store", |b| {
-        b.iter(|| {
-            let (ahead, answer) = step(&p);
+    let (ours, floor) = pairs(
+        || {
+            let (ahead, answer) = steps.next().unwrap();
             rt.block_on(async {
-                store.replace(p.revision, &ahead).await.unwrap();
+                store.replace(ahead.revision - 1, &ahead).await.unwrap();
                 store.replace(ahead.revision, &answer).await.unwrap();
             });
-            p = black_box(answer);
-        })
-    });
-    g.bench_function("floor", |b| {
-        b.iter(|| {
+            black_box(answer);
+        },
+        || {
             rt.block_on(async {
                 let changed = client
                     .execute(
@@ -286,43 +370,80 @@ fn postgres(c: &mut Criterion) {
                 assert_eq!(changed, 1);
             });
             floor_rev += 2;
-        })
-    });
-    g.finish();
+        },
+    );
     rt.block_on(client.batch_execute(&format!("DROP TABLE {table}")))
         .unwrap();
+    Line {
+        store: "postgres",
+        mode,
+        ours,
+        floor: Some(floor),
+    }
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(30)
-        .output_directory(&criterion_dir());
-    targets = memory, sqlite, postgres
+/// `url` with `synchronous_commit = off` for every connection made from it.
+fn without_fsync(url: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-csynchronous_commit%3Doff")
 }
 
 fn main() {
-    let since = SystemTime::now();
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-    let step_json = serde_json::to_string(&step(&payment("order_bench/1")).0)
+    // `cargo bench` passes `--bench`; a filter word picks the stores whose name has it.
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
+    let mut lines = Vec::new();
+    if wanted("sqlite") {
+        lines.push(sqlite(&std::env::temp_dir(), "durable"));
+        let shm = Path::new("/dev/shm");
+        if shm.is_dir() {
+            lines.push(sqlite(shm, "no fsync (tmpfs)"));
+        } else {
+            eprintln!("SKIPPED: SQLite on tmpfs (no /dev/shm)");
+        }
+    }
+    if wanted("postgres") {
+        match std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+            Some(url) => {
+                lines.push(postgres(&url, "durable"));
+                lines.push(postgres(&without_fsync(&url), "synchronous_commit off"));
+            }
+            None => {
+                eprintln!("SKIPPED: PostgreSQL store benchmark (set DATABASE_URL=postgres://...)")
+            }
+        }
+    }
+    if wanted("memory") {
+        lines.push(memory());
+    }
+
+    let json = serde_json::to_string(&step(&payment("order_bench/1")).0)
         .unwrap()
         .len();
-    println!("\n== One protected step (two compare-and-swaps, {step_json} B of JSON each), median of this run");
-    println!("| store | floor ns | store ns | store / floor (target <= 1.3) |");
-    println!("|---|---:|---:|---:|");
-    for store in ["sqlite", "postgres"] {
-        let floor = median_ns(store, "floor", since);
-        let ours = median_ns(store, "store", since);
+    println!(
+        "\n== One protected step: two compare-and-swaps of {json} B of JSON; {} rounds, store and floor interleaved",
+        rounds()
+    );
+    println!("| store | disk wait | floor median µs | store median µs | store / floor (target <= 1.3) | floor p90 µs | store p90 µs |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    for line in &lines {
+        let (floor_med, floor_p90, r) = match &line.floor {
+            Some(f) => (
+                us(f.median()),
+                us(f.quantile(0.9)),
+                format!("{:.2}x", line.ours.median() as f64 / f.median() as f64),
+            ),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
         println!(
-            "| {store} | {} | {} | {} |",
-            ns(floor),
-            ns(ours),
-            ratio(ours, floor)
+            "| {} | {} | {floor_med} | {} | {r} | {floor_p90} | {} |",
+            line.store,
+            line.mode,
+            us(line.ours.median()),
+            us(line.ours.quantile(0.9)),
         );
     }
-    let memory = median_ns("memory", "store", since);
-    println!("| memory (reference) | - | {} | - |", ns(memory));
 }
