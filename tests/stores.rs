@@ -778,6 +778,16 @@ fn sqlite_store_several_processes() {
 }
 
 #[test]
+fn store_is_dyn_compatible() {
+    let store: Box<dyn Store<Rec>> = Box::new(MemoryStore::new());
+    store.insert(&rec("order_dyn/1", 1)).unwrap();
+    assert_eq!(
+        store.load("order_dyn/1").unwrap(),
+        Some(rec("order_dyn/1", 1))
+    );
+}
+
+#[test]
 fn sqlite_store_refuses_an_in_memory_database() {
     for path in ["", ":memory:", "file:x?mode=memory"] {
         match SqliteStore::open(path) {
