@@ -146,7 +146,8 @@ impl SqliteStore {
     }
 
     /// Sets how long a write waits for a lock held by another connection before it fails
-    /// as [`StoreError::Backend`]; for the connections open now and those opened later.
+    /// as [`StoreError::Backend`]. Call it right after [`open`](Self::open): it applies to
+    /// the idle connections and to those opened later, not to one in use by another thread.
     pub fn busy_timeout(self, timeout: Duration) -> Result<Self, StoreError> {
         *lock(&self.inner.busy_timeout) = timeout;
         for conn in lock(&self.inner.idle).iter() {
