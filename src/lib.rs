@@ -27,6 +27,7 @@ mod view;
 
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
+pub mod store;
 #[cfg(feature = "http")]
 pub mod transport;
 

@@ -1,0 +1,307 @@
+//! The SQLite store (feature `sqlite`): one file, blocking.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use time::OffsetDateTime;
+
+use super::{
+    check_key, corrupt, decode, encode, now_ms, sql_limit, sql_revision, unix_ms, Mismatch, Record,
+    Row, Store, StoreError,
+};
+
+/// The schema [`SqliteStore::open`] creates (if absent).
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS direct_otp_records (
+    key             TEXT PRIMARY KEY NOT NULL,
+    revision        INTEGER NOT NULL,
+    in_flight_since INTEGER,
+    state           TEXT NOT NULL,
+    updated_at      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS direct_otp_records_in_flight
+    ON direct_otp_records (in_flight_since) WHERE in_flight_since IS NOT NULL;
+";
+
+const LOAD: &str = "SELECT revision, state FROM direct_otp_records WHERE key = ?1";
+const INSERT: &str =
+    "INSERT INTO direct_otp_records (key, revision, in_flight_since, state, updated_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (key) DO NOTHING";
+const REPLACE: &str = "UPDATE direct_otp_records \
+     SET revision = ?3, in_flight_since = ?4, state = ?5, updated_at = ?6 \
+     WHERE key = ?1 AND revision = ?2";
+const REVISION: &str = "SELECT revision FROM direct_otp_records WHERE key = ?1";
+const IN_FLIGHT: &str = "SELECT key FROM direct_otp_records \
+     WHERE in_flight_since IS NOT NULL AND in_flight_since < ?1 \
+     ORDER BY in_flight_since, key LIMIT ?2";
+
+/// Connections kept open between calls, at most. A thread takes one for the length of a
+/// call and opens a new one when none is idle.
+const MAX_IDLE: usize = 8;
+
+/// A store in one SQLite file (feature `sqlite`), through rusqlite and the SQLite it
+/// bundles: blocking, shared by the threads of a process and by several processes on one
+/// machine.
+///
+/// * **WAL mode**: readers never wait for the writer; writers take turns.
+/// * **Busy timeout** ([`DEFAULT_BUSY_TIMEOUT`](Self::DEFAULT_BUSY_TIMEOUT), or
+///   [`busy_timeout`](Self::busy_timeout)): a write that finds the file locked by another
+///   connection (this process or another) waits that long before it fails as
+///   [`StoreError::Backend`].
+/// * **Durability**: SQLite's default `synchronous = FULL`; an acknowledged write survives
+///   a power loss, which the write-ahead before a send relies on.
+/// * **Threads**: a small pool of connections, one per thread for the length of each call
+///   (at most 8 kept idle). A single shared connection would make every thread wait on one
+///   mutex, reads included, and hold it while SQLite waits out a lock; a connection per
+///   call lets WAL readers run side by side and leaves waiting to SQLite's busy handler,
+///   the same way for threads as for processes. Each connection caches its prepared
+///   statements.
+///
+/// Cloning gives another handle to the same pool. The schema is in `docs/stores.md`.
+///
+/// ```no_run
+/// use direct_otp::store::{Record, SqliteStore, Store};
+/// # #[derive(serde::Serialize, serde::Deserialize)]
+/// # struct Visit { key: String, revision: u64 }
+/// # impl Record for Visit {
+/// #     fn key(&self) -> &str { &self.key }
+/// #     fn revision(&self) -> u64 { self.revision }
+/// #     fn in_flight_since(&self) -> Option<time::OffsetDateTime> { None }
+/// # }
+/// let store = SqliteStore::open("payments.sqlite3")?; // creates the file and the table
+/// store.insert(&Visit { key: "order_42/1".into(), revision: 1 })?;
+/// let visit: Option<Visit> = store.load("order_42/1")?;
+/// # Ok::<(), direct_otp::store::StoreError>(())
+/// ```
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    busy_timeout: Mutex<Duration>,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .field("busy_timeout", &*lock(&self.inner.busy_timeout))
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while these locks are held.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SqliteStore {
+    /// The table the records are kept in.
+    pub const TABLE: &'static str = "direct_otp_records";
+
+    /// How long a write waits for a lock held by another connection before it fails: 5 s.
+    pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// Opens (or creates) the SQLite file at `path`, switches it to WAL mode and creates
+    /// the table and its index if absent. Safe to call from several processes at once.
+    ///
+    /// `path` must name a file: an in-memory database (`:memory:`, `""`) is private to one
+    /// connection and is refused (use [`MemoryStore`](super::MemoryStore) in tests).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let shown = path.to_string_lossy();
+        if shown.is_empty() || shown == ":memory:" || shown.contains("mode=memory") {
+            return Err(StoreError::Config {
+                reason:
+                    "an in-memory SQLite database is private to one connection: give a file path"
+                        .to_owned(),
+            });
+        }
+        let store = SqliteStore {
+            inner: Arc::new(Inner {
+                path,
+                busy_timeout: Mutex::new(Self::DEFAULT_BUSY_TIMEOUT),
+                idle: Mutex::new(Vec::new()),
+            }),
+        };
+        let conn = store.connect()?;
+        // journal_mode answers with the mode now in force.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(StoreError::backend)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::backend(format!(
+                "SQLite refused WAL mode (journal_mode is {mode})"
+            )));
+        }
+        conn.execute_batch(SCHEMA).map_err(StoreError::backend)?;
+        store.put_back(conn);
+        Ok(store)
+    }
+
+    /// Sets how long a write waits for a lock held by another connection before it fails
+    /// as [`StoreError::Backend`]. Call it right after [`open`](Self::open): it applies to
+    /// the idle connections and to those opened later, not to one in use by another thread.
+    pub fn busy_timeout(self, timeout: Duration) -> Result<Self, StoreError> {
+        *lock(&self.inner.busy_timeout) = timeout;
+        for conn in lock(&self.inner.idle).iter() {
+            conn.busy_timeout(timeout).map_err(StoreError::backend)?;
+        }
+        Ok(self)
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn connect(&self) -> Result<Connection, StoreError> {
+        let conn = Connection::open(&self.inner.path).map_err(StoreError::backend)?;
+        conn.busy_timeout(*lock(&self.inner.busy_timeout))
+            .map_err(StoreError::backend)?;
+        Ok(conn)
+    }
+
+    fn put_back(&self, conn: Connection) {
+        let mut idle = lock(&self.inner.idle);
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+    }
+
+    /// Runs `f` on an idle connection (or a new one), then keeps it for the next call.
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = lock(&self.inner.idle).pop();
+        let conn = match conn {
+            Some(conn) => conn,
+            None => self.connect()?,
+        };
+        let result = f(&conn);
+        self.put_back(conn);
+        result
+    }
+
+    fn found_revision(conn: &Connection, key: &str) -> Result<Option<u64>, StoreError> {
+        let found: Option<i64> = conn
+            .prepare_cached(REVISION)
+            .and_then(|mut s| s.query_row([key], |row| row.get(0)).optional())
+            .map_err(StoreError::backend)?;
+        Ok(found.map(|r| u64::try_from(r).unwrap_or(0)))
+    }
+
+    fn insert_row(&self, row: &Row) -> Result<(), StoreError> {
+        self.with_conn(|conn| {
+            let changed = conn
+                .prepare_cached(INSERT)
+                .and_then(|mut s| {
+                    s.execute(params![
+                        row.key,
+                        row.revision,
+                        row.in_flight_since,
+                        row.state,
+                        now_ms()
+                    ])
+                })
+                .map_err(StoreError::backend)?;
+            if changed == 1 {
+                return Ok(());
+            }
+            Err(StoreError::Conflict {
+                key: row.key.clone(),
+                found: Self::found_revision(conn, &row.key)?,
+            })
+        })
+    }
+
+    fn replace_row(&self, expected: i64, row: &Row) -> Result<(), StoreError> {
+        self.with_conn(|conn| {
+            let changed = conn
+                .prepare_cached(REPLACE)
+                .and_then(|mut s| {
+                    s.execute(params![
+                        row.key,
+                        expected,
+                        row.revision,
+                        row.in_flight_since,
+                        row.state,
+                        now_ms()
+                    ])
+                })
+                .map_err(StoreError::backend)?;
+            if changed == 1 {
+                return Ok(());
+            }
+            match Self::found_revision(conn, &row.key)? {
+                None => Err(StoreError::NotFound {
+                    key: row.key.clone(),
+                }),
+                found => Err(StoreError::Conflict {
+                    key: row.key.clone(),
+                    found,
+                }),
+            }
+        })
+    }
+}
+
+impl<R: Record> Store<R> for SqliteStore {
+    fn load(&self, key: &str) -> Result<Option<R>, StoreError> {
+        check_key(key)?;
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare_cached(LOAD).map_err(StoreError::backend)?;
+            let mut rows = stmt.query([key]).map_err(StoreError::backend)?;
+            let Some(row) = rows.next().map_err(StoreError::backend)? else {
+                return Ok(None);
+            };
+            // What is in the row is checked here, not by rusqlite: a wrong type or bad
+            // UTF-8 is the row's fault (Corrupt), not the database's (Backend).
+            let revision = row.get_ref(0).map_err(StoreError::backend)?;
+            let revision = revision.as_i64().map_err(|_| {
+                corrupt(
+                    key,
+                    Mismatch(format!("its revision column holds {revision:?}")),
+                )
+            })?;
+            let state = row.get_ref(1).map_err(StoreError::backend)?;
+            let state = state.as_str().map_err(|e| {
+                corrupt(key, Mismatch(format!("its state column is not text: {e}")))
+            })?;
+            decode(key, revision, state).map(Some)
+        })
+    }
+
+    fn insert(&self, record: &R) -> Result<(), StoreError> {
+        self.insert_row(&encode(record, None)?)
+    }
+
+    fn replace(&self, expected: u64, record: &R) -> Result<(), StoreError> {
+        let row = encode(record, Some(expected))?;
+        self.replace_row(sql_revision(&row.key, expected)?, &row)
+    }
+
+    fn in_flight_before(
+        &self,
+        cutoff: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        self.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare_cached(IN_FLIGHT)
+                .map_err(StoreError::backend)?;
+            let keys = stmt
+                .query_map(params![unix_ms(cutoff), sql_limit(limit)], |row| row.get(0))
+                .and_then(|rows| rows.collect::<Result<Vec<String>, _>>())
+                .map_err(StoreError::backend)?;
+            Ok(keys)
+        })
+    }
+}

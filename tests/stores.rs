@@ -1,0 +1,870 @@
+//! The store contract, one table of cases run against every store:
+//!
+//! * the memory store, through its blocking and its async contract;
+//! * SQLite, a new temporary file per case;
+//! * PostgreSQL when `DATABASE_URL` is set, a new table per case (dropped afterwards), so
+//!   parallel runs never collide. Without `DATABASE_URL` the PostgreSQL test prints
+//!   `SKIPPED: ...` and its name says what it needs.
+//!
+//! Each case gets a fresh store and a way around it (`Raw`) to write a row as given and read
+//! one back, which is how a corrupt row is planted and how "nothing was written" is checked.
+
+use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+
+use direct_otp::store::{
+    AsyncStore, MemoryStore, PgStore, Record, Rejection, SqliteStore, Store, StoreError,
+    MAX_KEY_LEN,
+};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokio::runtime::Runtime;
+
+// ----- The record under test ------------------------------------------------------------
+
+/// A small record: the three indexed facts and some payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rec {
+    key: String,
+    revision: u64,
+    /// Unix milliseconds (the stores keep milliseconds).
+    in_flight_ms: Option<i64>,
+    note: String,
+    count: u64,
+}
+
+impl Record for Rec {
+    fn key(&self) -> &str {
+        &self.key
+    }
+    fn revision(&self) -> u64 {
+        self.revision
+    }
+    fn in_flight_since(&self) -> Option<OffsetDateTime> {
+        self.in_flight_ms.map(|ms| {
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap()
+        })
+    }
+}
+
+fn rec(key: &str, revision: u64) -> Rec {
+    Rec {
+        key: key.to_owned(),
+        revision,
+        in_flight_ms: None,
+        note: format!("revision {revision} of {key}"),
+        count: 0,
+    }
+}
+
+/// The next version of `r`, as a writer that loaded it would make.
+fn next(r: &Rec, note: &str) -> Rec {
+    Rec {
+        revision: r.revision + 1,
+        note: note.to_owned(),
+        ..r.clone()
+    }
+}
+
+/// 2026-11-25 10:00:00 UTC, in unix milliseconds.
+const T0_MS: i64 = 1_795_600_800_000;
+
+fn at_ms(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap()
+}
+
+// ----- Targets: a store's operations, and a way around it --------------------------------
+
+/// The four operations, blocking (an async store is driven by `block_on`).
+trait Ops: Send + Sync {
+    fn load(&self, key: &str) -> Result<Option<Rec>, StoreError>;
+    fn insert(&self, r: &Rec) -> Result<(), StoreError>;
+    fn replace(&self, expected: u64, r: &Rec) -> Result<(), StoreError>;
+    fn in_flight_before(
+        &self,
+        cutoff: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+}
+
+struct Blocking<S>(S);
+
+impl<S: Store<Rec> + Send + Sync> Ops for Blocking<S> {
+    fn load(&self, key: &str) -> Result<Option<Rec>, StoreError> {
+        self.0.load(key)
+    }
+    fn insert(&self, r: &Rec) -> Result<(), StoreError> {
+        self.0.insert(r)
+    }
+    fn replace(&self, expected: u64, r: &Rec) -> Result<(), StoreError> {
+        self.0.replace(expected, r)
+    }
+    fn in_flight_before(
+        &self,
+        cutoff: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        self.0.in_flight_before(cutoff, limit)
+    }
+}
+
+struct Async<S> {
+    store: S,
+    rt: Arc<Runtime>,
+}
+
+/// Checks at compile time that a future is `Send`.
+fn send<F: std::future::Future + Send>(f: F) -> F {
+    f
+}
+
+impl<S: AsyncStore<Rec> + Send + Sync> Ops for Async<S> {
+    fn load(&self, key: &str) -> Result<Option<Rec>, StoreError> {
+        self.rt.block_on(send(self.store.load(key)))
+    }
+    fn insert(&self, r: &Rec) -> Result<(), StoreError> {
+        self.rt.block_on(send(self.store.insert(r)))
+    }
+    fn replace(&self, expected: u64, r: &Rec) -> Result<(), StoreError> {
+        self.rt.block_on(send(self.store.replace(expected, r)))
+    }
+    fn in_flight_before(
+        &self,
+        cutoff: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        self.rt
+            .block_on(send(self.store.in_flight_before(cutoff, limit)))
+    }
+}
+
+/// Around the store: write a row as given, read a row as stored (revision, state text).
+trait Raw {
+    fn write(&self, key: &str, revision: i64, state: &str);
+    fn read(&self, key: &str) -> Option<(i64, String)>;
+}
+
+impl Raw for MemoryStore {
+    fn write(&self, key: &str, revision: i64, state: &str) {
+        self.insert_raw(key, u64::try_from(revision).unwrap(), None, state);
+    }
+    fn read(&self, key: &str) -> Option<(i64, String)> {
+        self.raw(key)
+            .map(|(rev, state)| (i64::try_from(rev).unwrap(), state))
+    }
+}
+
+/// A temporary SQLite file, removed (with its WAL files) on drop.
+struct TempDb(PathBuf);
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+fn unique(what: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{what}_{}_{}_{nanos}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl TempDb {
+    fn new() -> Self {
+        TempDb(std::env::temp_dir().join(format!("{}.sqlite3", unique("direct_otp_stores"))))
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = self.0.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+impl Raw for TempDb {
+    fn write(&self, key: &str, revision: i64, state: &str) {
+        let conn = rusqlite::Connection::open(&self.0).unwrap();
+        conn.execute(
+            "INSERT OR REPLACE INTO direct_otp_records (key, revision, in_flight_since, state, updated_at) \
+             VALUES (?1, ?2, NULL, ?3, 0)",
+            rusqlite::params![key, revision, state],
+        )
+        .unwrap();
+    }
+    fn read(&self, key: &str) -> Option<(i64, String)> {
+        let conn = rusqlite::Connection::open(&self.0).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT revision, state FROM direct_otp_records WHERE key = ?1")
+            .unwrap();
+        let mut rows = stmt.query([key]).unwrap();
+        rows.next()
+            .unwrap()
+            .map(|row| (row.get(0).unwrap(), row.get(1).unwrap()))
+    }
+}
+
+/// A table of its own in PostgreSQL, dropped on drop.
+struct PgTable {
+    store: PgStore,
+    rt: Arc<Runtime>,
+}
+
+impl Raw for PgTable {
+    fn write(&self, key: &str, revision: i64, state: &str) {
+        let sql = format!(
+            "INSERT INTO {} (key, revision, in_flight_since, state, updated_at) VALUES ($1, $2, NULL, $3, 0) \
+             ON CONFLICT (key) DO UPDATE SET revision = $2, state = $3",
+            self.store.table()
+        );
+        self.rt.block_on(async {
+            let client = self.store.pool().get().await.unwrap();
+            client
+                .execute(&sql, &[&key, &revision, &state])
+                .await
+                .unwrap();
+        });
+    }
+    fn read(&self, key: &str) -> Option<(i64, String)> {
+        let sql = format!(
+            "SELECT revision, state FROM {} WHERE key = $1",
+            self.store.table()
+        );
+        self.rt.block_on(async {
+            let client = self.store.pool().get().await.unwrap();
+            let row = client.query_opt(&sql, &[&key]).await.unwrap();
+            row.map(|row| (row.get(0), row.get(1)))
+        })
+    }
+}
+
+impl Drop for PgTable {
+    fn drop(&mut self) {
+        let sql = format!("DROP TABLE IF EXISTS {}", self.store.table());
+        self.rt.block_on(async {
+            if let Ok(client) = self.store.pool().get().await {
+                let _ = client.batch_execute(&sql).await;
+            }
+        });
+    }
+}
+
+/// One fresh store for one case.
+struct Target {
+    ops: Box<dyn Ops>,
+    raw: Box<dyn Raw>,
+}
+
+// ----- The cases ------------------------------------------------------------------------
+
+type Case = fn(&Target);
+
+const CASES: &[(&str, Case)] = &[
+    ("insert then load round trip", round_trip),
+    ("duplicate insert is a conflict", duplicate_insert),
+    (
+        "compare-and-swap succeeds on the loaded revision",
+        cas_success,
+    ),
+    (
+        "compare-and-swap on a stale revision conflicts, nothing written",
+        cas_stale,
+    ),
+    (
+        "compare-and-swap to a lower or equal revision is refused",
+        cas_not_advancing,
+    ),
+    (
+        "compare-and-swap of a missing record is NotFound",
+        cas_missing,
+    ),
+    ("revisions over i64::MAX are refused", revision_too_large),
+    (
+        "in-flight listing: oldest first, before the cutoff, limited",
+        stuck_listing,
+    ),
+    (
+        "corrupt rows are reported with their key and left untouched",
+        corrupt_rows,
+    ),
+    ("hostile keys are stored safely", hostile_keys_case),
+    ("bad keys are refused before the database", bad_keys),
+    (
+        "concurrent compare-and-swap: one winner per revision",
+        concurrent_cas,
+    ),
+];
+
+fn round_trip(t: &Target) {
+    let mut r = rec("order_42/1", 1);
+    r.in_flight_ms = Some(T0_MS);
+    r.count = 7;
+    assert_eq!(t.ops.load("order_42/1").unwrap(), None);
+    t.ops.insert(&r).unwrap();
+    assert_eq!(t.ops.load("order_42/1").unwrap(), Some(r.clone()));
+    // The state column is the record's JSON, as serde_json writes it.
+    let (rev, state) = t.raw.read("order_42/1").unwrap();
+    assert_eq!((rev, state), (1, serde_json::to_string(&r).unwrap()));
+    assert_eq!(t.ops.load("order_42/2").unwrap(), None);
+}
+
+fn duplicate_insert(t: &Target) {
+    let first = rec("order_7/1", 3);
+    t.ops.insert(&first).unwrap();
+    let before = t.raw.read("order_7/1");
+    let err = t.ops.insert(&rec("order_7/1", 9)).unwrap_err();
+    match &err {
+        StoreError::Conflict { key, found } => {
+            assert_eq!(key, "order_7/1");
+            assert_eq!(*found, Some(3));
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert!(err.is_conflict());
+    assert!(
+        err.to_string().contains("reload it and decide again"),
+        "{err}"
+    );
+    assert_eq!(t.raw.read("order_7/1"), before);
+    assert_eq!(t.ops.load("order_7/1").unwrap(), Some(first));
+}
+
+fn cas_success(t: &Target) {
+    let r1 = rec("order_1/1", 1);
+    t.ops.insert(&r1).unwrap();
+    let loaded = t.ops.load("order_1/1").unwrap().unwrap();
+    let mut r2 = next(&loaded, "write-ahead");
+    r2.in_flight_ms = Some(T0_MS);
+    t.ops.replace(loaded.revision, &r2).unwrap();
+    assert_eq!(t.ops.load("order_1/1").unwrap(), Some(r2.clone()));
+    // Revisions may jump, as long as they grow.
+    let mut r9 = r2.clone();
+    r9.revision = 9;
+    r9.in_flight_ms = None;
+    t.ops.replace(2, &r9).unwrap();
+    assert_eq!(t.ops.load("order_1/1").unwrap(), Some(r9));
+}
+
+fn cas_stale(t: &Target) {
+    let r1 = rec("order_2/1", 1);
+    t.ops.insert(&r1).unwrap();
+    // Two writers load revision 1; the first wins.
+    t.ops.replace(1, &next(&r1, "first writer")).unwrap();
+    let before = t.raw.read("order_2/1").unwrap();
+    let err = t.ops.replace(1, &next(&r1, "second writer")).unwrap_err();
+    match &err {
+        StoreError::Conflict { key, found } => {
+            assert_eq!(key, "order_2/1");
+            assert_eq!(*found, Some(2));
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(err.key(), Some("order_2/1"));
+    assert_eq!(t.raw.read("order_2/1").unwrap(), before, "nothing written");
+    assert_eq!(
+        t.ops.load("order_2/1").unwrap().unwrap().note,
+        "first writer"
+    );
+}
+
+fn cas_not_advancing(t: &Target) {
+    let mut r = rec("order_3/1", 5);
+    t.ops.insert(&r).unwrap();
+    let before = t.raw.read("order_3/1").unwrap();
+    for new in [5, 4, 0] {
+        r.revision = new;
+        r.note = "must not be written".into();
+        match t.ops.replace(5, &r) {
+            Err(StoreError::Rejected {
+                key,
+                reason:
+                    Rejection::RevisionNotAdvanced {
+                        expected: 5,
+                        new: n,
+                    },
+            }) => assert_eq!((key.as_str(), n), ("order_3/1", new)),
+            other => panic!("revision {new}: expected a refusal, got {other:?}"),
+        }
+    }
+    assert_eq!(t.raw.read("order_3/1").unwrap(), before);
+}
+
+fn cas_missing(t: &Target) {
+    match t.ops.replace(1, &rec("order_4/1", 2)) {
+        Err(StoreError::NotFound { key }) => assert_eq!(key, "order_4/1"),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    assert_eq!(t.raw.read("order_4/1"), None, "nothing inserted");
+}
+
+fn revision_too_large(t: &Target) {
+    let big = u64::MAX;
+    match t.ops.insert(&rec("order_5/1", big)) {
+        Err(StoreError::Rejected {
+            reason: Rejection::RevisionTooLarge { revision },
+            ..
+        }) => assert_eq!(revision, big),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(t.raw.read("order_5/1"), None);
+    let max = rec("order_5/2", i64::MAX as u64);
+    t.ops.insert(&max).unwrap();
+    assert_eq!(t.ops.load("order_5/2").unwrap(), Some(max));
+}
+
+fn stuck_listing(t: &Target) {
+    let cases = [
+        ("idle", None),
+        ("oldest", Some(T0_MS - 60_000)),
+        ("older", Some(T0_MS - 5_000)),
+        ("just_before", Some(T0_MS - 1)),
+        ("at_cutoff", Some(T0_MS)),
+        ("later", Some(T0_MS + 1_000)),
+        // Same time as "older": ordered by key after time.
+        ("a_older_twin", Some(T0_MS - 5_000)),
+    ];
+    for (key, since) in cases {
+        let mut r = rec(key, 1);
+        r.in_flight_ms = since;
+        t.ops.insert(&r).unwrap();
+    }
+    let cutoff = at_ms(T0_MS);
+    assert_eq!(
+        t.ops.in_flight_before(cutoff, 100).unwrap(),
+        ["oldest", "a_older_twin", "older", "just_before"]
+    );
+    assert_eq!(
+        t.ops.in_flight_before(cutoff, 2).unwrap(),
+        ["oldest", "a_older_twin"]
+    );
+    assert!(t.ops.in_flight_before(cutoff, 0).unwrap().is_empty());
+    assert!(t.ops.in_flight_before(at_ms(0), 100).unwrap().is_empty());
+    // A sub-millisecond cutoff counts by its millisecond.
+    let cutoff_plus = cutoff + time::Duration::microseconds(999);
+    assert_eq!(t.ops.in_flight_before(cutoff_plus, 100).unwrap().len(), 4);
+    // Answered: no longer listed.
+    let oldest = t.ops.load("oldest").unwrap().unwrap();
+    let mut answered = next(&oldest, "answered");
+    answered.in_flight_ms = None;
+    t.ops.replace(1, &answered).unwrap();
+    assert_eq!(
+        t.ops.in_flight_before(cutoff, usize::MAX).unwrap(),
+        ["a_older_twin", "older", "just_before"]
+    );
+}
+
+fn corrupt_rows(t: &Target) {
+    let other = serde_json::to_string(&rec("someone_else", 1)).unwrap();
+    let good = serde_json::to_string(&rec("bad_revision", 1)).unwrap();
+    let rows: [(&str, i64, &str); 5] = [
+        ("not_json", 1, "{not json"),
+        ("empty", 1, ""),
+        (
+            "unknown_format",
+            1,
+            r#"{"format":99,"key":"unknown_format"}"#,
+        ),
+        ("bad_revision", 4, &good),
+        ("other_key", 1, &other),
+    ];
+    for (key, revision, state) in rows {
+        t.raw.write(key, revision, state);
+        match t.ops.load(key) {
+            Err(err @ StoreError::Corrupt { .. }) => {
+                assert_eq!(err.key(), Some(key));
+                let shown = err.to_string();
+                assert!(shown.contains(key) && shown.contains("inspect"), "{shown}");
+            }
+            other => panic!("{key}: expected Corrupt, got {other:?}"),
+        }
+        // Left as it was, and an insert does not overwrite it.
+        assert_eq!(t.raw.read(key), Some((revision, state.to_owned())), "{key}");
+        assert!(
+            t.ops.insert(&rec(key, 1)).unwrap_err().is_conflict(),
+            "{key}"
+        );
+        assert_eq!(t.raw.read(key), Some((revision, state.to_owned())), "{key}");
+    }
+}
+
+fn hostile_keys() -> Vec<String> {
+    let mut keys: Vec<String> = [
+        "order'; DROP TABLE direct_otp_records; --",
+        "o\"r\\d'e`r",
+        "100%_done",
+        "line\nbreak\ttab\r",
+        "\u{202e}reversed\u{200b}",
+        "заказ/1",
+        "注文/1",
+        "🧾💳/1",
+        "e\u{301}",
+        " ",
+        "$1",
+        "?1",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    keys.push("k".repeat(MAX_KEY_LEN));
+    // Exactly the limit in bytes, in 3-byte characters, plus one byte.
+    keys.push(format!("{}x", "語".repeat((MAX_KEY_LEN - 1) / 3)));
+    keys
+}
+
+fn hostile_keys_case(t: &Target) {
+    let keys = hostile_keys();
+    for (i, key) in keys.iter().enumerate() {
+        assert!(key.len() <= MAX_KEY_LEN);
+        let mut r = rec(key, 1);
+        r.in_flight_ms = Some(T0_MS - 1_000 + i as i64);
+        t.ops.insert(&r).unwrap_or_else(|e| panic!("{key:?}: {e}"));
+        assert_eq!(t.ops.load(key).unwrap().as_ref(), Some(&r), "{key:?}");
+        t.ops.replace(1, &next(&r, "second")).unwrap();
+        assert!(t.ops.insert(&r).unwrap_err().is_conflict(), "{key:?}");
+    }
+    // Each one its own row: the listing gives them all back, in the order written.
+    assert_eq!(t.ops.in_flight_before(at_ms(T0_MS), 1000).unwrap(), keys);
+    // The table survived the first one.
+    assert_eq!(t.ops.load("order_1/1").unwrap(), None);
+}
+
+fn bad_keys(t: &Target) {
+    let long = "k".repeat(MAX_KEY_LEN + 1);
+    let cases = [
+        ("", Rejection::EmptyKey),
+        ("nul\0byte", Rejection::KeyHasNul),
+        (
+            long.as_str(),
+            Rejection::KeyTooLong {
+                len: MAX_KEY_LEN + 1,
+            },
+        ),
+    ];
+    for (key, want) in cases {
+        for (op, result) in [
+            ("insert", t.ops.insert(&rec(key, 1)).map(|_| ())),
+            ("replace", t.ops.replace(1, &rec(key, 2)).map(|_| ())),
+            ("load", t.ops.load(key).map(|_| ())),
+        ] {
+            match result {
+                Err(StoreError::Rejected { key: k, reason }) => {
+                    assert_eq!((k.as_str(), &reason), (key, &want), "{op}")
+                }
+                other => panic!("{op} {key:?}: expected a refusal, got {other:?}"),
+            }
+        }
+        if !key.contains('\0') {
+            // (PostgreSQL text cannot even be asked for one.)
+            assert_eq!(t.raw.read(key), None);
+        }
+    }
+    // A huge key is cut in the message.
+    let err = t.ops.insert(&rec(&long, 1)).unwrap_err().to_string();
+    assert!(err.len() < 300 && err.contains("1025 bytes"), "{err}");
+}
+
+const THREADS: usize = 8;
+const WINS_EACH: u64 = 12;
+
+fn concurrent_cas(t: &Target) {
+    let ops = &*t.ops;
+    let key = "order_race/1";
+    t.ops.insert(&rec(key, 1)).unwrap();
+    let barrier = Barrier::new(THREADS);
+    let won: Vec<Vec<u64>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|id| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    let mut won = Vec::new();
+                    let mut conflicts = 0u64;
+                    while (won.len() as u64) < WINS_EACH {
+                        let loaded = ops.load(key).unwrap().unwrap();
+                        let mut mine = next(&loaded, &format!("thread {id}"));
+                        mine.count += 1;
+                        match ops.replace(loaded.revision, &mine) {
+                            Ok(()) => won.push(mine.revision),
+                            Err(StoreError::Conflict { found, .. }) => {
+                                // Someone else wrote a later revision.
+                                assert!(found.unwrap() > loaded.revision);
+                                conflicts += 1;
+                                assert!(conflicts < 100_000, "livelock");
+                            }
+                            Err(e) => panic!("thread {id}: {e}"),
+                        }
+                    }
+                    won
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let mut all: Vec<u64> = won.into_iter().flatten().collect();
+    all.sort_unstable();
+    let total = THREADS as u64 * WINS_EACH;
+    // Every revision from 2 on was won exactly once, and no increment was lost.
+    assert_eq!(all, (2..=total + 1).collect::<Vec<_>>());
+    let last = t.ops.load(key).unwrap().unwrap();
+    assert_eq!((last.revision, last.count), (total + 1, total));
+}
+
+// ----- Running the table ----------------------------------------------------------------
+
+/// Runs every case on a fresh target from `make`, and fails listing every case that failed.
+fn run_all(store: &str, make: &dyn Fn() -> Target) {
+    let mut failed = Vec::new();
+    for (name, case) in CASES {
+        let target = make();
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| case(&target))) {
+            let why = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failed.push(format!("{store}: {name}: {why}"));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} case(s) failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+}
+
+fn runtime() -> Arc<Runtime> {
+    Arc::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn memory_store_contract_blocking() {
+    run_all("memory (blocking)", &|| {
+        let store = MemoryStore::new();
+        Target {
+            ops: Box::new(Blocking(store.clone())),
+            raw: Box::new(store),
+        }
+    });
+}
+
+#[test]
+fn memory_store_contract_async() {
+    let rt = runtime();
+    run_all("memory (async)", &|| {
+        let store = MemoryStore::new();
+        Target {
+            ops: Box::new(Async {
+                store: store.clone(),
+                rt: rt.clone(),
+            }),
+            raw: Box::new(store),
+        }
+    });
+}
+
+#[test]
+fn sqlite_store_contract() {
+    run_all("sqlite", &|| {
+        let db = TempDb::new();
+        let store = SqliteStore::open(&db.0).unwrap();
+        Target {
+            ops: Box::new(Blocking(store)),
+            raw: Box::new(db),
+        }
+    });
+}
+
+#[test]
+fn postgres_store_contract_needs_database_url() {
+    let Some(url) = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) else {
+        // Straight to the process's stderr: the test harness captures `eprintln!`.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: PostgreSQL store tests (set DATABASE_URL=postgres://...)"
+        );
+        return;
+    };
+    let rt = runtime();
+    let base = rt
+        .block_on(PgStore::connect(&url))
+        .unwrap_or_else(|e| panic!("DATABASE_URL is set but: {e}"));
+    run_all("postgres", &|| {
+        let store = base.clone().with_table(&unique("dotp_test")).unwrap();
+        rt.block_on(store.migrate()).unwrap();
+        // Twice: migrate is idempotent.
+        rt.block_on(store.migrate()).unwrap();
+        Target {
+            ops: Box::new(Async {
+                store: store.clone(),
+                rt: rt.clone(),
+            }),
+            raw: Box::new(PgTable {
+                store,
+                rt: rt.clone(),
+            }),
+        }
+    });
+}
+
+// ----- Store-specific ---------------------------------------------------------------------
+
+/// Several processes on one SQLite file: this test runs copies of itself as workers (the
+/// variable below tells a copy it is one), each incrementing one record with
+/// compare-and-swap while this process does the same; no increment may be lost.
+#[test]
+fn sqlite_store_several_processes() {
+    const WORKER: &str = "DIRECT_OTP_SQLITE_WORKER";
+    const PROCESSES: usize = 2;
+    const WINS: u64 = 15;
+    let key = "order_processes/1";
+    let work = |store: &SqliteStore| {
+        let mut wins = 0;
+        while wins < WINS {
+            let loaded: Rec = store.load(key).unwrap().unwrap();
+            let mut mine = next(&loaded, &format!("process {}", std::process::id()));
+            mine.count += 1;
+            match store.replace(loaded.revision, &mine) {
+                Ok(()) => wins += 1,
+                Err(e) if e.is_conflict() => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    if let Some(path) = std::env::var_os(WORKER) {
+        work(&SqliteStore::open(path).unwrap());
+        return;
+    }
+    let db = TempDb::new();
+    let store = SqliteStore::open(&db.0).unwrap();
+    store.insert(&rec(key, 1)).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..PROCESSES)
+        .map(|_| {
+            std::process::Command::new(&exe)
+                .args([
+                    "--exact",
+                    "sqlite_store_several_processes",
+                    "--test-threads=1",
+                ])
+                .env(WORKER, &db.0)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    work(&store);
+    for mut child in children {
+        assert!(child.wait().unwrap().success(), "a worker process failed");
+    }
+    let last: Rec = store.load(key).unwrap().unwrap();
+    let total = (PROCESSES as u64 + 1) * WINS;
+    assert_eq!((last.revision, last.count), (total + 1, total));
+}
+
+#[test]
+fn store_is_dyn_compatible() {
+    let store: Box<dyn Store<Rec>> = Box::new(MemoryStore::new());
+    store.insert(&rec("order_dyn/1", 1)).unwrap();
+    assert_eq!(
+        store.load("order_dyn/1").unwrap(),
+        Some(rec("order_dyn/1", 1))
+    );
+}
+
+#[test]
+fn sqlite_store_refuses_an_in_memory_database() {
+    for path in ["", ":memory:", "file:x?mode=memory"] {
+        match SqliteStore::open(path) {
+            Err(StoreError::Config { reason }) => assert!(reason.contains("file path")),
+            other => panic!("{path:?}: expected a configuration error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn sqlite_store_uses_wal_and_reopens() {
+    let db = TempDb::new();
+    let store = SqliteStore::open(&db.0).unwrap();
+    store.insert(&rec("order_9/1", 1)).unwrap();
+    drop(store);
+    // Open again: the schema is kept, the record too.
+    let store = SqliteStore::open(&db.0)
+        .unwrap()
+        .busy_timeout(std::time::Duration::from_millis(250))
+        .unwrap();
+    assert_eq!(
+        Store::<Rec>::load(&store, "order_9/1").unwrap(),
+        Some(rec("order_9/1", 1))
+    );
+    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn sqlite_store_reports_a_missing_table_as_backend() {
+    let db = TempDb::new();
+    let store = SqliteStore::open(&db.0).unwrap();
+    rusqlite::Connection::open(&db.0)
+        .unwrap()
+        .execute_batch("DROP TABLE direct_otp_records")
+        .unwrap();
+    let err = Store::<Rec>::load(&store, "order_1/1").unwrap_err();
+    assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+    assert!(err.to_string().contains("retry later"), "{err}");
+}
+
+#[test]
+fn postgres_store_refuses_bad_table_names_and_urls() {
+    let rt = runtime();
+    // Parsed before any connection: no server needed.
+    let err = rt
+        .block_on(PgStore::connect("postgres://app:s3cretpw@host:notaport/db"))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Config { .. }), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("s3cretpw"), "{err}");
+
+    // A pool opens no connection until asked.
+    let config: tokio_postgres::Config = "postgres://app:s3cretpw@127.0.0.1/db".parse().unwrap();
+    let manager = deadpool_postgres::Manager::new(config, tokio_postgres::NoTls);
+    let store = PgStore::from_pool(deadpool_postgres::Pool::builder(manager).build().unwrap());
+    assert_eq!(store.table(), PgStore::DEFAULT_TABLE);
+    let too_long = "t".repeat(PgStore::MAX_TABLE_LEN + 1);
+    for bad in [
+        "",
+        "Records",
+        "1records",
+        "records; DROP TABLE x",
+        "a.b",
+        "\"q\"",
+        &too_long,
+    ] {
+        match store.clone().with_table(bad) {
+            Err(StoreError::Config { .. }) => {}
+            other => panic!("{bad:?}: expected a configuration error, got {other:?}"),
+        }
+    }
+    assert!(!format!("{store:?}").contains("s3cretpw"));
+    assert_eq!(
+        store.with_table("payments_2").unwrap().table(),
+        "payments_2"
+    );
+}
