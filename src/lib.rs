@@ -16,6 +16,7 @@ mod outcome;
 mod policy;
 mod request;
 mod response;
+mod settle;
 mod start;
 mod status;
 mod token;
@@ -38,6 +39,12 @@ pub use otp::Otp;
 pub use outcome::{Outcome, Refusal, SendFailure, TimerEvent, Uncertainty};
 pub use policy::Policy;
 pub use request::{Method, Outgoing, Request};
+pub use settle::{
+    Amount, AmountError, BinError, Eligibility, EligibilityCheck, EventName, ExpectedAmount,
+    IntegrityError, OrderSnapshot, ResponseKey, ReturnParams, ReturnUrlError, SecretError,
+    VerifiedReturn, WebhookCredentials, WebhookError, WebhookEvent, MAX_WEBHOOK_BODY,
+    SIGNATURE_ALGORITHM,
+};
 pub use start::{StartRequest, Started};
 pub use status::Status;
 pub use token::{RecordId, RequestKind, Token};
