@@ -66,11 +66,16 @@ mod fault;
 mod model;
 #[cfg(feature = "sandbox-server")]
 mod server;
+mod settle;
 mod wire;
 
-pub use config::{CardFlow, Orders, OtpSource, SandboxConfig, WrongOtp};
+pub use config::{
+    CardFlow, Orders, OtpSource, SandboxConfig, WrongOtp, SANDBOX_RESPONSE_KEY,
+    SANDBOX_WEBHOOK_PASSWORD, SANDBOX_WEBHOOK_USER,
+};
 pub use fault::{Endpoint, Fault};
 pub use model::{BankPageResult, Exchange, Sandbox, SandboxError, TxnView};
 #[cfg(feature = "sandbox-server")]
 pub use server::SandboxServer;
+pub use settle::{WebhookFault, WEBHOOK_PATH};
 pub use wire::{Delivery, HttpRequest, HttpResponse};

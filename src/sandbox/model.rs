@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use super::bodies::{self, ErrorKind, TxnPart};
 use super::config::{CardFlow, Orders, OtpSource, SandboxConfig, WrongOtp};
 use super::fault::{Endpoint, Fault};
+use super::settle::Settlement;
 use super::wire::{Delivery, Form, HttpRequest, HttpResponse};
 use crate::Status;
 
@@ -43,10 +44,11 @@ use crate::Status;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Sandbox {
-    config: SandboxConfig,
+    pub(super) config: SandboxConfig,
     authorization: Option<String>,
     orders: BTreeMap<String, Order>,
     txns: BTreeMap<String, Txn>,
+    pub(super) settle: Settlement,
     faults: VecDeque<(Endpoint, Fault)>,
     ids: u64,
     otps: u64,
@@ -161,6 +163,7 @@ enum Route<'a> {
     Submit { txn: &'a str },
     OrderStatus { order: &'a str },
     BankPage { uuid: &'a str, post: bool },
+    CardBin { bin: &'a str },
 }
 
 impl Route<'_> {
@@ -171,6 +174,7 @@ impl Route<'_> {
             Route::Submit { .. } => Endpoint::Submit,
             Route::OrderStatus { .. } => Endpoint::OrderStatus,
             Route::BankPage { .. } => Endpoint::BankPage,
+            Route::CardBin { .. } => Endpoint::CardBin,
         }
     }
 }
@@ -187,6 +191,7 @@ impl Sandbox {
         };
         Sandbox {
             ids: config.id_seed,
+            settle: Settlement::new(&config),
             config,
             authorization,
             orders: BTreeMap::new(),
@@ -307,7 +312,11 @@ impl Sandbox {
             BankPageResult::Failure => Status::AuthenticationFailed,
         };
         txn.otp = None;
-        Ok(txn.status.clone())
+        let status = txn.status.clone();
+        let order_id = txn.order_id.clone();
+        self.settle.touch(&order_id);
+        self.settle.flush(&self.config, &self.orders, &self.txns);
+        Ok(status)
     }
 
     /// Every request answered so far, oldest first.
@@ -335,6 +344,7 @@ impl Sandbox {
     /// Answers one request at `now`. Never panics; every answer is a documented body.
     pub fn handle(&mut self, req: &HttpRequest, now: OffsetDateTime) -> HttpResponse {
         self.requests = self.requests.wrapping_add(1);
+        self.settle.now = now;
         let prefix = path_prefix(&self.config.base_url).to_owned();
         let route = route(&req.method, req.path(), &prefix);
         let endpoint = route.as_ref().map(Route::endpoint);
@@ -363,6 +373,7 @@ impl Sandbox {
             http_status: response.status,
             delivery: response.delivery,
         });
+        self.settle.flush(&self.config, &self.orders, &self.txns);
         response
     }
 
@@ -390,7 +401,8 @@ impl Sandbox {
             .header("x-routing-id")
             .map(str::trim)
             .filter(|r| !r.is_empty());
-        if self.config.require_routing_id && routing.is_none() {
+        let needs_routing = !matches!(route, Route::CardBin { .. });
+        if self.config.require_routing_id && needs_routing && routing.is_none() {
             return self.error(
                 ErrorKind::Missing,
                 "x-routing-id header is missing",
@@ -403,6 +415,7 @@ impl Sandbox {
             Route::Submit { txn } => self.submit(txn, &Form::parse(&req.body)),
             Route::OrderStatus { order } => self.order(order),
             Route::BankPage { uuid, post } => self.bank_page(uuid, post, req),
+            Route::CardBin { bin } => self.card_bin(bin, req),
         }
     }
 
@@ -674,6 +687,7 @@ impl Sandbox {
             return self.error(ErrorKind::OrderNotFound, "Order not found", &[]);
         };
         let latest = order.txns.last().cloned();
+        self.settle.touch(order_id);
         // A slow authorization has finished by the time anyone asks.
         if let Some(t) = latest.as_ref().and_then(|id| self.txns.get_mut(id)) {
             if t.status == Status::Authorizing {
@@ -712,13 +726,19 @@ impl Sandbox {
             _ => BankPageResult::Success,
         };
         match self.complete_bank_page(uuid, result) {
-            Ok(status) => HttpResponse::html(
-                200,
-                page(
-                    "Sandbox bank page",
-                    &format!("Done: {status}. Return to the merchant."),
-                ),
-            ),
+            Ok(status) => {
+                let order = self.find_txn(uuid).map(|t| t.order_id.clone());
+                if let Some(redirect) = order.and_then(|o| self.bank_page_return(&o)) {
+                    return redirect;
+                }
+                HttpResponse::html(
+                    200,
+                    page(
+                        "Sandbox bank page",
+                        &format!("Done: {status}. Return to the merchant."),
+                    ),
+                )
+            }
             Err(e) => HttpResponse::html(409, page("Sandbox bank page", &e.to_string())),
         }
     }
@@ -737,6 +757,9 @@ impl Sandbox {
     }
 
     fn txn_answer(&mut self, status: u16, txn_id: &str, part: TxnPart) -> HttpResponse {
+        if let Some(t) = self.txns.get(txn_id) {
+            self.settle.touch(&t.order_id);
+        }
         let body = self.txns.get(txn_id).and_then(|t| {
             let order = self.orders.get(&t.order_id)?;
             Some(bodies::txn(&self.config, order, t, part))
@@ -747,7 +770,12 @@ impl Sandbox {
         }
     }
 
-    fn error(&mut self, kind: ErrorKind, message: &str, fields: &[&str]) -> HttpResponse {
+    pub(super) fn error(
+        &mut self,
+        kind: ErrorKind,
+        message: &str,
+        fields: &[&str],
+    ) -> HttpResponse {
         let request_id = format!("req_{:08x}", self.requests);
         HttpResponse::json(
             kind.http_status(),
@@ -785,6 +813,7 @@ fn route<'a>(method: &str, path: &'a str, prefix: &str) -> Option<Route<'a>> {
             challenge: id(challenge)?,
         },
         ("GET", ["orders", order]) => Route::OrderStatus { order: id(order)? },
+        ("GET", ["cardbins", bin]) => Route::CardBin { bin: id(bin)? },
         (m @ ("GET" | "POST"), ["v2", "pay", "start", _merchant, uuid]) => Route::BankPage {
             uuid: id(uuid)?,
             post: m == "POST",
@@ -799,7 +828,7 @@ fn path_prefix(base_url: &str) -> &str {
     target.trim_end_matches('/')
 }
 
-fn brand_of(digits: &str) -> &'static str {
+pub(super) fn brand_of(digits: &str) -> &'static str {
     match digits.as_bytes().first() {
         Some(b'4') => "VISA",
         Some(b'5' | b'2') => "MASTERCARD",
