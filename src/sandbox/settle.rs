@@ -13,7 +13,7 @@ use super::config::SandboxConfig;
 use super::model::{brand_of, Order, Sandbox, Txn};
 use super::wire::{Delivery, Form, HttpRequest, HttpResponse};
 use crate::request::encode_into;
-use crate::{ResponseKey, Status, SIGNATURE_ALGORITHM};
+use crate::{ResponseKey, ReturnParams, Status, SIGNATURE_ALGORITHM};
 
 /// The target of the webhook requests the sandbox queues (as if posted to
 /// `https://merchant/webhooks/juspay`).
@@ -140,9 +140,16 @@ impl Settlement {
         }
     }
 
-    /// The return parameters for an order in `status`, signed, form-encoded (the signature,
-    /// already percent-encoded, is encoded again: `%253D`, as Juspay documents).
-    fn signed_query(&self, order_id: &str, status: &Status) -> Option<String> {
+    /// The return parameters for an order in `status`, signed together with the merchant's
+    /// own parameters (`merchant`, already in its return URL, not repeated here),
+    /// form-encoded (the signature, already percent-encoded, is encoded again: `%253D`, as
+    /// Juspay documents).
+    fn signed_query(
+        &self,
+        order_id: &str,
+        status: &Status,
+        merchant: &[(&str, &str)],
+    ) -> Option<String> {
         let key = self.key.as_ref()?;
         let status_id = bodies::status_id(status).to_string();
         let signed = [
@@ -150,7 +157,7 @@ impl Settlement {
             ("status", status.as_str()),
             ("status_id", status_id.as_str()),
         ];
-        let signature = key.signature(signed);
+        let signature = key.signature(signed.into_iter().chain(merchant.iter().copied()));
         let all = signed.into_iter().chain([
             ("signature", signature.as_str()),
             ("signature_algorithm", SIGNATURE_ALGORITHM),
@@ -183,15 +190,20 @@ impl Sandbox {
     /// key [`ResponseKey::new`] refuses.
     pub fn return_query(&self, order_id: &str) -> Option<String> {
         let status = self.order_status(order_id)?;
-        self.settle.signed_query(order_id, &status)
+        self.settle.signed_query(order_id, &status, &[])
     }
 
-    /// The whole return URL ([`SandboxConfig::return_url`] with
-    /// [`return_query`](Self::return_query)), where the bank page redirects the browser.
-    /// `None` without a configured return URL.
+    /// The whole return URL, where the bank page redirects the browser:
+    /// [`SandboxConfig::return_url`] followed by the return parameters. As Juspay does, the
+    /// signature also covers the parameters already in the merchant's return URL
+    /// (`?cart=7`). `None` without a configured return URL (or with one whose query is not
+    /// readable).
     pub fn return_url(&self, order_id: &str) -> Option<String> {
         let base = self.config.return_url.as_deref()?;
-        let query = self.return_query(order_id)?;
+        let status = self.order_status(order_id)?;
+        let merchant = ReturnParams::from_url(base).ok()?;
+        let merchant: Vec<(&str, &str)> = merchant.iter().collect();
+        let query = self.settle.signed_query(order_id, &status, &merchant)?;
         let joiner = if base.contains('?') { '&' } else { '?' };
         Some(format!("{base}{joiner}{query}"))
     }
