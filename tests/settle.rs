@@ -100,7 +100,10 @@ fn verify(key: &str, query: &str) -> Result<direct_otp::VerifiedReturn, ReturnUr
     ReturnParams::from_query(query)?.verify(&ResponseKey::new(key).unwrap())
 }
 
-const CHARGED: &[(&str, &str)] = &[
+/// Return parameters, names and values as decoded once.
+type Params<'a> = &'a [(&'a str, &'a str)];
+
+const CHARGED: Params = &[
     ("order_id", "ord_42"),
     ("status", "CHARGED"),
     ("status_id", "21"),
@@ -111,7 +114,7 @@ const CHARGED: &[(&str, &str)] = &[
 #[test]
 fn fixed_vectors_verify_and_match_the_reference() {
     // (key, parameters, base64 of the HMAC), computed with Python (see the file's docs).
-    let vectors: &[(&str, &[(&str, &str)], &str)] = &[
+    let vectors: &[(&str, Params, &str)] = &[
         (
             "92206A0A4A75499C9B11206C2B3B9A53",
             &[

@@ -6,7 +6,10 @@
 //! answers the four Direct OTP calls with the documented bodies and error envelopes, and
 //! lets a test read the OTP the "bank" sent ([`Sandbox::current_otp`]), finish a bank page
 //! ([`Sandbox::complete_bank_page`]) and script faults ([`Sandbox::inject`]): a 500, a slow
-//! answer, a response dropped after the state changed.
+//! answer, a response dropped after the state changed. It also plays the other settlement
+//! sources: signed return URLs ([`Sandbox::return_url`]), card eligibility
+//! (`GET /cardbins/{bin}`), and webhook events per order ([`Sandbox::take_webhooks`], with
+//! scripted duplicates and reordering, [`WebhookFault`]).
 //!
 //! Drive the library against it in-process, feeding its requests straight in:
 //!

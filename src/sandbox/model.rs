@@ -17,8 +17,9 @@ use crate::Status;
 /// holding orders and transactions in memory. No IO, no clock: `now` is an argument.
 ///
 /// It answers `POST /txns`, `POST /v2/txns/{id}/authenticate/{challenge_id}/resend`,
-/// `POST /v2/txns/{id}/authenticate`, `GET /orders/{order_id}`, and the bank page
-/// `GET`/`POST /v2/pay/start/{merchant}/{txn_uuid}`; see `docs/sandbox.md` for the rules.
+/// `POST /v2/txns/{id}/authenticate`, `GET /orders/{order_id}`, `GET /cardbins/{bin}`, and
+/// the bank page `GET`/`POST /v2/pay/start/{merchant}/{txn_uuid}`; see `docs/sandbox.md` for
+/// the rules.
 ///
 /// ```
 /// use direct_otp::sandbox::{OtpSource, Sandbox, SandboxConfig};
