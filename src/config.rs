@@ -152,7 +152,7 @@ fn basic_auth(api_key: &str) -> Result<String, ConfigError> {
 }
 
 /// Standard base64 with padding (RFC 4648 §4).
-fn base64_into(input: &[u8], out: &mut String) {
+pub(crate) fn base64_into(input: &[u8], out: &mut String) {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for chunk in input.chunks(3) {
         let b = [

@@ -35,6 +35,39 @@ impl<'a> Text<'a> {
     }
 }
 
+/// A number kept as the exact text the server sent (`1499.0`, `"1499.00"`), for money: it is
+/// never turned into an `f64`. A JSON number gives its literal; a string gives its trimmed
+/// content (checked later by whoever reads it as an amount). `None` when absent, null, a
+/// boolean or a container. Reads only from `serde_json` (it borrows the raw JSON text).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct NumberText<'a>(pub(crate) Option<Cow<'a, str>>);
+
+impl NumberText<'_> {
+    pub(crate) fn as_deref(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for NumberText<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let Some(raw) = <Option<&'de serde_json::value::RawValue>>::deserialize(d)? else {
+            return Ok(NumberText(None));
+        };
+        let text = raw.get();
+        Ok(NumberText(match text.as_bytes().first() {
+            Some(b'-' | b'0'..=b'9') => Some(Cow::Borrowed(text)),
+            Some(b'"') => serde_json::from_str::<Cow<'de, str>>(text)
+                .ok()
+                .map(|s| match s {
+                    Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
+                    Cow::Owned(o) => Cow::Owned(o.trim().to_owned()),
+                })
+                .filter(|s| !s.is_empty()),
+            _ => None,
+        }))
+    }
+}
+
 /// Drains a map or sequence that a field doesn't want.
 fn skip_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
     while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
@@ -213,6 +246,39 @@ mod tests {
             (Some("a\"b".into()), Some(3), Some(false))
         );
         assert_eq!(probe(r#"{"c":4.0,"f":0}"#), (None, Some(4), Some(false)));
+    }
+
+    #[derive(Deserialize)]
+    struct Money<'a> {
+        #[serde(default, borrow)]
+        n: NumberText<'a>,
+    }
+
+    #[test]
+    fn numbers_keep_their_exact_text() {
+        let n = |json: &str| {
+            let m: Money = serde_json::from_str(json).unwrap();
+            m.n.0.map(|c| c.into_owned())
+        };
+        for (json, want) in [
+            (r#"{"n":1499.0}"#, Some("1499.0")),
+            (
+                r#"{"n":0.1000000000000000055511151231257827}"#,
+                Some("0.1000000000000000055511151231257827"),
+            ),
+            (r#"{"n":-2E+3}"#, Some("-2E+3")),
+            (r#"{"n":" 1499.00 "}"#, Some("1499.00")),
+            (r#"{"n":"\u0031"}"#, Some("1")),
+            (r#"{"n":"x"}"#, Some("x")),
+            (r#"{"n":""}"#, None),
+            (r#"{"n":null}"#, None),
+            (r#"{"n":true}"#, None),
+            (r#"{"n":{"a":[1]}}"#, None),
+            (r#"{"n":[1]}"#, None),
+            (r#"{}"#, None),
+        ] {
+            assert_eq!(n(json).as_deref(), want, "{json}");
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod payment;
 mod policy;
 mod request;
 mod response;
+mod settle;
 mod start;
 mod status;
 mod token;
@@ -45,6 +46,12 @@ pub use outcome::{Outcome, Refusal, Reply, SendFailure, TimerEvent, Uncertainty}
 pub use payment::{Payment, PAYMENT_FORMAT_VERSION};
 pub use policy::Policy;
 pub use request::{Method, Outgoing, Request};
+pub use settle::{
+    Amount, AmountError, BinError, Eligibility, EligibilityCheck, EventName, ExpectedAmount,
+    IntegrityError, OrderSnapshot, ResponseKey, ReturnParams, ReturnUrlError, SecretError,
+    VerifiedReturn, WebhookCredentials, WebhookError, WebhookEvent, MAX_WEBHOOK_BODY,
+    SIGNATURE_ALGORITHM,
+};
 pub use start::{StartRequest, Started};
 pub use status::Status;
 pub use token::{RecordId, RequestKind, Token};

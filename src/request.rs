@@ -232,6 +232,34 @@ pub(crate) fn order_status(config: &Config, order: &str, routing: &Arc<str>) -> 
     r
 }
 
+/// `GET /cardbins/{bin}?merchant_id=..&options.check_direct_otp_support=true`, with
+/// `x-routing-id` when given and `x-merchantid`/`version` when configured. The BIN must
+/// already be checked (digits only); the merchant id is form-encoded into the query.
+pub(crate) fn card_bin(
+    config: &Config,
+    bin: &str,
+    merchant_id: &str,
+    routing: Option<&Arc<str>>,
+) -> Request {
+    let mut query = Form::with_capacity(64 + merchant_id.len());
+    query.field("merchant_id", merchant_id);
+    query.field("options.check_direct_otp_support", "true");
+    // Not a secret: taken out of the wiping buffer as it is.
+    let query = String::from_utf8(std::mem::take(&mut query.0)).unwrap_or_default();
+    let url = url(config, &["/cardbins/", bin, "?", &query]);
+    let mut r = Request::new(RequestKind::CardBin, Method::Get, url, config);
+    if let Some(routing) = routing {
+        r.header_push("x-routing-id", routing);
+    }
+    if let Some(m) = config.merchant_id() {
+        r.header_push("x-merchantid", m);
+    }
+    if let Some(v) = config.version() {
+        r.header_push("version", v);
+    }
+    r
+}
+
 /// `POST /txns` with a prepared form body (holds card data: redacted in `Debug`).
 pub(crate) fn start(config: &Config, routing: &Arc<str>, form: Form) -> Request {
     let url = url(config, &["/txns"]);
@@ -288,7 +316,7 @@ impl Drop for Form {
 }
 
 /// Form-urlencodes `s` (WHATWG `application/x-www-form-urlencoded` byte serializer).
-fn encode_into(s: &str, out: &mut Vec<u8>) {
+pub(crate) fn encode_into(s: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in s.as_bytes() {
         match b {

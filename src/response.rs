@@ -11,7 +11,7 @@
 use serde::Deserialize;
 
 use crate::error::{ApiError, ForeignAnswer, Malformed, ResponseError};
-use crate::lenient::{Count, Flag, Text};
+use crate::lenient::{Count, Flag, NumberText, Text};
 use crate::status::Status;
 
 /// The transaction shape.
@@ -119,13 +119,21 @@ impl Params<'_> {
     }
 }
 
-/// The order shape (`GET /orders/{order_id}`): its order id and status.
+/// The order shape (`GET /orders/{order_id}`, and `content.order` of a webhook): its order
+/// id and status, and what settlement checks them against (the amount as exact text, the
+/// currency, the transaction).
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct OrderBody<'a> {
     #[serde(default, borrow)]
     pub order_id: Text<'a>,
     #[serde(default, borrow)]
     pub status: Text<'a>,
+    #[serde(default, borrow)]
+    pub amount: NumberText<'a>,
+    #[serde(default, borrow)]
+    pub currency: Text<'a>,
+    #[serde(default, borrow)]
+    pub txn_id: Text<'a>,
 }
 
 /// Refuses an answer that names another order than `expected` (an answer without an order

@@ -23,22 +23,25 @@ pub enum RequestKind {
     Submit,
     /// `GET /orders/{order_id}`.
     OrderStatus,
+    /// `GET /cardbins/{bin}`: is this card eligible for Direct OTP.
+    CardBin,
 }
 
 impl RequestKind {
     /// True if sending it twice could do something twice (an SMS, an OTP attempt, a
     /// transaction): such a request is never retried blindly after a lost answer.
     pub fn has_side_effects(self) -> bool {
-        !matches!(self, RequestKind::OrderStatus)
+        !matches!(self, RequestKind::OrderStatus | RequestKind::CardBin)
     }
 
-    /// A stable snake_case name: `start`, `resend`, `submit`, `order_status`.
+    /// A stable snake_case name: `start`, `resend`, `submit`, `order_status`, `card_bin`.
     pub fn code(self) -> &'static str {
         match self {
             RequestKind::Start => "start",
             RequestKind::Resend => "resend",
             RequestKind::Submit => "submit",
             RequestKind::OrderStatus => "order_status",
+            RequestKind::CardBin => "card_bin",
         }
     }
 }

@@ -3,6 +3,13 @@
 
 use std::fmt;
 
+/// The response key a sandbox signs return URLs with unless told otherwise.
+pub const SANDBOX_RESPONSE_KEY: &str = "sandbox_response_key";
+/// The webhook user name a sandbox sends unless told otherwise.
+pub const SANDBOX_WEBHOOK_USER: &str = "sandbox_webhooks";
+/// The webhook password a sandbox sends unless told otherwise.
+pub const SANDBOX_WEBHOOK_PASSWORD: &str = "sandbox_webhook_password";
+
 /// How the simulated bank picks the OTP it "sends by SMS" on each send.
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -121,7 +128,13 @@ pub struct SandboxConfig {
     /// none. [`Sandbox::requests_to`](super::Sandbox::requests_to) counts every request
     /// whatever this is. Default [`SandboxConfig::DEFAULT_LOG_CAPACITY`] (1,024).
     pub log_capacity: usize,
+    /// The merchant's return URL. When set, finishing the bank page (`POST`) answers
+    /// `302` to it with signed return parameters (see `docs/settlement.md`); when `None`
+    /// (the default) the bank page answers a small HTML page.
+    pub return_url: Option<String>,
     cards: Vec<(String, CardFlow)>,
+    response_key: String,
+    webhook_credentials: (String, String),
 }
 
 impl SandboxConfig {
@@ -146,8 +159,44 @@ impl SandboxConfig {
             currency: "INR".to_owned(),
             id_seed: 1,
             log_capacity: Self::DEFAULT_LOG_CAPACITY,
+            return_url: None,
             cards: Vec::new(),
+            response_key: SANDBOX_RESPONSE_KEY.to_owned(),
+            webhook_credentials: (
+                SANDBOX_WEBHOOK_USER.to_owned(),
+                SANDBOX_WEBHOOK_PASSWORD.to_owned(),
+            ),
         }
+    }
+
+    /// Sets the response key return URLs are signed with (default
+    /// [`SANDBOX_RESPONSE_KEY`]); give the same to [`ResponseKey::new`](crate::ResponseKey::new).
+    pub fn with_response_key(mut self, key: &str) -> Self {
+        self.response_key = key.to_owned();
+        self
+    }
+
+    /// Sets the HTTP Basic credentials webhooks carry (default [`SANDBOX_WEBHOOK_USER`],
+    /// [`SANDBOX_WEBHOOK_PASSWORD`]).
+    pub fn with_webhook_credentials(mut self, username: &str, password: &str) -> Self {
+        self.webhook_credentials = (username.to_owned(), password.to_owned());
+        self
+    }
+
+    /// Sets [`return_url`](Self::return_url).
+    pub fn with_return_url(mut self, url: &str) -> Self {
+        self.return_url = Some(url.to_owned());
+        self
+    }
+
+    /// The response key return URLs are signed with.
+    pub fn response_key(&self) -> &str {
+        &self.response_key
+    }
+
+    /// The webhook credentials (user name, password).
+    pub fn webhook_credentials(&self) -> (&str, &str) {
+        (&self.webhook_credentials.0, &self.webhook_credentials.1)
     }
 
     /// Sets how OTPs are chosen.
@@ -202,7 +251,10 @@ impl fmt::Debug for SandboxConfig {
             .field("currency", &self.currency)
             .field("id_seed", &self.id_seed)
             .field("log_capacity", &self.log_capacity)
+            .field("return_url", &self.return_url)
             .field("cards", &self.cards.len())
+            .field("response_key", &"[redacted]")
+            .field("webhook_credentials", &"[redacted]")
             .finish()
     }
 }

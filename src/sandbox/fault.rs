@@ -17,6 +17,8 @@ pub enum Endpoint {
     /// `GET`/`POST /v2/pay/start/{merchant}/{txn_uuid}`: the bank page a browser is sent to
     /// (`fallback_url`, or the 3DS failover `url`). No API key needed.
     BankPage,
+    /// `GET /cardbins/{bin}`: card eligibility for Direct OTP.
+    CardBin,
 }
 
 impl Endpoint {
@@ -27,6 +29,7 @@ impl Endpoint {
             crate::RequestKind::Resend => Endpoint::Resend,
             crate::RequestKind::Submit => Endpoint::Submit,
             crate::RequestKind::OrderStatus => Endpoint::OrderStatus,
+            crate::RequestKind::CardBin => Endpoint::CardBin,
         }
     }
 }

@@ -6,7 +6,10 @@
 //! answers the four Direct OTP calls with the documented bodies and error envelopes, and
 //! lets a test read the OTP the "bank" sent ([`Sandbox::current_otp`]), finish a bank page
 //! ([`Sandbox::complete_bank_page`]) and script faults ([`Sandbox::inject`]): a 500, a slow
-//! answer, a response dropped after the state changed.
+//! answer, a response dropped after the state changed. It also plays the other settlement
+//! sources: signed return URLs ([`Sandbox::return_url`]), card eligibility
+//! (`GET /cardbins/{bin}`), and webhook events per order ([`Sandbox::take_webhooks`], with
+//! scripted duplicates and reordering, [`WebhookFault`]).
 //!
 //! Drive the library against it in-process, feeding its requests straight in:
 //!
@@ -68,11 +71,16 @@ mod model;
 #[cfg(feature = "sandbox-server")]
 mod server;
 mod state;
+mod settle;
 mod wire;
 
-pub use config::{CardFlow, Orders, OtpSource, SandboxConfig, WrongOtp};
+pub use config::{
+    CardFlow, Orders, OtpSource, SandboxConfig, WrongOtp, SANDBOX_RESPONSE_KEY,
+    SANDBOX_WEBHOOK_PASSWORD, SANDBOX_WEBHOOK_USER,
+};
 pub use fault::{Endpoint, Fault};
 pub use model::{BankPageResult, Exchange, Sandbox, SandboxError, TxnView};
 #[cfg(feature = "sandbox-server")]
 pub use server::SandboxServer;
+pub use settle::{WebhookFault, WEBHOOK_PATH};
 pub use wire::{Delivery, HttpRequest, HttpResponse};

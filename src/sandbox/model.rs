@@ -11,6 +11,7 @@ use super::bodies::{self, ErrorKind, TxnPart};
 use super::config::{CardFlow, Orders, OtpSource, SandboxConfig, WrongOtp};
 use super::fault::{Endpoint, Fault};
 use super::state::{CardFacts, Order, Txn};
+use super::settle::Settlement;
 use super::wire::{Delivery, Form, HttpRequest, HttpResponse};
 use crate::Status;
 
@@ -18,8 +19,9 @@ use crate::Status;
 /// holding orders and transactions in memory. No IO, no clock: `now` is an argument.
 ///
 /// It answers `POST /txns`, `POST /v2/txns/{id}/authenticate/{challenge_id}/resend`,
-/// `POST /v2/txns/{id}/authenticate`, `GET /orders/{order_id}`, and the bank page
-/// `GET`/`POST /v2/pay/start/{merchant}/{txn_uuid}`; see `docs/sandbox.md` for the rules.
+/// `POST /v2/txns/{id}/authenticate`, `GET /orders/{order_id}`, `GET /cardbins/{bin}`, and
+/// the bank page `GET`/`POST /v2/pay/start/{merchant}/{txn_uuid}`; see `docs/sandbox.md` for
+/// the rules.
 ///
 /// ```
 /// use direct_otp::sandbox::{OtpSource, Sandbox, SandboxConfig};
@@ -45,9 +47,10 @@ use crate::Status;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Sandbox {
-    config: SandboxConfig,
+    pub(super) config: SandboxConfig,
     orders: BTreeMap<String, Order>,
     txns: BTreeMap<String, Txn>,
+    pub(super) settle: Settlement,
     faults: VecDeque<(Endpoint, Fault)>,
     ids: u64,
     otps: u64,
@@ -126,6 +129,7 @@ enum Route<'a> {
     Submit { txn: &'a str },
     OrderStatus { order: &'a str },
     BankPage { uuid: &'a str, post: bool },
+    CardBin { bin: &'a str },
 }
 
 impl Route<'_> {
@@ -136,6 +140,7 @@ impl Route<'_> {
             Route::Submit { .. } => Endpoint::Submit,
             Route::OrderStatus { .. } => Endpoint::OrderStatus,
             Route::BankPage { .. } => Endpoint::BankPage,
+            Route::CardBin { .. } => Endpoint::CardBin,
         }
     }
 }
@@ -149,6 +154,7 @@ impl Sandbox {
         };
         Sandbox {
             ids: config.id_seed,
+            settle: Settlement::new(&config),
             config,
             orders: BTreeMap::new(),
             txns: BTreeMap::new(),
@@ -269,7 +275,11 @@ impl Sandbox {
             BankPageResult::Failure => Status::AuthenticationFailed,
         };
         txn.otp = None;
-        Ok(txn.status.clone())
+        let status = txn.status.clone();
+        let order_id = txn.order_id.clone();
+        self.settle.touch(&order_id);
+        self.settle.flush(&self.config, &self.orders, &self.txns);
+        Ok(status)
     }
 
     /// The most recent requests answered, oldest first: at most
@@ -297,6 +307,7 @@ impl Sandbox {
     /// Answers one request at `now`. Never panics; every answer is a documented body.
     pub fn handle(&mut self, req: &HttpRequest, now: OffsetDateTime) -> HttpResponse {
         self.requests = self.requests.wrapping_add(1);
+        self.settle.now = now;
         let prefix = path_prefix(&self.config.base_url).to_owned();
         let route = route(&req.method, req.path(), &prefix);
         let endpoint = route.as_ref().map(Route::endpoint);
@@ -331,6 +342,7 @@ impl Sandbox {
             delivery: response.delivery,
         };
         self.record(exchange);
+        self.settle.flush(&self.config, &self.orders, &self.txns);
         response
     }
 
@@ -370,7 +382,8 @@ impl Sandbox {
             .header("x-routing-id")
             .map(str::trim)
             .filter(|r| !r.is_empty());
-        if self.config.require_routing_id && routing.is_none() {
+        let needs_routing = !matches!(route, Route::CardBin { .. });
+        if self.config.require_routing_id && needs_routing && routing.is_none() {
             return self.error(
                 ErrorKind::Missing,
                 "x-routing-id header is missing",
@@ -383,6 +396,7 @@ impl Sandbox {
             Route::Submit { txn } => self.submit(txn, &Form::parse(&req.body)),
             Route::OrderStatus { order } => self.order(order),
             Route::BankPage { uuid, post } => self.bank_page(uuid, post, req),
+            Route::CardBin { bin } => self.card_bin(bin, req),
         }
     }
 
@@ -654,6 +668,7 @@ impl Sandbox {
             return self.error(ErrorKind::OrderNotFound, "Order not found", &[]);
         };
         let latest = order.txns.last().cloned();
+        self.settle.touch(order_id);
         // A slow authorization has finished by the time anyone asks.
         if let Some(t) = latest.as_ref().and_then(|id| self.txns.get_mut(id)) {
             if t.status == Status::Authorizing {
@@ -692,13 +707,19 @@ impl Sandbox {
             _ => BankPageResult::Success,
         };
         match self.complete_bank_page(uuid, result) {
-            Ok(status) => HttpResponse::html(
-                200,
-                page(
-                    "Sandbox bank page",
-                    &format!("Done: {status}. Return to the merchant."),
-                ),
-            ),
+            Ok(status) => {
+                let order = self.find_txn(uuid).map(|t| t.order_id.clone());
+                if let Some(redirect) = order.and_then(|o| self.bank_page_return(&o)) {
+                    return redirect;
+                }
+                HttpResponse::html(
+                    200,
+                    page(
+                        "Sandbox bank page",
+                        &format!("Done: {status}. Return to the merchant."),
+                    ),
+                )
+            }
             Err(e) => HttpResponse::html(409, page("Sandbox bank page", &e.to_string())),
         }
     }
@@ -717,6 +738,9 @@ impl Sandbox {
     }
 
     fn txn_answer(&mut self, status: u16, txn_id: &str, part: TxnPart) -> HttpResponse {
+        if let Some(t) = self.txns.get(txn_id) {
+            self.settle.touch(&t.order_id);
+        }
         let body = self.txns.get(txn_id).and_then(|t| {
             let order = self.orders.get(&t.order_id)?;
             Some(bodies::txn(&self.config, order, t, part))
@@ -727,7 +751,12 @@ impl Sandbox {
         }
     }
 
-    fn error(&mut self, kind: ErrorKind, message: &str, fields: &[&str]) -> HttpResponse {
+    pub(super) fn error(
+        &mut self,
+        kind: ErrorKind,
+        message: &str,
+        fields: &[&str],
+    ) -> HttpResponse {
         let request_id = format!("req_{:08x}", self.requests);
         HttpResponse::json(
             kind.http_status(),
@@ -765,6 +794,7 @@ fn route<'a>(method: &str, path: &'a str, prefix: &str) -> Option<Route<'a>> {
             challenge: id(challenge)?,
         },
         ("GET", ["orders", order]) => Route::OrderStatus { order: id(order)? },
+        ("GET", ["cardbins", bin]) => Route::CardBin { bin: id(bin)? },
         (m @ ("GET" | "POST"), ["v2", "pay", "start", _merchant, uuid]) => Route::BankPage {
             uuid: id(uuid)?,
             post: m == "POST",
@@ -779,7 +809,7 @@ fn path_prefix(base_url: &str) -> &str {
     target.trim_end_matches('/')
 }
 
-fn brand_of(digits: &str) -> &'static str {
+pub(super) fn brand_of(digits: &str) -> &'static str {
     match digits.as_bytes().first() {
         Some(b'4') => "VISA",
         Some(b'5' | b'2') => "MASTERCARD",

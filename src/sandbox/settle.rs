@@ -1,0 +1,304 @@
+//! The sandbox's other settlement sources: the signed return URL the bank page sends the
+//! browser back to, the card eligibility answer (`GET /cardbins/{bin}`), and a queue of
+//! webhook events per order that a test takes and feeds to its handler, with scripted
+//! duplicates and reordering.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::bodies::{self, ErrorKind};
+use super::config::SandboxConfig;
+use super::model::{brand_of, Sandbox};
+use super::state::{Order, Txn};
+use super::wire::{Delivery, Form, HttpRequest, HttpResponse};
+use crate::request::encode_into;
+use crate::{ResponseKey, ReturnParams, Status, SIGNATURE_ALGORITHM};
+
+/// The target of the webhook requests the sandbox queues (as if posted to
+/// `https://merchant/webhooks/juspay`).
+pub const WEBHOOK_PATH: &str = "/webhooks/juspay";
+
+/// What happens to the next webhook event the sandbox generates, queued with
+/// [`Sandbox::inject_webhook`]. Each fault is used once, by the next event of any order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WebhookFault {
+    /// The event is queued twice (same `id`, same body): Juspay retried it.
+    Duplicate,
+    /// The event is held back and queued right after the order's next event: the two
+    /// arrive out of order. With no next event, it comes last at the next
+    /// [`take_webhooks`](Sandbox::take_webhooks).
+    DeliverAfterNext,
+}
+
+/// The settlement state of a sandbox.
+pub(crate) struct Settlement {
+    key: Option<ResponseKey>,
+    authorization: String,
+    /// BIN prefixes and whether they are eligible for Direct OTP; the longest match wins.
+    bins: Vec<(String, bool)>,
+    queues: BTreeMap<String, VecDeque<HttpRequest>>,
+    held: BTreeMap<String, Vec<HttpRequest>>,
+    /// The latest transaction and status each order's events have told.
+    told: BTreeMap<String, (String, Status)>,
+    /// Orders whose state may have changed since the last flush.
+    dirty: BTreeSet<String>,
+    faults: VecDeque<WebhookFault>,
+    events: u64,
+    /// The time of the request being handled (webhooks' `date_created`).
+    pub(crate) now: OffsetDateTime,
+}
+
+impl Settlement {
+    pub(crate) fn new(config: &SandboxConfig) -> Settlement {
+        let (user, password) = config.webhook_credentials();
+        let mut authorization = String::from("Basic ");
+        crate::config::base64_into(format!("{user}:{password}").as_bytes(), &mut authorization);
+        Settlement {
+            key: ResponseKey::new(config.response_key()).ok(),
+            authorization,
+            bins: Vec::new(),
+            queues: BTreeMap::new(),
+            held: BTreeMap::new(),
+            told: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            faults: VecDeque::new(),
+            events: 0,
+            now: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    /// Marks an order whose transactions may have changed.
+    pub(crate) fn touch(&mut self, order_id: &str) {
+        if !self.dirty.contains(order_id) {
+            self.dirty.insert(order_id.to_owned());
+        }
+    }
+
+    /// Queues the webhook events of every order changed since the last flush: `TXN_CREATED`
+    /// for a new transaction, `ORDER_SUCCEEDED`/`ORDER_FAILED` when it becomes final.
+    pub(crate) fn flush(
+        &mut self,
+        config: &SandboxConfig,
+        orders: &BTreeMap<String, Order>,
+        txns: &BTreeMap<String, Txn>,
+    ) {
+        for order_id in std::mem::take(&mut self.dirty) {
+            let Some(order) = orders.get(&order_id) else {
+                continue;
+            };
+            let Some(txn) = order.txns.last().and_then(|id| txns.get(id)) else {
+                continue;
+            };
+            let state = (txn.id.clone(), txn.status.clone());
+            let before = self.told.insert(order_id.clone(), state.clone());
+            if before.as_ref().is_none_or(|(id, _)| *id != txn.id) {
+                self.event(config, order, txn, "TXN_CREATED");
+            }
+            if before.as_ref() != Some(&state) && txn.status.is_final() {
+                let name = match txn.status {
+                    Status::Charged | Status::Authorized => "ORDER_SUCCEEDED",
+                    Status::AutoRefunded => "ORDER_REFUNDED",
+                    _ => "ORDER_FAILED",
+                };
+                self.event(config, order, txn, name);
+            }
+        }
+    }
+
+    fn event(&mut self, config: &SandboxConfig, order: &Order, txn: &Txn, name: &str) {
+        self.events += 1;
+        let body = json!({
+            "id": format!("evt_{:012}", self.events),
+            "event_name": name,
+            "date_created": bodies::rfc3339(self.now),
+            "content": { "order": bodies::order(config, order, Some(txn)) },
+        });
+        let request = HttpRequest::new("POST", WEBHOOK_PATH)
+            .with_header("authorization", &self.authorization)
+            .with_header("content-type", "application/json")
+            .with_body(body.to_string());
+        let order_id = order.order_id.as_str();
+        match self.faults.pop_front() {
+            Some(WebhookFault::DeliverAfterNext) => {
+                self.held
+                    .entry(order_id.to_owned())
+                    .or_default()
+                    .push(request);
+            }
+            fault => {
+                let queue = self.queues.entry(order_id.to_owned()).or_default();
+                if fault == Some(WebhookFault::Duplicate) {
+                    queue.push_back(request.clone());
+                }
+                queue.push_back(request);
+                if let Some(held) = self.held.remove(order_id) {
+                    queue.extend(held);
+                }
+            }
+        }
+    }
+
+    /// The return parameters for an order in `status`, signed together with the merchant's
+    /// own parameters (`merchant`, already in its return URL, not repeated here),
+    /// form-encoded (the signature, already percent-encoded, is encoded again: `%253D`, as
+    /// Juspay documents).
+    fn signed_query(
+        &self,
+        order_id: &str,
+        status: &Status,
+        merchant: &[(&str, &str)],
+    ) -> Option<String> {
+        let key = self.key.as_ref()?;
+        let status_id = bodies::status_id(status).to_string();
+        let signed = [
+            ("order_id", order_id),
+            ("status", status.as_str()),
+            ("status_id", status_id.as_str()),
+        ];
+        let signature = key.signature(signed.into_iter().chain(merchant.iter().copied()));
+        let all = signed.into_iter().chain([
+            ("signature", signature.as_str()),
+            ("signature_algorithm", SIGNATURE_ALGORITHM),
+        ]);
+        let mut query = Vec::with_capacity(160 + order_id.len());
+        for (name, value) in all {
+            if !query.is_empty() {
+                query.push(b'&');
+            }
+            encode_into(name, &mut query);
+            query.push(b'=');
+            encode_into(value, &mut query);
+        }
+        String::from_utf8(query).ok()
+    }
+
+    fn eligible(&self, bin: &str) -> bool {
+        self.bins
+            .iter()
+            .filter(|(prefix, _)| bin.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .is_none_or(|(_, eligible)| *eligible)
+    }
+}
+
+impl Sandbox {
+    /// The signed return parameters (a query string, without `?`) for the order's current
+    /// status: `order_id`, `status`, `status_id`, `signature`, `signature_algorithm`,
+    /// signed with the configured response key. `None` for an unknown order or a response
+    /// key [`ResponseKey::new`] refuses.
+    pub fn return_query(&self, order_id: &str) -> Option<String> {
+        let status = self.order_status(order_id)?;
+        self.settle.signed_query(order_id, &status, &[])
+    }
+
+    /// The whole return URL, where the bank page redirects the browser:
+    /// [`SandboxConfig::return_url`] followed by the return parameters. As Juspay does, the
+    /// signature also covers the parameters already in the merchant's return URL
+    /// (`?cart=7`). `None` without a configured return URL (or with one whose query is not
+    /// readable).
+    pub fn return_url(&self, order_id: &str) -> Option<String> {
+        let base = self.config.return_url.as_deref()?;
+        let status = self.order_status(order_id)?;
+        let merchant = ReturnParams::from_url(base).ok()?;
+        let merchant: Vec<(&str, &str)> = merchant.iter().collect();
+        let query = self.settle.signed_query(order_id, &status, &merchant)?;
+        let joiner = if base.contains('?') { '&' } else { '?' };
+        Some(format!("{base}{joiner}{query}"))
+    }
+
+    /// Queues a fault for the next webhook event (see [`WebhookFault`]).
+    pub fn inject_webhook(&mut self, fault: WebhookFault) {
+        self.settle.faults.push_back(fault);
+    }
+
+    /// Takes the webhooks queued for an order, oldest first: `POST` requests to
+    /// [`WEBHOOK_PATH`] with the configured Basic credentials and a JSON event body, ready
+    /// for the merchant's handler ([`WebhookCredentials::verify`](crate::WebhookCredentials::verify)).
+    pub fn take_webhooks(&mut self, order_id: &str) -> Vec<HttpRequest> {
+        let mut taken: Vec<HttpRequest> = self
+            .settle
+            .queues
+            .remove(order_id)
+            .map(Vec::from)
+            .unwrap_or_default();
+        taken.extend(self.settle.held.remove(order_id).unwrap_or_default());
+        taken
+    }
+
+    /// How many webhooks are waiting for an order (held ones included).
+    pub fn pending_webhooks(&self, order_id: &str) -> usize {
+        self.settle.queues.get(order_id).map_or(0, VecDeque::len)
+            + self.settle.held.get(order_id).map_or(0, Vec::len)
+    }
+
+    /// Makes every BIN starting with `prefix` eligible for Direct OTP or not in
+    /// `GET /cardbins/{bin}` answers (the longest matching prefix wins; BINs matching no
+    /// prefix are eligible).
+    pub fn set_bin_eligibility(&mut self, prefix: &str, eligible: bool) {
+        self.settle.bins.retain(|(p, _)| p != prefix);
+        self.settle.bins.push((prefix.to_owned(), eligible));
+    }
+
+    /// `GET /cardbins/{bin}?merchant_id=..&options.check_direct_otp_support=true`.
+    pub(super) fn card_bin(&mut self, bin: &str, req: &HttpRequest) -> HttpResponse {
+        let query = req.target.split_once('?').map_or("", |(_, q)| q);
+        let query = Form::parse(query.as_bytes());
+        if !(6..=9).contains(&bin.len()) || !bin.bytes().all(|b| b.is_ascii_digit()) {
+            return self.error(
+                ErrorKind::InvalidInput,
+                "card_bin must be 6 to 9 digits",
+                &[],
+            );
+        }
+        match query.get("merchant_id") {
+            None => {
+                return self.error(
+                    ErrorKind::Missing,
+                    "Missing mandatory parameter: merchant_id",
+                    &["merchant_id"],
+                )
+            }
+            Some(m) if m != self.config.merchant_id => {
+                return self.error(
+                    ErrorKind::InvalidInput,
+                    "merchant_id does not match the API key's merchant",
+                    &[],
+                )
+            }
+            Some(_) => {}
+        }
+        let mut body = json!({
+            "id": bin,
+            "object": "cardbin",
+            "brand": brand_of(bin),
+            "bank": "Sandbox Bank",
+            "type": "CREDIT",
+            "country": "INDIA",
+        });
+        let asked = query
+            .get("options.check_direct_otp_support")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        if asked {
+            body["direct_otp_support"] = json!(self.settle.eligible(bin));
+        }
+        HttpResponse::json(200, &body)
+    }
+
+    /// The bank page's answer once authentication is finished: a redirect to the signed
+    /// return URL when one is configured.
+    pub(super) fn bank_page_return(&self, order_id: &str) -> Option<HttpResponse> {
+        let url = self.return_url(order_id)?;
+        Some(HttpResponse {
+            status: 302,
+            headers: vec![
+                ("location".into(), url),
+                ("content-type".into(), "text/plain; charset=utf-8".into()),
+            ],
+            body: b"Returning to the merchant.".to_vec(),
+            delivery: Delivery::Now,
+        })
+    }
+}
