@@ -70,8 +70,8 @@ mod fault;
 mod model;
 #[cfg(feature = "sandbox-server")]
 mod server;
-mod state;
 mod settle;
+mod state;
 mod wire;
 
 pub use config::{

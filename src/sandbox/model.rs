@@ -10,8 +10,8 @@ use super::auth;
 use super::bodies::{self, ErrorKind, TxnPart};
 use super::config::{CardFlow, Orders, OtpSource, SandboxConfig, WrongOtp};
 use super::fault::{Endpoint, Fault};
-use super::state::{CardFacts, Order, Txn};
 use super::settle::Settlement;
+use super::state::{CardFacts, Order, Txn};
 use super::wire::{Delivery, Form, HttpRequest, HttpResponse};
 use crate::Status;
 

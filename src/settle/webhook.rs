@@ -303,7 +303,9 @@ mod unix_ms {
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OffsetDateTime>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<OffsetDateTime>, D::Error> {
         Ok(Option::<crate::clock::Stamp>::deserialize(d)?.map(crate::clock::Stamp::to_time))
     }
 }
