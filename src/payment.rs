@@ -77,6 +77,9 @@ pub const PAYMENT_FORMAT_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(remote = "Self")]
 pub struct Payment {
+    /// `{order_id}/{attempt}`, derived (not persisted).
+    #[serde(skip)]
+    key: String,
     format: PaymentFormat,
     record: RecordId,
     revision: u64,
@@ -129,6 +132,7 @@ impl Payment {
     pub fn new(start: &StartRequest, attempt: u32, now: OffsetDateTime) -> Payment {
         let now = Stamp::from_time(now);
         Payment {
+            key: key_of(start.order_id().as_str(), attempt),
             format: PaymentFormat,
             record: RecordId::random(),
             revision: 1,
@@ -402,7 +406,7 @@ impl Payment {
         };
         let status = self.status();
         PaymentView {
-            key: self.key(),
+            key: self.key.clone(),
             order_id: self.order_id.as_str().to_owned(),
             attempt: self.attempt,
             next: next.code().to_owned(),
@@ -428,8 +432,8 @@ impl Payment {
     }
 
     /// The key to store this record under: `{order_id}/{attempt}`.
-    pub fn key(&self) -> String {
-        format!("{}/{}", self.order_id.as_str(), self.attempt)
+    pub fn key(&self) -> &str {
+        &self.key
     }
 
     /// The order id.
@@ -714,7 +718,8 @@ impl Serialize for Payment {
 /// this library builds keeps (a paid payment never comes back looking open).
 impl<'de> Deserialize<'de> for Payment {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let p = Payment::deserialize(d)?;
+        let mut p = Payment::deserialize(d)?;
+        p.key = key_of(p.order_id.as_str(), p.attempt);
         match p.inconsistency() {
             None => Ok(p),
             Some(rule) => Err(serde::de::Error::custom(format_args!(
@@ -722,6 +727,10 @@ impl<'de> Deserialize<'de> for Payment {
             ))),
         }
     }
+}
+
+fn key_of(order_id: &str, attempt: u32) -> String {
+    format!("{order_id}/{attempt}")
 }
 
 /// Marks the persisted format; refuses any version but [`PAYMENT_FORMAT_VERSION`].

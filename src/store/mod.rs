@@ -97,6 +97,21 @@ pub trait Record: serde::Serialize + serde::de::DeserializeOwned {
     fn in_flight_since(&self) -> Option<OffsetDateTime>;
 }
 
+/// A payment is the record the stores are for: keyed `{order_id}/{attempt}`.
+impl Record for crate::Payment {
+    fn key(&self) -> &str {
+        crate::Payment::key(self)
+    }
+
+    fn revision(&self) -> u64 {
+        crate::Payment::revision(self)
+    }
+
+    fn in_flight_since(&self) -> Option<OffsetDateTime> {
+        crate::Payment::in_flight_since(self)
+    }
+}
+
 /// The blocking store contract. [`MemoryStore`] implements it, and so does `SqliteStore`
 /// (feature `sqlite`).
 ///
