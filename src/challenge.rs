@@ -12,9 +12,10 @@ use crate::clock::Stamp;
 use crate::config::Config;
 use crate::error::ForeignAnswer;
 use crate::error::{Malformed, ResponseError};
+use crate::exchange::Reply;
 use crate::id::{HeaderValue, PathId};
 use crate::otp::Otp;
-use crate::outcome::{Outcome, Refusal, Reply, SendFailure, TimerEvent, Uncertainty};
+use crate::outcome::{Outcome, Refusal, SendFailure, TimerEvent, Uncertainty};
 use crate::policy::Policy;
 use crate::request::{self, Outgoing, Request};
 use crate::response::{self, ErrorMeaning, Params, TxnBody};
@@ -456,7 +457,6 @@ impl Challenge {
 
     /// Whether `token` is that of the request in flight (what an answer to it would be
     /// checked against first).
-    #[cfg(any(feature = "hyper", feature = "ureq"))]
     pub(crate) fn check_token(&self, token: Token) -> Result<(), crate::InputError> {
         self.answered(token).map(|_| ())
     }

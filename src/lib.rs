@@ -10,6 +10,7 @@ mod challenge;
 mod clock;
 mod config;
 mod error;
+mod exchange;
 mod id;
 mod lenient;
 mod link;
@@ -39,10 +40,11 @@ pub use error::{
     ApiError, BaseUrlError, ConfigError, ForeignAnswer, IdError, InputError, Malformed, OtpError,
     ResponseError, StartError,
 };
+pub use exchange::{Reply, Requester};
 pub use id::MAX_ID_LEN;
 pub use order::OrderStatusCheck;
 pub use otp::Otp;
-pub use outcome::{Outcome, Refusal, Reply, SendFailure, TimerEvent, Uncertainty};
+pub use outcome::{Outcome, Refusal, SendFailure, TimerEvent, Uncertainty};
 pub use payment::{Payment, PAYMENT_FORMAT_VERSION};
 pub use policy::Policy;
 pub use request::{Method, Outgoing, Request};

@@ -222,23 +222,6 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// The result of one exchange, as any HTTP client can report it: the answer (status and
-/// body), or how sending failed. The one input [`Payment::handle`](crate::Payment::handle)
-/// and [`Challenge::handle`](crate::Challenge::handle) take; the transports build it too.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Reply {
-    /// An HTTP answer: its status code and body.
-    Answer {
-        /// The HTTP status code.
-        status: u16,
-        /// The body, read in full (with a size limit).
-        body: Vec<u8>,
-    },
-    /// No usable answer: the request surely was not sent, or may have been.
-    Failed(SendFailure),
-}
-
 /// Why the outcome of a request is unknown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -20,9 +20,10 @@ use crate::challenge::Challenge;
 use crate::clock::Stamp;
 use crate::config::Config;
 use crate::error::{InputError, ResponseError, StartError};
+use crate::exchange::Reply;
 use crate::id::{HeaderValue, PathId};
 use crate::otp::Otp;
-use crate::outcome::{Outcome, Refusal, Reply, SendFailure, TimerEvent, Uncertainty};
+use crate::outcome::{Outcome, Refusal, SendFailure, TimerEvent, Uncertainty};
 use crate::policy::Policy;
 use crate::request::{self, Outgoing};
 use crate::response;
@@ -613,6 +614,14 @@ impl Payment {
             Stage::Starting { request } => Some(*request),
             Stage::Unknown { check, .. } | Stage::BankPage { check, .. } => *check,
             _ => None,
+        }
+    }
+
+    /// Whether `token` is that of the request in flight.
+    pub(crate) fn check_token(&self, token: Token) -> Result<(), InputError> {
+        match &self.stage {
+            Stage::Challenge { challenge } => challenge.check_token(token),
+            _ => self.answered(token).map(|_| ()),
         }
     }
 

@@ -14,7 +14,7 @@ use ::hyper_util::rt::TokioExecutor;
 use time::OffsetDateTime;
 
 use super::{Driven, Settings, TransportError, TransportErrorKind, DEFAULT_CONNECT_TIMEOUT};
-use crate::{Challenge, InputError, Outgoing, Request, SendFailure, Token};
+use crate::{InputError, Outgoing, Reply, Request, Requester, SendFailure, Token};
 
 /// Sends the library's requests with a [`hyper_util` legacy `Client`](Client) you built, so
 /// you choose the connector, TLS and pool settings. Cheap to clone (the client is a handle
@@ -231,21 +231,22 @@ where
         }
     }
 
-    /// Sends the challenge's request `out` and hands the answer (or the failure) back to the
-    /// challenge, at the time on this transport's clock.
+    /// Sends the request `out` of a record (a [`Payment`](crate::Payment) or a
+    /// [`Challenge`](crate::Challenge)) and hands the answer (or the failure) back to it as a
+    /// [`Reply`](crate::Reply), at the time on this transport's clock.
     ///
     /// A failure that surely happened before anything was sent gives
     /// [`Outcome::NotDelivered`](crate::Outcome::NotDelivered) and changes nothing: the same
     /// command can be tried again. A submit or resend that may have been sent gives
-    /// [`Outcome::CheckStatus`](crate::Outcome::CheckStatus): the challenge then only
-    /// allows [`check_status`](Challenge::check_status), never a blind resend. The transport
+    /// [`Outcome::CheckStatus`](crate::Outcome::CheckStatus): the record then only allows
+    /// `check_status`, never a blind resend. The transport
     /// error, if any, is in [`Driven::transport_error`].
     ///
     /// If the future is dropped before it completes (a cancelled task, an outer timeout),
-    /// the challenge is told at once: "not sent" if it was never polled, "maybe sent"
+    /// the record is told at once: "not sent" if it was never polled, "maybe sent"
     /// otherwise. It is never left waiting for an answer that cannot come.
     ///
-    /// Fails, without sending anything, if `out` is not the challenge's request in flight.
+    /// Fails, without sending anything, if `out` is not the record's request in flight.
     ///
     /// ```no_run
     /// use direct_otp::transport::HyperTransport;
@@ -266,19 +267,19 @@ where
     ///     Ok(())
     /// }
     /// ```
-    pub fn drive<'a>(
+    pub fn drive<'a, R: Requester + Send + ?Sized>(
         &'a self,
-        challenge: &'a mut Challenge,
+        record: &'a mut R,
         out: Outgoing,
     ) -> impl Future<Output = Result<Driven, InputError>> + Send + 'a {
-        let checked = super::check_in_flight(challenge, out.token);
+        let checked = record.check_token(out.token);
         let mut guard = Guard {
             state: if checked.is_ok() {
                 GuardState::Unpolled
             } else {
                 GuardState::Done
             },
-            challenge,
+            record,
             token: out.token,
             clock: self.settings,
         };
@@ -288,7 +289,7 @@ where
             guard.state = GuardState::Sending;
             let result = self.send(request).await;
             guard.state = GuardState::Done;
-            super::feed(guard.challenge, guard.token, result, self.now())
+            super::feed(&mut *guard.record, guard.token, result, self.now())
         }
     }
 }
@@ -317,9 +318,9 @@ fn with_deadline<F: Future>(
 }
 
 /// Tells the challenge about a `drive` future dropped before it completed.
-struct Guard<'a> {
+struct Guard<'a, R: Requester + ?Sized> {
     state: GuardState,
-    challenge: &'a mut Challenge,
+    record: &'a mut R,
     token: Token,
     clock: Settings,
 }
@@ -334,17 +335,17 @@ enum GuardState {
     Done,
 }
 
-impl Drop for Guard<'_> {
+impl<R: Requester + ?Sized> Drop for Guard<'_, R> {
     fn drop(&mut self) {
         let failure = match self.state {
             GuardState::Unpolled => SendFailure::NotSent,
             GuardState::Sending => SendFailure::MaybeSent,
             GuardState::Done => return,
         };
-        // A stale token is refused by the challenge and changes nothing.
+        // A stale token is refused by the record and changes nothing.
         let _ = self
-            .challenge
-            .handle_send_failure(self.token, failure, self.clock.now());
+            .record
+            .handle(self.token, Reply::Failed(failure), self.clock.now());
     }
 }
 
@@ -395,9 +396,15 @@ mod tests {
 
     /// Compile-time: the futures are `Send` (the function fails to compile otherwise).
     #[allow(dead_code)]
-    fn futures_are_send(t: &HyperTransport<HttpConnector>, c: &mut Challenge, out: Outgoing) {
+    fn futures_are_send(
+        t: &HyperTransport<HttpConnector>,
+        c: &mut crate::Challenge,
+        p: &mut crate::Payment,
+        out: Outgoing,
+    ) {
         let r = out.request.clone();
         assert_send(&t.send(r));
+        assert_send(&t.drive(p, out.clone()));
         assert_send(&t.drive(c, out));
     }
 

@@ -201,8 +201,8 @@ impl TransportError {
     }
 }
 
-/// What a `drive` call did: the challenge's [`Outcome`], and the transport failure behind it,
-/// if there was one (for logs; the challenge has already taken it into account).
+/// What a `drive` call did: the record's [`Outcome`], and the transport failure behind it,
+/// if there was one (for logs; the record has already taken it into account).
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Driven {
@@ -214,34 +214,23 @@ pub struct Driven {
     pub transport_error: Option<TransportError>,
 }
 
+/// Hands the result of an exchange to the record, as the one input every caller uses: a
+/// [`Reply`](crate::Reply).
 #[cfg(any(feature = "hyper", feature = "ureq"))]
-/// Checks that `token` is the challenge's request in flight, before anything is sent: a
-/// stale [`Outgoing`](crate::Outgoing) must never go out.
-pub(crate) fn check_in_flight(
-    challenge: &crate::Challenge,
-    token: crate::Token,
-) -> Result<(), crate::InputError> {
-    challenge.check_token(token)
-}
-
-/// Hands the result of an exchange to the challenge.
-#[cfg(any(feature = "hyper", feature = "ureq"))]
-pub(crate) fn feed(
-    challenge: &mut crate::Challenge,
+pub(crate) fn feed<R: crate::Requester + ?Sized>(
+    record: &mut R,
     token: crate::Token,
     result: Result<(u16, Vec<u8>), TransportError>,
     now: time::OffsetDateTime,
 ) -> Result<Driven, crate::InputError> {
-    match result {
-        Ok((status, body)) => Ok(Driven {
-            outcome: challenge.handle_response(token, status, &body, now)?,
-            transport_error: None,
-        }),
-        Err(e) => Ok(Driven {
-            outcome: challenge.handle_send_failure(token, e.send_failure(), now)?,
-            transport_error: Some(e),
-        }),
-    }
+    let (reply, transport_error) = match result {
+        Ok((status, body)) => (crate::Reply::Answer { status, body }, None),
+        Err(e) => (crate::Reply::Failed(e.send_failure()), Some(e)),
+    };
+    Ok(Driven {
+        outcome: record.handle(token, reply, now)?,
+        transport_error,
+    })
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use ::ureq::{Agent, Error as UreqError, Timeout};
 use time::OffsetDateTime;
 
 use super::{Driven, Settings, TransportError, TransportErrorKind, DEFAULT_CONNECT_TIMEOUT};
-use crate::{Challenge, InputError, Outgoing, Request};
+use crate::{InputError, Outgoing, Request, Requester};
 
 /// Sends the library's requests with a `ureq` 3 [`Agent`] you built (or a default one),
 /// blocking the calling thread.
@@ -177,17 +177,18 @@ impl UreqTransport {
         Ok((status, body))
     }
 
-    /// Sends the challenge's request `out` and hands the answer (or the failure) back to the
-    /// challenge, at the time on this transport's clock.
+    /// Sends the request `out` of a record (a [`Payment`](crate::Payment) or a
+    /// [`Challenge`](crate::Challenge)) and hands the answer (or the failure) back to it as a
+    /// [`Reply`](crate::Reply), at the time on this transport's clock.
     ///
     /// A failure that surely happened before anything was sent gives
     /// [`Outcome::NotDelivered`](crate::Outcome::NotDelivered) and changes nothing: the same
     /// command can be tried again. A submit or resend that may have been sent gives
-    /// [`Outcome::CheckStatus`](crate::Outcome::CheckStatus): the challenge then only
-    /// allows [`check_status`](Challenge::check_status), never a blind resend. The transport
+    /// [`Outcome::CheckStatus`](crate::Outcome::CheckStatus): the record then only allows
+    /// `check_status`, never a blind resend. The transport
     /// error, if any, is in [`Driven::transport_error`].
     ///
-    /// Fails, without sending anything, if `out` is not the challenge's request in flight.
+    /// Fails, without sending anything, if `out` is not the record's request in flight.
     ///
     /// ```no_run
     /// use direct_otp::transport::UreqTransport;
@@ -207,10 +208,14 @@ impl UreqTransport {
     ///     Ok(())
     /// }
     /// ```
-    pub fn drive(&self, challenge: &mut Challenge, out: Outgoing) -> Result<Driven, InputError> {
-        super::check_in_flight(challenge, out.token)?;
+    pub fn drive<R: Requester + ?Sized>(
+        &self,
+        record: &mut R,
+        out: Outgoing,
+    ) -> Result<Driven, InputError> {
+        record.check_token(out.token)?;
         let result = self.send(out.request);
-        super::feed(challenge, out.token, result, self.now())
+        super::feed(record, out.token, result, self.now())
     }
 
     /// Applies the per-request settings.
