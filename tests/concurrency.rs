@@ -388,6 +388,7 @@ impl World {
                 got,
                 Err(InputError::StaleToken { .. }
                     | InputError::NothingInFlight { .. }
+                    | InputError::AlreadyFinal { .. }
                     | InputError::OtherRecord { .. }
                     | InputError::Foreign(_))
             ),

@@ -153,10 +153,10 @@ fn direct_otp_from_before_start_to_paid() {
         p.check_status(&bank.config, secs(10)),
         Err(Refusal::AlreadyFinal(Status::Charged))
     );
-    assert!(matches!(
+    assert_eq!(
         p.handle_response(token, 200, b"{}", secs(10)),
-        Err(InputError::NothingInFlight { .. })
-    ));
+        Err(InputError::AlreadyFinal { got: token })
+    );
     assert_eq!(p, before);
     stored(&p);
 }
