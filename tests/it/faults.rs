@@ -3,9 +3,8 @@
 //! checks the typed error or outcome, and that the challenge is left in a state it can
 //! recover from (the recovery itself is driven too).
 
-#[macro_use]
-mod adapter_support;
-mod fault_server;
+use crate::adapter_support;
+use crate::fault_server;
 
 use std::time::Duration;
 

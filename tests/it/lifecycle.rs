@@ -1,7 +1,7 @@
 //! Whole lifecycles on a fake clock, with answers from the fixtures.
 
-mod common;
-mod invariants;
+use crate::common;
+use crate::invariants;
 
 use common::*;
 use direct_otp::{

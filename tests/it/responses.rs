@@ -1,7 +1,7 @@
 //! Every response kind, read from the fixtures (and variants derived from them).
 
-mod common;
-mod invariants;
+use crate::common;
+use crate::invariants;
 
 use common::*;
 use direct_otp::{

@@ -5,7 +5,7 @@
 //! sequences of commands, answers, transport failures, stale answers, clock moves (both
 //! ways, to the ends of time) and timers. After every step the test compares the
 //! challenge with the model (every getter, every outcome, every refusal) and checks the
-//! invariants of `tests/invariants/mod.rs`, that a final challenge never changes again, and
+//! invariants of `tests/it/invariants/mod.rs`, that a final challenge never changes again, and
 //! that no secret shows in anything the library printed or stored.
 //!
 //! Two strategies:
@@ -18,8 +18,8 @@
 //! `DIRECT_OTP_PROPTEST_CASES=N` runs N cases per property instead of the default;
 //! `DIRECT_OTP_PROPTEST_SEED=S` changes the fixed seed (see `docs/testing.md`).
 
-mod common;
-mod invariants;
+use crate::common;
+use crate::invariants;
 
 use direct_otp::sandbox::{
     BankPageResult, CardFlow, Delivery, Endpoint, Fault, OtpSource, Sandbox, SandboxConfig,

@@ -1,6 +1,6 @@
 //! Every request the library builds: exact method, URL, headers and body bytes.
 
-mod common;
+use crate::common;
 
 use common::*;
 use direct_otp::{
