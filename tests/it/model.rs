@@ -149,6 +149,21 @@ impl Clock {
             .unwrap_or(t)
     }
 
+    /// Jumps to the next deadline of `c` (only to a cooldown's end unless `expiry_too`), if
+    /// there is one, and returns it.
+    fn jump_to_deadline(&mut self, c: &Challenge, expiry_too: bool) -> Option<OffsetDateTime> {
+        let deadline = if expiry_too {
+            c.poll_timeout()
+        } else {
+            c.resend_available_at()
+        }?;
+        *self = Clock {
+            ms: ms_of(deadline),
+            sub_ns: 0,
+        };
+        Some(deadline)
+    }
+
     /// Moves the clock; `c` tells where its deadlines are.
     fn apply(&mut self, m: &ClockMove, c: &Challenge) {
         let deadline = |expiry_too: bool| {
@@ -1392,16 +1407,7 @@ impl Run {
             Op::FailToken(p, maybe) => self.fail(self.pick(*p), *maybe, &context),
             Op::Clock(m) => self.clock.apply(m, &self.c),
             Op::TimerAtDeadline(expiry_too) => {
-                let deadline = if *expiry_too {
-                    self.c.poll_timeout()
-                } else {
-                    self.c.resend_available_at()
-                };
-                if let Some(t) = deadline {
-                    self.clock = Clock {
-                        ms: ms_of(t),
-                        sub_ns: 0,
-                    };
+                if self.clock.jump_to_deadline(&self.c, *expiry_too).is_some() {
                     self.timer(&context, true);
                 }
             }
@@ -2160,16 +2166,7 @@ impl SandboxRun {
             }
             SOp::Clock(m) => self.clock.apply(m, &self.c),
             SOp::TimerAtDeadline(expiry_too) => {
-                let deadline = if *expiry_too {
-                    self.c.poll_timeout()
-                } else {
-                    self.c.resend_available_at()
-                };
-                if let Some(t) = deadline {
-                    self.clock = Clock {
-                        ms: ms_of(t),
-                        sub_ns: 0,
-                    };
+                if let Some(t) = self.clock.jump_to_deadline(&self.c, *expiry_too) {
                     assert!(
                         self.c.handle_timeout(t).is_some(),
                         "{context}: the deadline did not fire"

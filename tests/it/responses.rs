@@ -5,30 +5,25 @@ use crate::invariants;
 
 use common::*;
 use direct_otp::{
-    ApiError, Challenge, InputError, Malformed, NextStep, OrderStatusCheck, Otp, Outcome, Policy,
-    Refusal, ResponseError, SendFailure, StartError, Started, Status, Token, Uncertainty,
+    ApiError, InputError, Malformed, NextStep, OrderStatusCheck, Otp, Outcome, Policy, Refusal,
+    ResponseError, SendFailure, StartError, Started, Status, Token, Uncertainty,
 };
-use serde_json::json;
+use serde_json::{json, Value};
 
-fn submit(c: &mut Challenge) -> Token {
-    c.submit(&config(), &Otp::new("123456").unwrap(), secs(5))
-        .unwrap()
-        .token
-}
-
-fn resend(c: &mut Challenge) -> Token {
-    c.resend(&config(), secs(40)).unwrap().token
-}
-
-fn answer(c: &mut Challenge, token: Token, status: u16, name: &str) -> Outcome {
-    c.handle_response(token, status, &fixture(name), secs(6))
-        .unwrap()
+/// `fixture` with each path set to its value.
+fn patched(name: &str, fields: &[(&[&str], Value)]) -> Vec<u8> {
+    let mut v = fixture_json(name);
+    for (path, value) in fields {
+        invariants::patch::set(&mut v, path, value.clone());
+    }
+    v.to_string().into_bytes()
 }
 
 fn api(outcome: &Outcome) -> &ApiError {
     match outcome {
         Outcome::Rejected(ResponseError::Api(e))
-        | Outcome::CheckStatus(Uncertainty::Response(ResponseError::Api(e))) => e,
+        | Outcome::CheckStatus(Uncertainty::Response(ResponseError::Api(e)))
+        | Outcome::CheckStatus(Uncertainty::Stale(ResponseError::Api(e))) => e,
         other => panic!("expected an API error, got {other:?}"),
     }
 }
@@ -65,92 +60,74 @@ fn start_direct_otp() {
     assert_eq!(c.next_step(T0), NextStep::EnterOtp);
 }
 
-#[test]
-fn start_3ds_failover_is_a_redirect() {
-    let started = Started::from_response(
-        ROUTING,
-        Policy::default(),
-        200,
-        &fixture("start_3ds_failover"),
-        T0,
-    )
-    .unwrap();
-    assert_eq!(
-        started,
-        Started::Redirect {
-            url: "https://sandbox.juspay.in/v2/pay/start/guest/eulk2m9x0a7b3c4d".into(),
-            method: "GET".into()
-        }
-    );
+/// What a start answer that opens no OTP page gives.
+#[derive(Debug)]
+enum StartWant {
+    Is(Started),
+    Api(u16, &'static str),
+    Malformed(Malformed),
+    AnyError,
 }
 
 #[test]
-fn start_with_a_final_status_or_an_error() {
-    let declined = Started::from_response(
-        ROUTING,
-        Policy::default(),
-        200,
-        &fixture("submit_juspay_declined"),
-        T0,
-    )
-    .unwrap();
-    assert_eq!(declined, Started::Finished(Status::JuspayDeclined));
-
-    let err = Started::from_response(
-        ROUTING,
-        Policy::default(),
-        401,
-        &fixture("error_access_denied_401"),
-        T0,
-    )
-    .unwrap_err();
-    match err {
-        StartError::Response(ResponseError::Api(e)) => {
-            assert_eq!(e.http_status(), 401);
-            assert_eq!(e.error_code(), Some("access_denied"));
-        }
-        other => panic!("{other:?}"),
-    }
-}
-
-#[test]
-fn start_refuses_unsafe_or_missing_ids() {
-    let mut body = fixture_json("start_direct_otp");
-    body["payment"]["authentication"]["params"]["id"] = json!("../../admin");
-    let err = Started::from_response(
-        ROUTING,
-        Policy::default(),
-        200,
-        body.to_string().as_bytes(),
-        T0,
-    )
-    .unwrap_err();
-    assert!(matches!(
-        err,
-        StartError::Response(ResponseError::Malformed {
-            problem: Malformed::BadId("payment.authentication.params.id"),
-            ..
-        })
-    ));
-
-    let mut body = fixture_json("start_direct_otp");
-    body.as_object_mut().unwrap().remove("order_id");
-    let err = Started::from_response(
-        ROUTING,
-        Policy::default(),
-        200,
-        body.to_string().as_bytes(),
-        T0,
-    )
-    .unwrap_err();
-    assert!(matches!(
-        err,
-        StartError::Response(ResponseError::Malformed {
-            problem: Malformed::Missing("order_id"),
-            ..
-        })
-    ));
-    assert!(Started::from_response(ROUTING, Policy::default(), 200, b"{not json", T0).is_err());
+fn start_answers_without_an_otp_page() {
+    let params_id = ["payment", "authentication", "params", "id"];
+    let cases = [
+        (
+            "3DS failover: a redirect",
+            200,
+            fixture("start_3ds_failover"),
+            StartWant::Is(Started::Redirect {
+                url: "https://sandbox.juspay.in/v2/pay/start/guest/eulk2m9x0a7b3c4d".into(),
+                method: "GET".into(),
+            }),
+        ),
+        (
+            "a final status",
+            200,
+            fixture("submit_juspay_declined"),
+            StartWant::Is(Started::Finished(Status::JuspayDeclined)),
+        ),
+        (
+            "an error envelope",
+            401,
+            fixture("error_access_denied_401"),
+            StartWant::Api(401, "access_denied"),
+        ),
+        (
+            "an unsafe id",
+            200,
+            patched("start_direct_otp", &[(&params_id, json!("../../admin"))]),
+            StartWant::Malformed(Malformed::BadId("payment.authentication.params.id")),
+        ),
+        (
+            "no order id",
+            200,
+            {
+                let mut body = fixture_json("start_direct_otp");
+                body.as_object_mut().unwrap().remove("order_id");
+                body.to_string().into_bytes()
+            },
+            StartWant::Malformed(Malformed::Missing("order_id")),
+        ),
+        ("not JSON", 200, b"{not json".to_vec(), StartWant::AnyError),
+    ];
+    check_cases(cases, |(name, status, body, want)| {
+        let got = Started::from_response(ROUTING, Policy::default(), status, &body, T0);
+        let ok = match (&want, &got) {
+            (StartWant::Is(w), Ok(g)) => w == g,
+            (StartWant::Api(http, code), Err(StartError::Response(ResponseError::Api(e)))) => {
+                e.http_status() == *http && e.error_code() == Some(*code)
+            }
+            (
+                StartWant::Malformed(p),
+                Err(StartError::Response(ResponseError::Malformed { problem, .. })),
+            ) => p == problem,
+            (StartWant::AnyError, Err(_)) => true,
+            _ => false,
+        };
+        assert!(ok, "{name}: got {got:?}, want {want:?}");
+    });
 }
 
 #[test]
@@ -195,323 +172,548 @@ fn start_accepts_lenient_variants() {
     assert_eq!(c.may_resend(secs(60)), Err(Refusal::ResendNotAllowed));
 }
 
-// ----- Resend -------------------------------------------------------------------------
+// ----- Answers to a request in flight ---------------------------------------------------
 
-#[test]
-fn resend_200_with_counters_as_strings() {
-    let mut c = challenge();
-    let t = resend(&mut c);
-    assert_eq!(
-        answer(&mut c, t, 200, "resend_counters"),
-        Outcome::OtpSent { sends_left: 2 }
-    );
-    assert_eq!((c.otp_sends(), c.send_limit()), (2, 4));
-    assert_eq!(c.attempts(), 0);
+/// The request an answer is for.
+#[derive(Debug, Clone, Copy)]
+enum Asked {
+    /// A resend at 40 s (the cooldown over), from a fresh challenge.
+    Resend,
+    /// A submit at 5 s, from a fresh challenge.
+    Submit,
+    /// An order-status check at 7 s, after a submit whose answer was lost (one attempt).
+    StatusAfterLostSubmit,
 }
 
-#[test]
-fn resend_200_seed_sample_without_counters_counts_locally() {
-    let mut c = challenge();
-    let t = resend(&mut c);
-    // The documented sample names its own order and transaction: answer as ours.
-    let mut seed = fixture_json("resend_seed");
-    seed["order_id"] = json!(c.order_id());
-    seed["payment"]["authentication"]["params"]["id"] = json!(c.txn_id());
-    assert_eq!(
-        c.handle_response(t, 200, seed.to_string().as_bytes(), secs(6)),
-        Ok(Outcome::OtpSent { sends_left: 2 })
-    );
-    assert_eq!(c.otp_sends(), 2);
-    // The next resend waits for the cooldown, counted from the answer; the answer's time
-    // (6 s) is earlier than the resend's (40 s), so the later one counts.
-    assert_eq!(
-        c.may_resend(secs(50)),
-        Err(Refusal::Cooldown { until: secs(70) })
-    );
-    assert!(c.may_resend(secs(70)).is_ok());
+/// What the answer must give.
+#[derive(Debug)]
+enum Want {
+    Is(Outcome),
+    /// `Rejected`, with an API error of this HTTP status and (if given) code, or any error.
+    Rejected(Option<(u16, Option<&'static str>)>),
+    /// `CheckStatus`, with an API error of this code, or for an unreadable answer.
+    CheckStatus(Option<&'static str>),
+    /// `CheckStatus(Stale)`: the bank says this copy is behind.
+    Stale,
 }
 
-#[test]
-fn resend_400_max_limit_exceeded() {
-    let mut c = challenge();
-    let t = resend(&mut c);
-    let outcome = answer(&mut c, t, 400, "resend_limit_exceeded");
-    assert_eq!(outcome, Outcome::SendLimitReached);
-    assert_eq!(c.sends_left(), 0);
-    assert_eq!(
-        c.may_resend(secs(500)),
-        Err(Refusal::SendLimitReached { limit: 4 })
-    );
-    assert!(
-        c.may_submit(secs(7)).is_ok(),
-        "the OTP already sent can still be entered"
-    );
-    assert_eq!(
-        c.poll_timeout(),
-        Some(c.expires_at()),
-        "no cooldown timer any more"
-    );
+/// What the challenge shows after the answer (times in seconds from `T0`).
+#[derive(Debug)]
+enum Then {
+    Sends(u32),
+    SendLimit(u32),
+    SendsLeft(u32),
+    Attempts(u32),
+    AttemptsLeft(u32),
+    Final(bool),
+    StatusIs(Status),
+    Step(i64, NextStep),
+    /// `next_step` is the bank page the answer gave.
+    StepIsBankPage(i64),
+    MaySubmit(i64, Result<(), Refusal>),
+    MayResend(i64, Result<(), Refusal>),
+    /// `check_status` is accepted (`Ok`) or refused.
+    MayCheck(i64, Result<(), Refusal>),
+    /// The only timer left is the expiry: no cooldown runs.
+    OnlyExpiry,
+    NoTimer,
 }
 
-// ----- Submit -------------------------------------------------------------------------
+/// A request in flight gets an answer: what it gives, and what the challenge shows then.
+struct Case {
+    name: &'static str,
+    asked: Asked,
+    status: u16,
+    body: Vec<u8>,
+    want: Want,
+    then: Vec<Then>,
+}
 
-#[test]
-fn submit_charged_and_authorized_are_final_successes() {
-    for (name, status) in [
-        ("submit_charged", Status::Charged),
-        ("submit_authorized", Status::Authorized),
-    ] {
+fn case(name: &'static str, asked: Asked, status: u16, body: Vec<u8>, want: Want) -> Case {
+    Case {
+        name,
+        asked,
+        status,
+        body,
+        want,
+        then: Vec::new(),
+    }
+}
+
+impl Case {
+    fn then(mut self, then: impl IntoIterator<Item = Then>) -> Case {
+        self.then.extend(then);
+        self
+    }
+
+    fn run(self) {
+        let Case {
+            name,
+            asked,
+            status,
+            body,
+            want,
+            then,
+        } = self;
+        let config = config();
         let mut c = challenge();
-        let t = submit(&mut c);
-        assert_eq!(
-            answer(&mut c, t, 200, name),
-            Outcome::Approved(status.clone())
-        );
-        assert!(c.is_final());
-        assert_eq!(c.next_step(secs(7)), NextStep::Finished(status.clone()));
-        assert_eq!(c.poll_timeout(), None);
-        assert_eq!(
-            c.may_submit(secs(7)),
-            Err(Refusal::AlreadyFinal(status.clone()))
-        );
-        assert_eq!(
-            c.check_status(&config(), secs(7)),
-            Err(Refusal::AlreadyFinal(status))
-        );
+        let otp = Otp::new("123456").unwrap();
+        let token = match asked {
+            Asked::Resend => c.resend(&config, secs(40)).unwrap().token,
+            Asked::Submit => c.submit(&config, &otp, secs(5)).unwrap().token,
+            Asked::StatusAfterLostSubmit => {
+                let t = c.submit(&config, &otp, secs(5)).unwrap().token;
+                let lost = c.handle_send_failure(t, SendFailure::MaybeSent, secs(6));
+                assert_eq!(lost, Ok(Outcome::CheckStatus(Uncertainty::MaybeSent)));
+                c.check_status(&config, secs(7)).unwrap().token
+            }
+        };
+        let outcome = c.handle_response(token, status, &body, secs(6)).unwrap();
+        let ok = match &want {
+            Want::Is(w) => &outcome == w,
+            Want::Rejected(None) => matches!(outcome, Outcome::Rejected(_)),
+            Want::Rejected(Some((http, code))) => {
+                matches!(outcome, Outcome::Rejected(_))
+                    && api(&outcome).http_status() == *http
+                    && code.is_none_or(|code| api(&outcome).code() == Some(code))
+            }
+            Want::CheckStatus(None) => {
+                matches!(outcome, Outcome::CheckStatus(Uncertainty::Response(_)))
+            }
+            Want::CheckStatus(Some(code)) => {
+                matches!(outcome, Outcome::CheckStatus(Uncertainty::Response(_)))
+                    && api(&outcome).code() == Some(code)
+            }
+            Want::Stale => matches!(outcome, Outcome::CheckStatus(Uncertainty::Stale(_))),
+        };
+        assert!(ok, "{name}: got {outcome:?}, want {want:?}");
+        for then in then {
+            let shown = match &then {
+                Then::Sends(n) => c.otp_sends() == *n,
+                Then::SendLimit(n) => c.send_limit() == *n,
+                Then::SendsLeft(n) => c.sends_left() == *n,
+                Then::Attempts(n) => c.attempts() == *n,
+                Then::AttemptsLeft(n) => c.attempts_left() == *n,
+                Then::Final(f) => c.is_final() == *f,
+                Then::StatusIs(s) => c.status() == s,
+                Then::Step(at, step) => c.next_step(secs(*at)) == *step,
+                Then::StepIsBankPage(at) => matches!(
+                    c.next_step(secs(*at)),
+                    NextStep::BankPage(url) if url.contains("/v2/pay/start/")
+                ),
+                Then::MaySubmit(at, r) => c.may_submit(secs(*at)) == *r,
+                Then::MayResend(at, r) => c.may_resend(secs(*at)) == *r,
+                Then::MayCheck(at, r) => c.clone().check_status(&config, secs(*at)).map(drop) == *r,
+                Then::OnlyExpiry => c.poll_timeout() == Some(c.expires_at()),
+                Then::NoTimer => c.poll_timeout().is_none(),
+            };
+            assert!(shown, "{name}: not {then:?}\n{c:#?}");
+        }
     }
 }
 
-#[test]
-fn submit_failures_are_final_declines() {
-    for (name, status) in [
-        ("submit_authentication_failed", Status::AuthenticationFailed),
-        ("submit_juspay_declined", Status::JuspayDeclined),
-    ] {
-        let mut c = challenge();
-        let t = submit(&mut c);
-        assert_eq!(answer(&mut c, t, 200, name), Outcome::Declined(status));
-        assert!(c.is_final());
-    }
-    let mut body = fixture_json("submit_charged");
-    body["status"] = json!("AUTHORIZATION_FAILED");
-    let mut c = challenge();
-    let t = submit(&mut c);
-    let outcome = c
-        .handle_response(t, 200, body.to_string().as_bytes(), secs(6))
-        .unwrap();
-    assert_eq!(outcome, Outcome::Declined(Status::AuthorizationFailed));
+/// Every answer a resend, a submit or an order-status check can get, one case each.
+fn answers() -> Vec<Case> {
+    use Asked::{Resend, StatusAfterLostSubmit as LostThenStatus, Submit};
+    use Then::*;
+    let final_ = |s: direct_otp::Status| {
+        [
+            Final(true),
+            Step(7, NextStep::Finished(s.clone())),
+            NoTimer,
+            MaySubmit(7, Err(Refusal::AlreadyFinal(s.clone()))),
+            MayCheck(7, Err(Refusal::AlreadyFinal(s))),
+        ]
+    };
+    let status = |s: &str| patched("submit_charged", &[(&["status"], json!(s))]);
+    let ours = [
+        (&["order_id"][..], json!("ord_dotp_1001")),
+        (
+            &["payment", "authentication", "params", "id"][..],
+            json!("txn_36dc6eada1d0463da91dc56c8262a8c3"),
+        ),
+    ];
+    vec![
+        // Resend.
+        case(
+            "resend 200, counters as strings",
+            Resend,
+            200,
+            fixture("resend_counters"),
+            Want::Is(Outcome::OtpSent { sends_left: 2 }),
+        )
+        .then([Sends(2), SendLimit(4), Attempts(0)]),
+        // The documented sample names its own order and transaction: answer as ours. The
+        // next resend waits for the cooldown, counted from the answer; the answer's time (6 s)
+        // is earlier than the resend's (40 s), so the later one counts.
+        case(
+            "resend 200, the seed sample (no counters: counted here)",
+            Resend,
+            200,
+            patched("resend_seed", &ours),
+            Want::Is(Outcome::OtpSent { sends_left: 2 }),
+        )
+        .then([
+            Sends(2),
+            MayResend(50, Err(Refusal::Cooldown { until: secs(70) })),
+            MayResend(70, Ok(())),
+        ]),
+        // The OTP already sent can still be entered; no cooldown timer any more.
+        case(
+            "resend 400 max_limit_exceeded",
+            Resend,
+            400,
+            fixture("resend_limit_exceeded"),
+            Want::Is(Outcome::SendLimitReached),
+        )
+        .then([
+            SendsLeft(0),
+            MayResend(500, Err(Refusal::SendLimitReached { limit: 4 })),
+            MaySubmit(7, Ok(())),
+            OnlyExpiry,
+        ]),
+        // Submit: final statuses.
+        case(
+            "submit CHARGED",
+            Submit,
+            200,
+            fixture("submit_charged"),
+            Want::Is(Outcome::Approved(Status::Charged)),
+        )
+        .then(final_(Status::Charged)),
+        case(
+            "submit AUTHORIZED",
+            Submit,
+            200,
+            fixture("submit_authorized"),
+            Want::Is(Outcome::Approved(Status::Authorized)),
+        )
+        .then(final_(Status::Authorized)),
+        case(
+            "submit AUTHENTICATION_FAILED",
+            Submit,
+            200,
+            fixture("submit_authentication_failed"),
+            Want::Is(Outcome::Declined(Status::AuthenticationFailed)),
+        )
+        .then([Final(true)]),
+        case(
+            "submit JUSPAY_DECLINED",
+            Submit,
+            200,
+            fixture("submit_juspay_declined"),
+            Want::Is(Outcome::Declined(Status::JuspayDeclined)),
+        )
+        .then([Final(true)]),
+        case(
+            "submit AUTHORIZATION_FAILED",
+            Submit,
+            200,
+            status("AUTHORIZATION_FAILED"),
+            Want::Is(Outcome::Declined(Status::AuthorizationFailed)),
+        )
+        .then([Final(true)]),
+        // Submit: a wrong OTP, or no more tries.
+        case(
+            "submit 200 PENDING_VBV: a wrong OTP",
+            Submit,
+            200,
+            fixture("submit_pending_wrong_otp"),
+            Want::Is(Outcome::WrongOtp { attempts_left: 3 }),
+        )
+        .then([
+            Attempts(1),
+            MaySubmit(7, Ok(())),
+            StatusIs(direct_otp::Status::PendingVbv),
+        ]),
+        // resend_otp_allowed false: no resend either; the bank page is offered.
+        case(
+            "submit 200 PENDING_VBV, no tries left",
+            Submit,
+            200,
+            fixture("submit_pending_exhausted"),
+            Want::Is(Outcome::AttemptLimitReached),
+        )
+        .then([
+            AttemptsLeft(0),
+            MaySubmit(7, Err(Refusal::AttemptLimitReached { limit: 4 })),
+            MayResend(100, Err(Refusal::ResendNotAllowed)),
+            StepIsBankPage(7),
+        ]),
+        case(
+            "submit 400 wrong-OTP code counts an attempt",
+            Submit,
+            400,
+            fixture("submit_wrong_otp_400"),
+            Want::Is(Outcome::WrongOtp { attempts_left: 3 }),
+        )
+        .then([Attempts(1)]),
+        case(
+            "submit 400 limit exceeded exhausts the attempts",
+            Submit,
+            400,
+            fixture("resend_limit_exceeded"),
+            Want::Is(Outcome::AttemptLimitReached),
+        )
+        .then([AttemptsLeft(0)]),
+        // Submit: not final yet.
+        case(
+            "submit AUTHORIZING needs a status check",
+            Submit,
+            200,
+            fixture("submit_authorizing"),
+            Want::Is(Outcome::Pending(direct_otp::Status::Authorizing)),
+        )
+        .then([
+            Step(7, NextStep::CheckStatus),
+            MaySubmit(7, Err(Refusal::CheckStatus)),
+        ]),
+        case(
+            "submit with an unknown status: kept, not final",
+            Submit,
+            200,
+            status("PARTIALLY_CHARGED"),
+            Want::Is(Outcome::Pending(direct_otp::Status::Other(
+                "PARTIALLY_CHARGED".into(),
+            ))),
+        )
+        .then([
+            Final(false),
+            StatusIs(direct_otp::Status::Other("PARTIALLY_CHARGED".into())),
+            Step(7, NextStep::CheckStatus),
+        ]),
+        // Submit: client errors are rejections that change nothing.
+        case(
+            "submit 401",
+            Submit,
+            401,
+            fixture("error_access_denied_401"),
+            Want::Rejected(Some((401, None))),
+        )
+        .then([Attempts(0), MaySubmit(7, Ok(()))]),
+        case(
+            "submit 403",
+            Submit,
+            403,
+            fixture("error_forbidden_403"),
+            Want::Rejected(Some((403, None))),
+        )
+        .then([Attempts(0), MaySubmit(7, Ok(()))]),
+        case(
+            "submit 404",
+            Submit,
+            404,
+            fixture("error_not_found_404"),
+            Want::Rejected(Some((404, None))),
+        )
+        .then([Attempts(0), MaySubmit(7, Ok(()))]),
+        case(
+            "submit 400 missing routing id",
+            Submit,
+            400,
+            fixture("error_missing_routing_id"),
+            Want::Rejected(Some((400, None))),
+        )
+        .then([Attempts(0), MaySubmit(7, Ok(()))]),
+        // Submit: server errors and duplicates need reconciliation; a maybe-processed OTP
+        // counts as an attempt.
+        case(
+            "submit 500",
+            Submit,
+            500,
+            fixture("error_internal_500"),
+            Want::CheckStatus(Some("INTERNAL_SERVER_ERROR")),
+        )
+        .then([Step(7, NextStep::CheckStatus), Attempts(1)]),
+        case(
+            "submit 400 DUPLICATE_REQUEST",
+            Submit,
+            400,
+            fixture("error_duplicate_request"),
+            Want::CheckStatus(Some("DUPLICATE_REQUEST")),
+        )
+        .then([Step(7, NextStep::CheckStatus), Attempts(1)]),
+        // Submit: unreadable answers need reconciliation.
+        case(
+            "submit 200 HTML",
+            Submit,
+            200,
+            b"<html>gateway timeout</html>".to_vec(),
+            Want::CheckStatus(None),
+        )
+        .then([Step(7, NextStep::CheckStatus), MayCheck(7, Ok(()))]),
+        case(
+            "submit 200 truncated JSON",
+            Submit,
+            200,
+            b"{\"status\":".to_vec(),
+            Want::CheckStatus(None),
+        )
+        .then([Step(7, NextStep::CheckStatus), MayCheck(7, Ok(()))]),
+        case(
+            "submit 200 no status",
+            Submit,
+            200,
+            b"{}".to_vec(),
+            Want::CheckStatus(None),
+        )
+        .then([Step(7, NextStep::CheckStatus), MayCheck(7, Ok(()))]),
+        case(
+            "submit 200 empty status",
+            Submit,
+            200,
+            b"{\"status\":\"\"}".to_vec(),
+            Want::CheckStatus(None),
+        )
+        .then([Step(7, NextStep::CheckStatus), MayCheck(7, Ok(()))]),
+        case(
+            "submit 302",
+            Submit,
+            302,
+            Vec::new(),
+            Want::CheckStatus(None),
+        )
+        .then([Step(7, NextStep::CheckStatus), MayCheck(7, Ok(()))]),
+        case(
+            "submit 502 text",
+            Submit,
+            502,
+            b"Bad gateway".to_vec(),
+            Want::CheckStatus(None),
+        )
+        .then([Step(7, NextStep::CheckStatus), MayCheck(7, Ok(()))]),
+        // Order status after a lost submit.
+        case(
+            "order status CHARGED settles a lost submit",
+            LostThenStatus,
+            200,
+            fixture("order_status_charged"),
+            Want::Is(Outcome::Approved(direct_otp::Status::Charged)),
+        )
+        .then([Final(true)]),
+        case(
+            "order status PENDING_VBV reopens the OTP page",
+            LostThenStatus,
+            200,
+            fixture("order_status_pending"),
+            Want::Is(Outcome::Pending(direct_otp::Status::PendingVbv)),
+        )
+        .then([
+            Step(8, NextStep::EnterOtp),
+            Attempts(1),
+            MaySubmit(8, Ok(())),
+        ]),
+        // Order status errors change nothing: still "check status", the attempt kept.
+        case(
+            "order status 400 not found",
+            LostThenStatus,
+            400,
+            fixture("order_not_found"),
+            Want::Rejected(Some((400, Some("RESOURCE_NOT_FOUND")))),
+        )
+        .then([Step(8, NextStep::CheckStatus), Attempts(1)]),
+        case(
+            "order status 401",
+            LostThenStatus,
+            401,
+            fixture("error_access_denied_401"),
+            Want::Rejected(None),
+        )
+        .then([Step(8, NextStep::CheckStatus), Attempts(1)]),
+        case(
+            "order status 500",
+            LostThenStatus,
+            500,
+            fixture("error_internal_500"),
+            Want::Rejected(None),
+        )
+        .then([Step(8, NextStep::CheckStatus), Attempts(1)]),
+        case(
+            "order status 200 not JSON",
+            LostThenStatus,
+            200,
+            b"not json".to_vec(),
+            Want::Rejected(None),
+        )
+        .then([Step(8, NextStep::CheckStatus), Attempts(1)]),
+        case(
+            "order status 200 no status",
+            LostThenStatus,
+            200,
+            b"{\"order_id\":\"ord_dotp_1001\"}".to_vec(),
+            Want::Rejected(None),
+        )
+        .then([Step(8, NextStep::CheckStatus), Attempts(1)]),
+        case(
+            "order status 301",
+            LostThenStatus,
+            301,
+            Vec::new(),
+            Want::Rejected(None),
+        )
+        .then([Step(8, NextStep::CheckStatus), Attempts(1)]),
+    ]
 }
 
 #[test]
-fn submit_pending_vbv_is_a_wrong_otp() {
-    let mut c = challenge();
-    let t = submit(&mut c);
-    assert_eq!(
-        answer(&mut c, t, 200, "submit_pending_wrong_otp"),
-        Outcome::WrongOtp { attempts_left: 3 }
+fn answers_to_a_request_in_flight() {
+    check_cases(answers(), Case::run);
+}
+
+/// An error envelope whose two codes (`error_code`, `error_info.code`) mean different
+/// things, to a submit: the first meaning in this order wins, wherever it stands: stale
+/// (`INVALID_ACTION`), duplicate, limit exceeded, wrong OTP, a plain refusal.
+#[test]
+fn conflicting_error_codes() {
+    let envelope = |error_code: &str, info_code: &str| {
+        let codes = [
+            (&["error_code"][..], json!(error_code)),
+            (&["error_info", "code"][..], json!(info_code)),
+        ];
+        patched("error_forbidden_403", &codes)
+    };
+    let (stale, duplicate, limit, wrong) = (
+        "INVALID_ACTION",
+        "DUPLICATE_REQUEST",
+        "max_limit_exceeded",
+        "LP_INCORRECT_OTP",
     );
-    assert_eq!(c.attempts(), 1);
-    assert!(c.may_submit(secs(7)).is_ok());
-    assert_eq!(c.status(), &Status::PendingVbv);
-}
-
-#[test]
-fn submit_pending_vbv_with_no_tries_left() {
-    let mut c = challenge();
-    let t = submit(&mut c);
-    assert_eq!(
-        answer(&mut c, t, 200, "submit_pending_exhausted"),
-        Outcome::AttemptLimitReached
+    let cases = [
+        (
+            "stale over duplicate",
+            envelope(duplicate, stale),
+            Want::Stale,
+        ),
+        (
+            "stale over limit (swapped)",
+            envelope(stale, limit),
+            Want::Stale,
+        ),
+        (
+            "duplicate over limit",
+            envelope(limit, duplicate),
+            Want::CheckStatus(Some(duplicate)),
+        ),
+        (
+            "duplicate over wrong OTP (swapped)",
+            envelope(duplicate, wrong),
+            Want::CheckStatus(Some(wrong)),
+        ),
+        (
+            "limit over wrong OTP",
+            envelope(wrong, limit),
+            Want::Is(Outcome::AttemptLimitReached),
+        ),
+        (
+            "wrong OTP over a plain refusal",
+            envelope("access_denied", wrong),
+            Want::Is(Outcome::WrongOtp { attempts_left: 3 }),
+        ),
+    ];
+    check_cases(
+        cases.map(|(name, body, want)| case(name, Asked::Submit, 400, body, want)),
+        Case::run,
     );
-    assert_eq!(c.attempts_left(), 0);
-    assert_eq!(
-        c.may_submit(secs(7)),
-        Err(Refusal::AttemptLimitReached { limit: 4 })
-    );
-    assert_eq!(
-        c.may_resend(secs(100)),
-        Err(Refusal::ResendNotAllowed),
-        "resend_otp_allowed false"
-    );
-    assert!(
-        matches!(c.next_step(secs(7)), NextStep::BankPage(url) if url.contains("/v2/pay/start/"))
-    );
-}
-
-#[test]
-fn submit_400_wrong_otp_code_counts_an_attempt() {
-    let mut c = challenge();
-    let t = submit(&mut c);
-    assert_eq!(
-        answer(&mut c, t, 400, "submit_wrong_otp_400"),
-        Outcome::WrongOtp { attempts_left: 3 }
-    );
-    assert_eq!(c.attempts(), 1);
-}
-
-#[test]
-fn submit_400_limit_exceeded_exhausts_attempts() {
-    let mut c = challenge();
-    let t = submit(&mut c);
-    assert_eq!(
-        answer(&mut c, t, 400, "resend_limit_exceeded"),
-        Outcome::AttemptLimitReached
-    );
-    assert_eq!(c.attempts_left(), 0);
-}
-
-#[test]
-fn submit_authorizing_needs_a_status_check() {
-    let mut c = challenge();
-    let t = submit(&mut c);
-    assert_eq!(
-        answer(&mut c, t, 200, "submit_authorizing"),
-        Outcome::Pending(Status::Authorizing)
-    );
-    assert_eq!(c.next_step(secs(7)), NextStep::CheckStatus);
-    assert_eq!(c.may_submit(secs(7)), Err(Refusal::CheckStatus));
-}
-
-#[test]
-fn submit_unknown_status_is_kept_and_not_final() {
-    let mut body = fixture_json("submit_charged");
-    body["status"] = json!("PARTIALLY_CHARGED");
-    let mut c = challenge();
-    let t = submit(&mut c);
-    let outcome = c
-        .handle_response(t, 200, body.to_string().as_bytes(), secs(6))
-        .unwrap();
-    assert_eq!(
-        outcome,
-        Outcome::Pending(Status::Other("PARTIALLY_CHARGED".into()))
-    );
-    assert!(!c.is_final());
-    assert_eq!(c.status().as_str(), "PARTIALLY_CHARGED");
-    assert_eq!(c.next_step(secs(7)), NextStep::CheckStatus);
-}
-
-#[test]
-fn submit_client_errors_are_rejections_that_change_nothing() {
-    for (status, name) in [
-        (401, "error_access_denied_401"),
-        (403, "error_forbidden_403"),
-        (404, "error_not_found_404"),
-        (400, "error_missing_routing_id"),
-    ] {
-        let mut c = challenge();
-        let before = c.clone();
-        let t = submit(&mut c);
-        let outcome = answer(&mut c, t, status, name);
-        assert!(
-            matches!(outcome, Outcome::Rejected(_)),
-            "{name}: {outcome:?}"
-        );
-        assert_eq!(api(&outcome).http_status(), status);
-        assert_eq!(c.attempts(), before.attempts());
-        assert!(c.may_submit(secs(7)).is_ok(), "{name}");
-    }
-}
-
-#[test]
-fn submit_server_errors_and_duplicates_need_reconciliation() {
-    for (status, name, code) in [
-        (500, "error_internal_500", "INTERNAL_SERVER_ERROR"),
-        (400, "error_duplicate_request", "DUPLICATE_REQUEST"),
-    ] {
-        let mut c = challenge();
-        let t = submit(&mut c);
-        let outcome = answer(&mut c, t, status, name);
-        assert!(matches!(outcome, Outcome::CheckStatus(_)), "{outcome:?}");
-        assert_eq!(api(&outcome).code(), Some(code));
-        assert_eq!(c.next_step(secs(7)), NextStep::CheckStatus);
-        assert_eq!(
-            c.attempts(),
-            1,
-            "a maybe-processed OTP counts as an attempt"
-        );
-    }
-}
-
-#[test]
-fn submit_unreadable_answers_need_reconciliation() {
-    for (status, body) in [
-        (200, &b"<html>gateway timeout</html>"[..]),
-        (200, b"{\"status\":"),
-        (200, b"{}"),
-        (200, b"{\"status\":\"\"}"),
-        (302, b""),
-        (502, b"Bad gateway"),
-    ] {
-        let mut c = challenge();
-        let t = submit(&mut c);
-        let outcome = c.handle_response(t, status, body, secs(6)).unwrap();
-        assert!(
-            matches!(outcome, Outcome::CheckStatus(Uncertainty::Response(_))),
-            "{outcome:?}"
-        );
-        assert_eq!(c.next_step(secs(7)), NextStep::CheckStatus);
-        assert!(c.check_status(&config(), secs(7)).is_ok());
-    }
-}
-
-// ----- Order status -------------------------------------------------------------------
-
-fn lost_submit() -> Challenge {
-    let mut c = challenge();
-    let t = submit(&mut c);
-    assert_eq!(
-        c.handle_send_failure(t, SendFailure::MaybeSent, secs(6)),
-        Ok(Outcome::CheckStatus(Uncertainty::MaybeSent))
-    );
-    c
-}
-
-#[test]
-fn order_status_charged_settles_a_lost_submit() {
-    let mut c = lost_submit();
-    let t = c.check_status(&config(), secs(7)).unwrap().token;
-    assert_eq!(
-        answer(&mut c, t, 200, "order_status_charged"),
-        Outcome::Approved(Status::Charged)
-    );
-    assert!(c.is_final());
-}
-
-#[test]
-fn order_status_pending_reopens_the_otp_page() {
-    let mut c = lost_submit();
-    let t = c.check_status(&config(), secs(7)).unwrap().token;
-    assert_eq!(
-        answer(&mut c, t, 200, "order_status_pending"),
-        Outcome::Pending(Status::PendingVbv)
-    );
-    assert_eq!(c.next_step(secs(8)), NextStep::EnterOtp);
-    assert_eq!(c.attempts(), 1);
-    assert!(c.may_submit(secs(8)).is_ok());
-}
-
-#[test]
-fn order_status_errors_change_nothing() {
-    for (status, body) in [
-        (400, fixture("order_not_found")),
-        (401, fixture("error_access_denied_401")),
-        (500, fixture("error_internal_500")),
-        (200, b"not json".to_vec()),
-        (200, b"{\"order_id\":\"ord_dotp_1001\"}".to_vec()),
-        (301, Vec::new()),
-    ] {
-        let mut c = lost_submit();
-        let before = c.clone();
-        let t = c.check_status(&config(), secs(7)).unwrap().token;
-        let outcome = c.handle_response(t, status, &body, secs(6)).unwrap();
-        assert!(matches!(outcome, Outcome::Rejected(_)), "{outcome:?}");
-        assert_eq!(c.next_step(secs(8)), NextStep::CheckStatus);
-        assert_eq!(c.attempts(), before.attempts());
-    }
-    let mut c = lost_submit();
-    let t = c.check_status(&config(), secs(7)).unwrap().token;
-    let outcome = answer(&mut c, t, 400, "order_not_found");
-    assert_eq!(api(&outcome).code(), Some("RESOURCE_NOT_FOUND"));
 }
 
 #[test]
