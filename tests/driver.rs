@@ -358,7 +358,7 @@ fn a_start_that_surely_did_not_leave_can_be_started_again() {
     let refusing = Driver::new(w.store.clone(), Refusing(w.bank.clone()), w.bank.config());
     let done = refusing.start(&start_request("ord_refused"), 1).unwrap();
     assert_eq!(done.outcome, Outcome::NotDelivered);
-    assert!(done.send_error.is_some());
+    assert!(done.transport_error.is_some());
     assert_eq!(
         done.payment.next_step(BlockingSend::now(&w.bank)),
         NextStep::Start
@@ -603,7 +603,7 @@ fn a_lost_answer_goes_to_the_order_status_never_a_resend() {
         "{:?}",
         done.outcome
     );
-    assert!(done.send_error.is_some());
+    assert!(done.transport_error.is_some());
     let e = w.driver.run(&key, otp(OTP)).unwrap_err();
     assert!(
         matches!(
@@ -702,4 +702,21 @@ fn the_async_driver_does_the_same_with_send_futures() {
         );
         assert_eq!(<Payment as Record>::key(&done.payment), key);
     });
+}
+
+/// The pair the async driver is for: PostgreSQL and hyper. Compiled, not run: every
+/// future is `Send`, so it runs inside `tokio::spawn` and axum handlers.
+#[allow(dead_code)]
+fn postgres_and_hyper_futures_are_send(
+    d: &AsyncDriver<
+        direct_otp::store::PgStore,
+        direct_otp::transport::HyperTransport<hyper_util::client::legacy::connect::HttpConnector>,
+    >,
+    start: &StartRequest,
+) {
+    let _ = assert_send(d.start(start, 1));
+    let _ = assert_send(d.run("k", Command::CheckStatus));
+    let _ = assert_send(d.bank_page("k"));
+    let _ = assert_send(d.sweep(1));
+    let _ = assert_send(d.sweep_and_check(1));
 }

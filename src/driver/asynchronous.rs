@@ -250,7 +250,7 @@ impl<S: AsyncStore<Payment>, T: AsyncSend> AsyncDriver<S, T> {
             return Err(DriveError::Late { key });
         }
         let result = self.transport.send(out.request).await;
-        let (reply, send_error) = reply(result, |e| self.transport.send_failure(e));
+        let (reply, transport_error) = reply(result, |e| self.transport.send_failure(e));
         let outcome = payment
             .handle(out.token, reply, self.transport.now())
             .map_err(|source| DriveError::Unanswerable {
@@ -264,7 +264,7 @@ impl<S: AsyncStore<Payment>, T: AsyncSend> AsyncDriver<S, T> {
         Ok(Done {
             payment,
             outcome,
-            send_error,
+            transport_error,
         })
     }
 }

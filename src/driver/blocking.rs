@@ -249,7 +249,7 @@ impl<S: Store<Payment>, T: BlockingSend> Driver<S, T> {
             return Err(DriveError::Late { key });
         }
         let result = self.transport.send(out.request);
-        let (reply, send_error) = reply(result, |e| self.transport.send_failure(e));
+        let (reply, transport_error) = reply(result, |e| self.transport.send_failure(e));
         let outcome = payment
             .handle(out.token, reply, self.transport.now())
             .map_err(|source| DriveError::Unanswerable {
@@ -262,7 +262,7 @@ impl<S: Store<Payment>, T: BlockingSend> Driver<S, T> {
         Ok(Done {
             payment,
             outcome,
-            send_error,
+            transport_error,
         })
     }
 }

@@ -202,7 +202,7 @@ pub struct Done {
     pub outcome: Outcome,
     /// The transport's error, when the exchange got no usable answer (for logs: the
     /// payment has taken it into account, as "not sent" or "maybe sent").
-    pub send_error: Option<Box<dyn StdError + Send + Sync>>,
+    pub transport_error: Option<Box<dyn StdError + Send + Sync>>,
 }
 
 /// The browser goes to the bank's page: the URL, and the payment as stored.
