@@ -772,8 +772,11 @@ fn drive(spec: &StoreSpec, server: &str, ledger: &Arc<Ledger>) -> Box<dyn Drive>
     let watch = watch(ledger);
     match spec {
         StoreSpec::Sqlite(path) => {
+            // A write that waits its turn longer than the default 5 s under load is a slow
+            // machine, not a broken protocol: give it 30 s.
+            let sqlite = SqliteStore::open(path).unwrap();
             let store = Watched {
-                inner: SqliteStore::open(path).unwrap(),
+                inner: sqlite.busy_timeout(Duration::from_secs(30)).unwrap(),
                 ledger: ledger.clone(),
             };
             let wire = Wire {
