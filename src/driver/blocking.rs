@@ -142,6 +142,49 @@ impl<S: Store<Payment>, T: BlockingSend> Driver<S, T> {
     /// Runs `command` on the payment stored under `key`, with the whole protocol: the
     /// write-ahead, the send, the answer stored. See [`DriveError`] for what each failure
     /// means and which HTTP status to answer.
+    ///
+    /// ```
+    /// use direct_otp::driver::{Command, DriveError, Driver};
+    /// use direct_otp::sandbox::{OtpSource, Sandbox, SandboxConfig};
+    /// use direct_otp::store::MemoryStore;
+    /// use direct_otp::{Config, Otp, Outcome, PaymentSource, Refusal, StartRequest};
+    /// # use std::sync::Mutex;
+    /// # struct InProcess(Mutex<Sandbox>);
+    /// # #[derive(Debug, thiserror::Error)]
+    /// # #[error("dropped")]
+    /// # struct Dropped;
+    /// # impl direct_otp::driver::BlockingSend for InProcess {
+    /// #     type Error = Dropped;
+    /// #     fn send(&self, r: direct_otp::Request) -> Result<(u16, Vec<u8>), Dropped> {
+    /// #         let a = self.0.lock().unwrap().handle_request(&r, self.now());
+    /// #         if a.is_delivered() { Ok((a.status, a.body)) } else { Err(Dropped) }
+    /// #     }
+    /// #     fn send_failure(&self, _: &Dropped) -> direct_otp::SendFailure {
+    /// #         direct_otp::SendFailure::MaybeSent
+    /// #     }
+    /// #     fn timeout(&self) -> std::time::Duration { std::time::Duration::from_secs(30) }
+    /// # }
+    ///
+    /// // The in-process sandbox as the bank (see `BlockingSend`), a memory store.
+    /// let sandbox = Sandbox::new(SandboxConfig::new("sk_test").with_otp(OtpSource::Fixed("123456".into())));
+    /// let config = Config::new(sandbox.base_url(), "sk_test")?;
+    /// let driver = Driver::new(MemoryStore::new(), InProcess(Mutex::new(sandbox)), config);
+    ///
+    /// let card = PaymentSource::Token { card_token: "tok_1".into(), cvv: None };
+    /// let done = driver.start(&StartRequest::new("ord_1", "acme", "cust_1", card)?, 1)?;
+    /// assert_eq!(done.payment.key(), "ord_1/1");
+    ///
+    /// let done = driver.run("ord_1/1", Command::Submit(Otp::new("654321")?))?;
+    /// assert_eq!(done.outcome, Outcome::WrongOtp { attempts_left: 3 });
+    /// let done = driver.run("ord_1/1", Command::Submit(Otp::new("123456")?))?;
+    /// assert!(done.outcome.is_terminal()); // approved, and stored
+    ///
+    /// // Settled: a late double click is refused, and nothing is sent.
+    /// let e = driver.run("ord_1/1", Command::Resend).unwrap_err();
+    /// assert!(matches!(e, DriveError::Refused { refusal: Refusal::AlreadyFinal(_), .. }));
+    /// assert_eq!(e.http_status(), 409);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn run(&self, key: &str, command: Command) -> Result<Done, DriveError> {
         let mut payment = self.load(key)?;
         let loaded = payment.revision();
