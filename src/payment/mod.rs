@@ -13,6 +13,8 @@
 //! `docs/concurrency.md` for every stage, the challenge's included: one record id, one
 //! revision, one request in flight at most.
 
+mod settle;
+
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 
@@ -31,6 +33,9 @@ use crate::start::{StartRequest, Started};
 use crate::status::Status;
 use crate::token::{RecordId, RequestKind, Token};
 use crate::view::{NextStep, PaymentView};
+
+use settle::SettleState;
+pub use settle::{SettleError, SettleOutcome, Settlement};
 
 /// The version of the persisted JSON form of a [`Payment`].
 pub const PAYMENT_FORMAT_VERSION: u32 = 1;
@@ -91,6 +96,10 @@ pub struct Payment {
     created_at: Stamp,
     last_seen: Stamp,
     stage: Stage,
+    /// What settled it, the expected amount, the webhooks seen (`settle.rs`). Absent from
+    /// records that never needed it.
+    #[serde(default, skip_serializing_if = "SettleState::is_plain")]
+    settle: SettleState,
 }
 
 /// Where the payment is, outside the challenge's own states.
@@ -144,6 +153,7 @@ impl Payment {
             created_at: now,
             last_seen: now,
             stage: Stage::New,
+            settle: SettleState::default(),
         }
     }
 
@@ -206,6 +216,9 @@ impl Payment {
         config: &Config,
         now: OffsetDateTime,
     ) -> Result<Outgoing, Refusal> {
+        if let Some(confirmation) = self.confirm(config, now) {
+            return confirmation;
+        }
         if let Stage::Challenge { challenge } = &mut self.stage {
             let out = challenge.check_status(config, now)?;
             self.sync();
@@ -288,16 +301,21 @@ impl Payment {
         body: &[u8],
         now: OffsetDateTime,
     ) -> Result<Outcome, InputError> {
-        if let Stage::Challenge { challenge } = &mut self.stage {
+        let kind = token.kind();
+        let outcome = if let Stage::Challenge { challenge } = &mut self.stage {
             let outcome = challenge.handle_response(token, http_status, body, now)?;
             self.sync();
-            return Ok(outcome);
-        }
-        let kind = self.answered(token)?;
-        match kind {
-            RequestKind::Start => Ok(self.on_start(http_status, body, now)),
-            _ => Ok(self.on_order_status(http_status, body, now)),
-        }
+            outcome
+        } else {
+            match self.answered(token)? {
+                RequestKind::Start => self.on_start(http_status, body, now),
+                _ if matches!(self.stage, Stage::Final { .. }) => {
+                    return Ok(self.on_confirmation(http_status, body, now));
+                }
+                _ => self.on_order_status(http_status, body, now),
+            }
+        };
+        Ok(self.settled_by_answer(kind, http_status, body, outcome))
     }
 
     /// Reports that sending the request `token` failed. A start that may have been sent
@@ -380,7 +398,7 @@ impl Payment {
         match &self.stage {
             Stage::New => NextStep::Start,
             Stage::Challenge { challenge } => challenge.next_step(now),
-            Stage::Final { status } => NextStep::Finished(status.clone()),
+            Stage::Final { status } => self.final_step(status),
             Stage::BankPage {
                 url,
                 browser_away: false,
@@ -411,10 +429,15 @@ impl Payment {
             order_id: self.order_id.as_str().to_owned(),
             attempt: self.attempt,
             next: next.code().to_owned(),
-            message: next.to_string(),
+            message: self
+                .settlement_message()
+                .unwrap_or_else(|| next.to_string()),
             status: status.to_string(),
             is_final: self.is_final(),
-            paid: self.is_final() && status.is_success(),
+            paid: self.is_paid(),
+            confirmed: self.is_confirmed(),
+            settled_by: self.settled_by().map(|s| s.code().to_owned()),
+            settlement_issue: self.settlement_issue().map(str::to_owned),
             can_submit: open.is_some_and(|c| c.may_submit(now).is_ok()),
             can_resend: open.is_some_and(|c| c.may_resend(now).is_ok()),
             resend_in_seconds: open
@@ -428,6 +451,7 @@ impl Payment {
             bank_page_url,
             card: challenge
                 .map(|c| c.card().clone())
+                .or_else(|| self.settle.card())
                 .filter(|c| c != &Default::default()),
         }
     }
@@ -485,10 +509,11 @@ impl Payment {
         }
     }
 
-    /// True once the payment is final; nothing changes after that.
+    /// True once the payment is final: its one terminal outcome was reported. After that
+    /// only a confirmation by the order status API (or its disagreement) can change it.
     pub fn is_final(&self) -> bool {
         match &self.stage {
-            Stage::Final { .. } => true,
+            Stage::Final { .. } => !self.settle.amount_unchecked(),
             Stage::Challenge { challenge } => challenge.is_final(),
             _ => false,
         }
@@ -592,8 +617,10 @@ impl Payment {
 
     /// The status check in flight is over.
     fn end_check(&mut self) {
-        if let Stage::Unknown { check, .. } | Stage::BankPage { check, .. } = &mut self.stage {
-            *check = None;
+        match &mut self.stage {
+            Stage::Unknown { check, .. } | Stage::BankPage { check, .. } => *check = None,
+            Stage::Final { .. } => self.settle.end_check(),
+            _ => {}
         }
     }
 
@@ -613,6 +640,7 @@ impl Payment {
         match &self.stage {
             Stage::Starting { request } => Some(*request),
             Stage::Unknown { check, .. } | Stage::BankPage { check, .. } => *check,
+            Stage::Final { .. } => self.settle.check(),
             _ => None,
         }
     }
@@ -700,6 +728,9 @@ impl Payment {
                 return Some("a final status in an open stage")
             }
             _ => {}
+        }
+        if let Some(rule) = self.settle_inconsistency() {
+            return Some(rule);
         }
         let request = self.request_in_flight()?;
         let t = request.token;
