@@ -45,6 +45,23 @@ mod sealed {
     pub trait Sealed {}
     impl Sealed for crate::Challenge {}
     impl Sealed for crate::Payment {}
+    impl<R: Sealed + ?Sized> Sealed for Box<R> {}
+}
+
+/// A boxed record (as [`Started::Challenge`](crate::Started::Challenge) holds one).
+impl<R: Requester + ?Sized> Requester for Box<R> {
+    fn check_token(&self, token: Token) -> Result<(), InputError> {
+        (**self).check_token(token)
+    }
+
+    fn handle(
+        &mut self,
+        token: Token,
+        reply: Reply,
+        now: OffsetDateTime,
+    ) -> Result<Outcome, InputError> {
+        (**self).handle(token, reply, now)
+    }
 }
 
 impl Requester for crate::Challenge {

@@ -663,6 +663,7 @@ impl Payment {
                 got,
                 in_flight: r.token,
             }),
+            None if self.is_final() => Err(InputError::AlreadyFinal { got }),
             None => Err(InputError::NothingInFlight { got }),
         }
     }
