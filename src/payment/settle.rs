@@ -412,7 +412,7 @@ impl Payment {
     /// changes nothing and says why. Idempotent: the same webhook again is
     /// [`SettleOutcome::Duplicate`], the same return again changes nothing. A request in
     /// flight when a hint settles the payment is abandoned: its answer is then refused
-    /// with `InputError::NothingInFlight`.
+    /// with `InputError::AlreadyFinal`.
     ///
     /// Store the payment afterwards, with compare-and-swap, when its
     /// [`revision`](Self::revision) moved (`docs/concurrency.md`); answer a webhook `200`
@@ -1316,7 +1316,7 @@ mod tests {
         assert_eq!(p.in_flight(), None);
         assert_eq!(
             p.handle_response(out.token, 200, CHARGED, at(3)),
-            Err(InputError::NothingInFlight { got: out.token })
+            Err(InputError::AlreadyFinal { got: out.token })
         );
         assert_eq!(
             p.view(at(3)).card.and_then(|c| c.last_four).as_deref(),
