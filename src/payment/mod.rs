@@ -53,8 +53,14 @@ pub const PAYMENT_FORMAT_VERSION: u32 = 1;
 /// * Inputs ([`handle`](Self::handle), or [`handle_response`](Self::handle_response) and
 ///   [`handle_send_failure`](Self::handle_send_failure)) take the answer to the request in
 ///   flight, matched by its [`Token`], and return an [`Outcome`]. Exactly one outcome is
-///   terminal (`Approved` or `Declined`); after it every command is refused with
-///   `AlreadyFinal` and nothing changes again.
+///   terminal (`Approved`, `Declined` or `IntegrityFailed`); after it every command is
+///   refused with `AlreadyFinal` and nothing changes again, except through the order status
+///   API (below).
+/// * [`settle`](Self::settle) takes a verified return URL or an authenticated webhook: one
+///   that says final may settle the payment first (unconfirmed; `check_status` confirms
+///   it, or reports the API's `Disagreement`). An expected amount
+///   ([`with_expected_amount`](Self::with_expected_amount)) makes a success paid only for
+///   that amount. See `docs/settlement.md`, "Precedence".
 /// * [`view`](Self::view) gives a UI everything it shows, owned and serializable.
 ///
 /// Key records by [`key`](Self::key), `{order_id}/{attempt}`: a new attempt on the same order
