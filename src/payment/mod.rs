@@ -294,10 +294,26 @@ impl Payment {
             return Ok(outcome);
         }
         let kind = self.answered(token)?;
-        match kind {
-            RequestKind::Start => Ok(self.on_start(http_status, body, now)),
-            _ => Ok(self.on_order_status(http_status, body, now)),
+        // Read the answer, and refuse one about another order, before changing anything.
+        if kind == RequestKind::Start {
+            let read = crate::start::read_start(
+                self.routing_id.clone(),
+                Some(&self.order_id),
+                self.policy,
+                http_status,
+                body,
+                now,
+            );
+            if let Err(StartError::Response(ResponseError::Foreign(e))) = read {
+                return Err(e.into());
+            }
+            return Ok(self.on_start(read, http_status, body, now));
         }
+        let status = response::order_status(self.order_id.as_str(), http_status, body);
+        if let Err(ResponseError::Foreign(e)) = status {
+            return Err(e.into());
+        }
+        Ok(self.on_order_status(status, now))
     }
 
     /// Reports that sending the request `token` failed. A start that may have been sent
@@ -504,15 +520,13 @@ impl Payment {
 
     // ----- The rest -------------------------------------------------------------------
 
-    fn on_start(&mut self, http_status: u16, body: &[u8], now: OffsetDateTime) -> Outcome {
-        let read = crate::start::read_start(
-            self.routing_id.clone(),
-            Some(&self.order_id),
-            self.policy,
-            http_status,
-            body,
-            now,
-        );
+    fn on_start(
+        &mut self,
+        read: Result<Started, StartError>,
+        http_status: u16,
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Outcome {
         self.touch(now);
         match read {
             Ok(Started::Challenge(mut challenge)) => {
@@ -557,8 +571,12 @@ impl Payment {
         }
     }
 
-    fn on_order_status(&mut self, http_status: u16, body: &[u8], now: OffsetDateTime) -> Outcome {
-        let status = match response::order_status(self.order_id.as_str(), http_status, body) {
+    fn on_order_status(
+        &mut self,
+        status: Result<Status, ResponseError>,
+        now: OffsetDateTime,
+    ) -> Outcome {
+        let status = match status {
             Ok(status) => status,
             Err(e) => {
                 self.touch(now);
