@@ -341,3 +341,27 @@ fn refusals_carry_codes_http_statuses_and_retry_after() {
     assert_eq!(p.view(secs(12)).next, "wait");
     let _ = out;
 }
+
+#[test]
+fn answers_about_another_order_are_refused_at_every_stage() {
+    let mut bank = Bank::new();
+    let start = start_request("ord_pay_foreign", "tok_3ds");
+    let mut p = Payment::new(&start, 1, T0);
+    let out = p.start(&bank.config, &start, T0).unwrap();
+    let before = p.clone();
+    let other = br#"{"order_id":"ord_other","status":"CHARGED"}"#;
+    assert!(matches!(
+        p.handle_response(out.token, 200, other, T0),
+        Err(InputError::Foreign(_))
+    ));
+    assert_eq!(p, before, "a foreign start answer changes nothing");
+    bank.exchange(&mut p, out, T0);
+    let out = p.check_status(&bank.config, secs(1)).unwrap();
+    let before = p.clone();
+    assert!(matches!(
+        p.handle_response(out.token, 200, other, secs(1)),
+        Err(InputError::Foreign(_))
+    ));
+    assert_eq!(p, before, "a foreign status answer changes nothing");
+    assert!(!p.is_final());
+}

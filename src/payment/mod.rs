@@ -313,12 +313,29 @@ impl Payment {
             self.sync();
             outcome
         } else {
-            match self.answered(token)? {
-                RequestKind::Start => self.on_start(http_status, body, now),
-                _ if matches!(self.stage, Stage::Final { .. }) => {
+            // Read the answer, and refuse one about another order, before changing anything.
+            if self.answered(token)? == RequestKind::Start {
+                let read = crate::start::read_start(
+                    self.routing_id.clone(),
+                    Some(&self.order_id),
+                    self.policy,
+                    http_status,
+                    body,
+                    now,
+                );
+                if let Err(StartError::Response(ResponseError::Foreign(e))) = read {
+                    return Err(e.into());
+                }
+                self.on_start(read, http_status, body, now)
+            } else {
+                let status = response::order_status(self.order_id.as_str(), http_status, body);
+                if let Err(ResponseError::Foreign(e)) = status {
+                    return Err(e.into());
+                }
+                if matches!(self.stage, Stage::Final { .. }) {
                     return Ok(self.on_confirmation(http_status, body, now));
                 }
-                _ => self.on_order_status(http_status, body, now),
+                self.on_order_status(status, now)
             }
         };
         Ok(self.settled_by_answer(kind, http_status, body, outcome))
@@ -535,15 +552,13 @@ impl Payment {
 
     // ----- The rest -------------------------------------------------------------------
 
-    fn on_start(&mut self, http_status: u16, body: &[u8], now: OffsetDateTime) -> Outcome {
-        let read = crate::start::read_start(
-            self.routing_id.clone(),
-            Some(&self.order_id),
-            self.policy,
-            http_status,
-            body,
-            now,
-        );
+    fn on_start(
+        &mut self,
+        read: Result<Started, StartError>,
+        http_status: u16,
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Outcome {
         self.touch(now);
         match read {
             Ok(Started::Challenge(mut challenge)) => {
@@ -588,8 +603,12 @@ impl Payment {
         }
     }
 
-    fn on_order_status(&mut self, http_status: u16, body: &[u8], now: OffsetDateTime) -> Outcome {
-        let status = match response::order_status(self.order_id.as_str(), http_status, body) {
+    fn on_order_status(
+        &mut self,
+        status: Result<Status, ResponseError>,
+        now: OffsetDateTime,
+    ) -> Outcome {
+        let status = match status {
             Ok(status) => status,
             Err(e) => {
                 self.touch(now);

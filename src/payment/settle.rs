@@ -1343,10 +1343,21 @@ mod tests {
         );
         assert_eq!(p.in_flight(), None);
         let _ = out;
-        // Unreadable, foreign and pending answers leave it unconfirmed.
+        // An answer about another order is refused and leaves the check in flight.
+        let out = p.check_status(&config(), at(45)).unwrap();
+        let foreign = json!({"order_id": "ord_other", "status": "AUTHORIZATION_FAILED"});
+        let revision = p.revision();
+        assert!(matches!(
+            p.handle_response(out.token, 200, foreign.to_string().as_bytes(), at(46)),
+            Err(InputError::Foreign(_))
+        ));
+        assert_eq!((p.in_flight(), p.revision()), (Some(out.token), revision));
+        p.handle_send_failure(out.token, SendFailure::NotSent, at(47))
+            .unwrap();
+        // Unreadable, order-less and pending answers leave it unconfirmed.
         for body in [
             json!("x"),
-            json!({"order_id": "ord_other", "status": "CHARGED"}),
+            json!({"status": "CHARGED"}),
             json!({"order_id": BANK, "status": "PENDING_VBV"}),
         ] {
             let outcome = api(&mut p, &body, at(50));
