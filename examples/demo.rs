@@ -1,7 +1,9 @@
-//! A checkout through the library over HTTP, in three payments:
+//! A checkout through the library over HTTP, in three payments, each one `Payment` record
+//! from before the start until it is settled:
 //!
 //! 1. an OTP resend, a wrong OTP, the right OTP: `CHARGED`;
-//! 2. resends up to the send limit, then the bank page, settled by the order status;
+//! 2. resends up to the send limit, then the bank page; the browser comes back through the
+//!    signed return URL, which settles the payment, and the order status confirms it;
 //! 3. a submit whose answer is lost, settled by reconciliation.
 //!
 //! `cargo run --example demo` runs it against the embedded sandbox on loopback: no network,
@@ -16,6 +18,7 @@
 //! JUSPAY_CARD_TOKEN=...         a saved-card token enrolled for Direct OTP
 //! JUSPAY_CARD_CVV=...           optional, if your account needs it with tokens
 //! JUSPAY_CUSTOMER_ID=...        optional x-routing-id, default demo_customer
+//! JUSPAY_RESPONSE_KEY=...       optional: the response key, to verify the return URL you paste
 //! ```
 //!
 //! Against the real host the OTPs come by SMS: the demo asks you to type them.
@@ -26,11 +29,13 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration as StdDuration;
 
-use direct_otp::sandbox::{Endpoint, Fault, OtpSource, Sandbox, SandboxConfig, SandboxServer};
+use direct_otp::sandbox::{
+    Endpoint, Fault, OtpSource, Sandbox, SandboxConfig, SandboxServer, SANDBOX_RESPONSE_KEY,
+};
 use direct_otp::transport::{Settings, UreqTransport};
 use direct_otp::{
-    Challenge, Config, NextStep, Otp, Outcome, PaymentSource, Refusal, SendFailure, StartRequest,
-    Started, SANDBOX_URL,
+    Config, Otp, Outcome, Payment, PaymentSource, Refusal, Reply, ResponseKey, ReturnParams,
+    SendFailure, Settlement, StartRequest, SANDBOX_URL,
 };
 use time::OffsetDateTime;
 
@@ -38,6 +43,9 @@ type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
 /// The API key the local sandbox accepts (it is not a Juspay key).
 const LOCAL_KEY: &str = "sk_local_demo";
+
+/// Where the local bank page sends the browser back to (the shop's return URL).
+const RETURN_URL: &str = "https://shop.example/pay/return";
 
 /// Waiting time the local demo skips (resend cooldowns), in milliseconds.
 static SKIPPED_MS: AtomicI64 = AtomicI64::new(0);
@@ -72,6 +80,8 @@ struct Demo {
     merchant_id: String,
     routing_id: String,
     card: PaymentSource,
+    /// The merchant's response key, which signs the return URL.
+    response_key: Option<ResponseKey>,
 }
 
 fn run() -> Result<()> {
@@ -88,7 +98,11 @@ fn run() -> Result<()> {
 
 impl Demo {
     fn embedded() -> Result<Demo> {
-        let sandbox = Sandbox::new(SandboxConfig::new(LOCAL_KEY).with_otp(OtpSource::Seeded(2026)));
+        let sandbox = Sandbox::new(
+            SandboxConfig::new(LOCAL_KEY)
+                .with_otp(OtpSource::Seeded(2026))
+                .with_return_url(RETURN_URL),
+        );
         let server = SandboxServer::start(sandbox)?;
         println!(
             "direct-otp demo: LOCAL SANDBOX at {} (embedded, loopback only; no network, no API key).",
@@ -106,6 +120,7 @@ impl Demo {
                 card_token: "tok_demo_visa".into(),
                 cvv: None,
             },
+            response_key: Some(ResponseKey::new(SANDBOX_RESPONSE_KEY)?),
         })
     }
 
@@ -136,6 +151,9 @@ impl Demo {
             merchant_id,
             routing_id: var("JUSPAY_CUSTOMER_ID").unwrap_or_else(|| "demo_customer".into()),
             card,
+            response_key: var("JUSPAY_RESPONSE_KEY")
+                .map(|k| ResponseKey::new(&k))
+                .transpose()?,
         })
     }
 
@@ -190,12 +208,9 @@ impl Demo {
         };
         loop {
             self.wait_for_cooldown(&c);
-            match c.may_resend(clock()) {
-                Ok(()) => {}
-                Err(refusal) => {
-                    println!("  \"Resend\" is disabled: {refusal}");
-                    break;
-                }
+            if let Some(Err(refusal)) = c.challenge().map(|c| c.may_resend(clock())) {
+                println!("  \"Resend\" is disabled: {refusal}");
+                break;
             }
             let outcome = self.step(&mut c, "cardholder taps \"Resend\"", |c, cfg, now| {
                 c.resend(cfg, now)
@@ -206,22 +221,39 @@ impl Demo {
         }
         let url = c.go_to_bank_page(clock())?.to_owned();
         println!("  the browser is sent to the bank page: {url}");
-        match self.local() {
+        let back = match self.local() {
             Some(_) => {
-                // What the cardholder's browser does there.
+                // What the cardholder's browser does there; the bank page then redirects
+                // it to the shop's return URL.
                 let answer = self
                     .transport
                     .agent()
                     .post(&url)
+                    .config()
+                    .max_redirects(0) // the shop's return URL is not on loopback
+                    .build()
                     .content_type("application/x-www-form-urlencoded")
                     .send("result=success")?;
                 println!(
                     "  cardholder authenticates on the bank page (HTTP {})",
                     answer.status().as_u16()
                 );
+                answer
+                    .headers()
+                    .get("location")
+                    .and_then(|l| l.to_str().ok())
+                    .map(str::to_owned)
             }
-            None => prompt("  finish the payment on that page in a browser, then press Enter")
-                .map(drop)?,
+            None if self.response_key.is_some() => Some(prompt(
+                "  finish the payment on that page in a browser, then paste the URL it came back to",
+            )?),
+            None => {
+                prompt("  finish the payment on that page in a browser, then press Enter")?;
+                None
+            }
+        };
+        if let (Some(back), Some(key)) = (back.filter(|b| !b.is_empty()), &self.response_key) {
+            self.settle_by_return(&mut c, &back, key)?;
         }
         self.settle_by_status(&mut c)
     }
@@ -252,12 +284,12 @@ impl Demo {
                 // A real host answers; the demo throws the answer away, as a timeout would.
                 let _ = self.transport.send(out.request);
                 print!("(the demo discards the answer) ");
-                c.handle_send_failure(out.token, SendFailure::MaybeSent, clock())?
+                c.handle(out.token, Reply::Failed(SendFailure::MaybeSent), clock())?
             }
         };
         println!("-> {}", describe(&outcome));
         println!("     {}", state(&c));
-        if let Err(refusal) = c.may_submit(clock()) {
+        if let Err(refusal) = c.submit(&self.config, &sms.otp()?, clock()) {
             println!("  submitting again is refused: {refusal}");
         }
         self.settle_by_status(&mut c)
@@ -265,8 +297,9 @@ impl Demo {
 
     // ----- Steps --------------------------------------------------------------------
 
-    /// Starts authentication; `None` if the card needs 3DS instead (nothing to show here).
-    fn start(&self, n: usize) -> Result<Option<Challenge>> {
+    /// A new payment record, started: `None` if the card needs 3DS instead (nothing to
+    /// show here).
+    fn start(&self, n: usize) -> Result<Option<Payment>> {
         let order_id = self.order_id(n);
         let start = StartRequest::new(
             &order_id,
@@ -274,10 +307,12 @@ impl Demo {
             &self.routing_id,
             self.card.clone(),
         )?;
+        let mut p = Payment::new(&start, 1, clock());
         print!("  start authentication for order {order_id} (POST /txns) ");
-        let (status, body) = self.transport.send(start.request(&self.config))?;
-        match start.handle_response(status, &body, clock())? {
-            Started::Challenge(c) => {
+        let out = p.start(&self.config, &start, clock())?;
+        let driven = self.transport.drive(&mut p, out)?;
+        match (&driven.outcome, p.challenge()) {
+            (Outcome::OtpSent { .. }, Some(c)) => {
                 let card = c.card();
                 println!(
                     "-> OTP sent; OTP page for {} ****{} ({})",
@@ -285,28 +320,25 @@ impl Demo {
                     card.last_four.as_deref().unwrap_or("????"),
                     card.issuer.as_deref().unwrap_or("issuer unknown"),
                 );
-                println!("     {}", state(&c));
-                Ok(Some(*c))
+                println!("     {}", state(&p));
+                Ok(Some(p))
             }
-            Started::Redirect { url, .. } => {
+            (Outcome::BankPageRequired, _) => {
+                let url = p.go_to_bank_page(clock())?;
                 println!("-> this card uses 3DS, not Direct OTP: the browser would go to {url}");
                 Ok(None)
             }
-            Started::Finished(status) => {
-                println!("-> already final: {status}");
-                Ok(None)
-            }
-            other => Err(format!("unexpected start result {other:?}").into()),
+            (outcome, _) => Err(format!("the start gave {outcome:?}").into()),
         }
     }
 
     /// Runs one command through the transport and prints what happened.
     fn step(
         &self,
-        c: &mut Challenge,
+        c: &mut Payment,
         label: &str,
         command: impl FnOnce(
-            &mut Challenge,
+            &mut Payment,
             &Config,
             OffsetDateTime,
         ) -> std::result::Result<direct_otp::Outgoing, Refusal>,
@@ -321,8 +353,25 @@ impl Demo {
         Ok(driven.outcome)
     }
 
-    /// Checks the order status until the payment is final (a few tries against a real host).
-    fn settle_by_status(&self, c: &mut Challenge) -> Result<()> {
+    /// The browser is back on the shop's return URL: its signature is checked, then it
+    /// settles the payment (to be confirmed by the order status).
+    fn settle_by_return(&self, c: &mut Payment, url: &str, key: &ResponseKey) -> Result<()> {
+        let shown = url.split_once('?').map_or(url, |(base, _)| base);
+        print!("  the browser comes back to {shown}?order_id=...&signature=... ");
+        match ReturnParams::from_url(url).and_then(|p| p.verify(key)) {
+            Ok(verified) => {
+                let outcome = c.settle(Settlement::ReturnUrl(verified), clock())?;
+                println!("-> signature verified -> {outcome}");
+            }
+            Err(e) => println!("-> not used: {e}"),
+        }
+        println!("     {}", state(c));
+        Ok(())
+    }
+
+    /// Checks the order status until the payment is final and confirmed (a few tries
+    /// against a real host).
+    fn settle_by_status(&self, c: &mut Payment) -> Result<()> {
         for attempt in 0..10 {
             if attempt > 0 {
                 std::thread::sleep(StdDuration::from_secs(3));
@@ -332,28 +381,24 @@ impl Demo {
                 "check the order status (GET /orders/{id})",
                 |c, cfg, now| c.check_status(cfg, now),
             )?;
-            if c.is_final() {
+            if c.is_final() && c.is_confirmed() {
                 break;
             }
         }
         self.expect_final(c)
     }
 
-    fn expect_final(&self, c: &Challenge) -> Result<()> {
+    fn expect_final(&self, c: &Payment) -> Result<()> {
         if !c.is_final() {
             return Err(format!("the payment is not final: {}", c.status()).into());
         }
-        let verdict = if c.status().is_success() {
-            "paid"
-        } else {
-            "not paid"
-        };
+        let verdict = if c.is_paid() { "paid" } else { "not paid" };
         println!("  => order {}: {} ({verdict})", c.order_id(), c.status());
         Ok(())
     }
 
-    fn wait_for_cooldown(&self, c: &Challenge) {
-        let Some(at) = c.resend_available_at() else {
+    fn wait_for_cooldown(&self, c: &Payment) {
+        let Some(at) = c.challenge().and_then(|c| c.resend_available_at()) else {
             return;
         };
         let wait = at - clock();
@@ -376,12 +421,13 @@ impl Demo {
     }
 
     /// The OTP the cardholder received: read from the local sandbox ("the phone"), or typed.
-    fn read_sms(&self, c: &Challenge) -> Result<Sms> {
+    fn read_sms(&self, c: &Payment) -> Result<Sms> {
+        let txn = c.challenge().map(|c| c.txn_id()).unwrap_or_default();
         match self.local() {
             Some(server) => {
                 let digits = server
                     .sandbox()
-                    .current_otp(c.txn_id())
+                    .current_otp(txn)
                     .ok_or("the sandbox has no OTP for this transaction")?
                     .to_owned();
                 println!("  SMS on the cardholder's phone: \"Your OTP is {digits}\"");
@@ -451,41 +497,31 @@ fn describe(outcome: &Outcome) -> String {
     match outcome {
         Outcome::OtpSent { .. } => "a new OTP is sent".into(),
         Outcome::SendLimitReached => "the bank refuses: send limit reached".into(),
-        Outcome::WrongOtp { attempts_left } => format!("wrong OTP, {attempts_left} tries left"),
-        Outcome::AttemptLimitReached => "wrong OTP, no tries left".into(),
-        Outcome::Approved(status) => format!("approved: {status}"),
-        Outcome::Declined(status) => format!("declined: {status}"),
-        Outcome::Pending(status) => format!("not final yet: {status}"),
         Outcome::Rejected(e) => format!("refused by the server: {e}"),
-        Outcome::CheckStatus(_) => "outcome unknown: the order status must tell".into(),
-        Outcome::NotDelivered => "not sent; nothing changed".into(),
-        other => format!("{other:?}"),
+        // Everything else in the library's own words.
+        other => other.to_string(),
     }
 }
 
-fn state(c: &Challenge) -> String {
-    let now = clock();
-    let next = match c.next_step(now) {
-        NextStep::EnterOtp => match c.may_resend(now) {
-            Ok(()) => "OTP input and \"Resend\"".to_owned(),
-            Err(Refusal::Cooldown { until }) => {
-                let secs = ((until - now).whole_milliseconds() + 999).max(0) / 1000;
-                format!("OTP input, \"Resend\" in {secs} s")
-            }
-            Err(_) => "OTP input, no more resends".to_owned(),
+/// One line from the payment's view, as a page would show it.
+fn state(p: &Payment) -> String {
+    let view = p.view(clock());
+    let next = match view.next.as_str() {
+        "enter_otp" => match (view.can_resend, view.resend_in_seconds) {
+            (true, _) => "OTP input and \"Resend\"".to_owned(),
+            (false, Some(secs)) => format!("OTP input, \"Resend\" in {secs} s"),
+            (false, None) => "OTP input, no more resends".to_owned(),
         },
-        NextStep::Wait(_) => "wait".to_owned(),
-        NextStep::CheckStatus => "check the order status".to_owned(),
-        NextStep::BankPage(_) => "offer the bank page".to_owned(),
-        NextStep::AwaitBankPage => "wait for the cardholder on the bank page".to_owned(),
-        NextStep::Expired => "expired: check the order status".to_owned(),
-        NextStep::Finished(status) => format!("done ({status})"),
-        other => format!("{other:?}"),
+        "finished" if !view.confirmed => format!("done ({}), to be confirmed", view.status),
+        "finished" => format!("done ({})", view.status),
+        _ => view.message.clone(),
     };
+    let count = |n: Option<u32>| n.map_or("-".to_owned(), |n| n.to_string());
     format!(
-        "[{} | sends left {} | tries left {} | show: {next}]",
-        c.status(),
-        c.sends_left(),
-        c.attempts_left()
+        "[{} | sends left {} | tries left {} | {}: {next}]",
+        view.status,
+        count(view.sends_left),
+        count(view.attempts_left),
+        view.next,
     )
 }

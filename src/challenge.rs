@@ -473,7 +473,8 @@ impl Challenge {
                 got,
                 in_flight: token,
             }),
-            _ => Err(crate::InputError::NothingInFlight { got }),
+            Phase::Final => Err(crate::InputError::AlreadyFinal { got }),
+            Phase::Resting { .. } => Err(crate::InputError::NothingInFlight { got }),
         }
     }
 

@@ -144,6 +144,13 @@ pub enum InputError {
         /// The token of the request in flight.
         in_flight: Token,
     },
+    /// The record is final: nothing is awaited any more, and a late answer never reports a
+    /// second outcome.
+    #[error("ignored an answer for request {got}: the payment is already final")]
+    AlreadyFinal {
+        /// The token that came in.
+        got: Token,
+    },
     /// No request is in flight, so there is nothing to answer.
     #[error("ignored an answer for request {got}: no request is in flight")]
     NothingInFlight {

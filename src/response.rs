@@ -231,19 +231,21 @@ impl<'a> Envelope<'a> {
             .error_info
             .as_ref()
             .and_then(|i| i.code.non_empty());
-        if [self.body.error_code.non_empty(), info_code]
-            .into_iter()
-            .flatten()
-            .any(|c| c.eq_ignore_ascii_case("INVALID_ACTION"))
-            || self
-                .body
-                .error_message
-                .non_empty()
-                .is_some_and(|m| contains_ignore_case(m, "already processed"))
-        {
-            return ErrorMeaning::Stale;
+        let codes = [self.body.error_code.non_empty(), info_code];
+        match classify(codes) {
+            // Only a refusal with no more specific code can be a stale copy's: the message
+            // is read only then.
+            ErrorMeaning::Refused
+                if self
+                    .body
+                    .error_message
+                    .non_empty()
+                    .is_some_and(|m| contains_ignore_case(m, "already processed")) =>
+            {
+                ErrorMeaning::Stale
+            }
+            meaning => meaning,
         }
-        classify([self.body.error_code.non_empty(), info_code])
     }
 
     /// The owned error, its texts made safe to log.
@@ -301,7 +303,9 @@ pub(crate) enum ErrorMeaning {
 /// ASCII case. Allocates nothing.
 fn classify(codes: [Option<&str>; 2]) -> ErrorMeaning {
     let any = |f: &dyn Fn(&str) -> bool| codes.iter().flatten().any(|c| f(c));
-    if any(&|c| c.eq_ignore_ascii_case("DUPLICATE_REQUEST")) {
+    if any(&|c| c.eq_ignore_ascii_case("INVALID_ACTION")) {
+        ErrorMeaning::Stale
+    } else if any(&|c| c.eq_ignore_ascii_case("DUPLICATE_REQUEST")) {
         ErrorMeaning::Duplicate
     } else if any(&|c| contains_ignore_case(c, "LIMIT_EXCEEDED")) {
         ErrorMeaning::LimitExceeded

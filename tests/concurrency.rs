@@ -1,7 +1,8 @@
-//! Several workers sharing stored records under compare-and-swap, against the sandbox bank.
+//! Several workers sharing stored payment records under compare-and-swap, against the
+//! sandbox bank, from before the start until the payment is settled.
 //!
-//! Each case starts two payments (two orders) and stores each challenge in a slot that only
-//! a compare-and-swap on its revision can replace, as a database row would. Three workers
+//! Each case creates two payments (two orders, nothing sent yet) and stores each in a slot
+//! that only a compare-and-swap on its revision can replace, as a database row would. Three workers
 //! then interleave at random: they load a record, run a command on their copy, store the
 //! in-flight state (write-ahead) and send only if that store won, hand answers back (or
 //! transport failures), crash between any two of these steps, cross answers between copies
@@ -12,6 +13,9 @@
 //! * the bank never has to refuse a send or an attempt for its limits, and its counters stay
 //!   within them; two resends never reach it within one cooldown;
 //! * a stored record always loads, and once final it never changes again;
+//! * exactly one terminal outcome (`Approved` or `Declined`) is stored per payment: none
+//!   before it is final, one once it is;
+//! * the view never offers an action the record would refuse;
 //! * an answer never applies to another copy, another record or another order;
 //! * in the end, recovery and status checks settle every record the bank settled, with the
 //!   bank's status.
@@ -25,8 +29,8 @@ use std::collections::HashSet;
 
 use direct_otp::sandbox::{BankPageResult, Endpoint, Fault, Sandbox, SandboxConfig};
 use direct_otp::{
-    Challenge, Config, InputError, NextStep, Otp, Outgoing, PaymentSource, Policy, RequestKind,
-    SendFailure, StartRequest, Started, Status,
+    Config, InputError, NextStep, Otp, Outgoing, Payment, PaymentSource, Policy, RequestKind,
+    SendFailure, StartRequest, Status,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
@@ -53,7 +57,7 @@ struct Slot {
 #[derive(Default)]
 struct Worker {
     /// Its copy of a record: the order it belongs to, and the copy.
-    copy: Option<(usize, Challenge)>,
+    copy: Option<(usize, Payment)>,
     /// The request its copy issued, stored (write-ahead), maybe sent.
     issued: Option<Outgoing>,
     sent: bool,
@@ -63,6 +67,7 @@ struct Worker {
 
 #[derive(Debug, Clone)]
 enum Op {
+    Start(usize),
     /// Worker `w` takes its natural next step: load a record (the `usize`), run the command
     /// (`Cmd`), send (with the fault), or hand the answer back.
     Progress(usize, usize, Cmd, Option<Fault>),
@@ -142,19 +147,24 @@ struct World {
     sent: HashSet<String>,
     /// When each order's OTPs were sent (start, then resends), as the bank saw them.
     sends_at: Vec<Vec<OffsetDateTime>>,
+    /// Each order's start request (it holds the card; the record never does).
+    starts: Vec<StartRequest>,
+    /// How many terminal outcomes each order's stored record reported.
+    terminal: Vec<u32>,
 }
 
 impl World {
     fn new() -> World {
         let now = time::macros::datetime!(2026-11-25 10:00 UTC);
         // Low limits, so that random runs reach them.
-        let mut bank = Sandbox::new(SandboxConfig::new(KEY).with_limits(3, 3));
+        let bank = Sandbox::new(SandboxConfig::new(KEY).with_limits(3, 3));
         let config = Config::new(bank.base_url(), KEY).expect("config");
         // The client's limits are the bank's (its start answer does not state them).
         let mut policy = Policy::default();
         policy.max_sends = 3;
         policy.max_attempts = 3;
         let mut slots = Vec::new();
+        let mut starts = Vec::new();
         for i in 0..ORDERS {
             let start = StartRequest::new(
                 &format!("ord_conc_{i}"),
@@ -167,16 +177,13 @@ impl World {
             )
             .expect("ids")
             .with_policy(policy);
-            let answer = bank.handle_request(&start.request(&config), now);
-            let Ok(Started::Challenge(c)) = start.handle_response(answer.status, &answer.body, now)
-            else {
-                panic!("the sandbox starts a Direct OTP challenge");
-            };
+            let p = Payment::new(&start, 1, now);
             slots.push(Slot {
-                json: serde_json::to_string(&c).expect("serializes"),
-                revision: c.revision(),
+                json: serde_json::to_string(&p).expect("serializes"),
+                revision: p.revision(),
                 final_json: None,
             });
+            starts.push(start);
         }
         World {
             config,
@@ -186,17 +193,34 @@ impl World {
             slots,
             workers: (0..WORKERS).map(|_| Worker::default()).collect(),
             sent: HashSet::new(),
-            sends_at: vec![vec![now]; ORDERS],
+            sends_at: vec![Vec::new(); ORDERS],
+            starts,
+            terminal: vec![0; ORDERS],
         }
     }
 
-    fn load(&self, order: usize) -> Challenge {
+    /// Starts every payment through worker 0, as the checkout's "Pay" would.
+    fn start_all(&mut self) {
+        for order in 0..ORDERS {
+            self.step(&Op::Load(0, order));
+            self.step(&Op::Start(0));
+            self.step(&Op::Send(0, None));
+            self.step(&Op::Deliver(0));
+            assert!(
+                self.load(order).challenge().is_some(),
+                "order {order} started"
+            );
+        }
+        self.workers[0] = Worker::default();
+    }
+
+    fn load(&self, order: usize) -> Payment {
         serde_json::from_str(&self.slots[order].json)
             .unwrap_or_else(|e| panic!("stored record {order} does not load: {e}"))
     }
 
     /// Stores `c` if the slot still holds `expected`: the compare-and-swap a database does.
-    fn cas(&mut self, order: usize, expected: u64, c: &Challenge) -> bool {
+    fn cas(&mut self, order: usize, expected: u64, c: &Payment) -> bool {
         let slot = &mut self.slots[order];
         if slot.revision != expected {
             return false;
@@ -229,9 +253,13 @@ impl World {
         let loaded = c.revision();
         let (config, now) = (&self.config, self.now);
         let result = match op {
+            Op::Start(_) => c.start(config, &self.starts[order], now).map(Some),
             Op::Resend(_) => c.resend(config, now).map(Some),
             Op::SubmitRight(_) | Op::SubmitWrong(_) => {
-                let right = self.bank.current_otp(c.txn_id()).map(str::to_owned);
+                let txn = c.challenge().map(|c| c.txn_id().to_owned());
+                let right = txn
+                    .and_then(|t| self.bank.current_otp(&t))
+                    .map(str::to_owned);
                 let otp = match (op, right) {
                     (Op::SubmitRight(_), Some(otp)) => otp,
                     _ => WRONG_OTP.to_owned(),
@@ -325,8 +353,12 @@ impl World {
             }
             (true, _) => c.handle_send_failure(out.token, SendFailure::MaybeSent, self.now),
         };
-        result.unwrap_or_else(|e| panic!("the copy that issued {} refused it: {e}", out.token));
+        let outcome =
+            result.unwrap_or_else(|e| panic!("the copy that issued {} refused it: {e}", out.token));
         if self.cas(order, before, &c) {
+            if outcome.is_terminal() {
+                self.terminal[order] += 1;
+            }
             self.workers[w].copy = Some((order, c));
         }
     }
@@ -356,6 +388,7 @@ impl World {
                 got,
                 Err(InputError::StaleToken { .. }
                     | InputError::NothingInFlight { .. }
+                    | InputError::AlreadyFinal { .. }
                     | InputError::OtherRecord { .. }
                     | InputError::Foreign(_))
             ),
@@ -377,11 +410,15 @@ impl World {
     fn step(&mut self, op: &Op) {
         match op {
             Op::Progress(w, order, cmd, fault) => {
+                if let Some((_, c)) = &self.workers[*w].copy {
+                    self.check_view(c);
+                }
                 let worker = &self.workers[*w];
                 let next = match (&worker.copy, &worker.issued, worker.sent) {
                     (None, _, _) => Op::Load(*w, *order),
                     // What the page shows decides, as a UI would.
                     (Some((o, c)), None, _) => match c.next_step(self.now) {
+                        NextStep::Start => Op::Start(*w),
                         NextStep::EnterOtp => match cmd {
                             Cmd::Resend => Op::Resend(*w),
                             Cmd::SubmitRight => Op::SubmitRight(*w),
@@ -420,7 +457,8 @@ impl World {
                     ..Worker::default()
                 };
             }
-            Op::Resend(w)
+            Op::Start(w)
+            | Op::Resend(w)
             | Op::SubmitRight(w)
             | Op::SubmitWrong(w)
             | Op::CheckStatus(w)
@@ -437,7 +475,9 @@ impl World {
                 if c.next_step(self.now) != NextStep::AwaitBankPage {
                     return;
                 }
-                let id = c.txn_id().to_owned();
+                let Some(id) = c.challenge().map(|c| c.txn_id().to_owned()) else {
+                    return;
+                };
                 let result = if *success {
                     BankPageResult::Success
                 } else {
@@ -449,14 +489,51 @@ impl World {
         self.check_bank();
     }
 
+    /// The view never offers an action the record would refuse.
+    fn check_view(&self, c: &Payment) {
+        let view = c.view(self.now);
+        let otp = Otp::new(WRONG_OTP).expect("otp");
+        let try_on = |f: &dyn Fn(&mut Payment) -> bool| f(&mut c.clone());
+        if view.can_submit {
+            assert!(
+                try_on(&|p| p.submit(&self.config, &otp, self.now).is_ok()),
+                "{view:?}"
+            );
+        }
+        if view.can_resend {
+            assert!(
+                try_on(&|p| p.resend(&self.config, self.now).is_ok()),
+                "{view:?}"
+            );
+        }
+        let offered = match view.next.as_str() {
+            "start" => try_on(&|p| {
+                p.start(&self.config, &self.starts[0], self.now).is_ok()
+                    || p.start(&self.config, &self.starts[1], self.now).is_ok()
+            }),
+            "check_status" | "expired" | "await_bank_page" => {
+                try_on(&|p| p.check_status(&self.config, self.now).is_ok())
+            }
+            "bank_page" => try_on(&|p| p.go_to_bank_page(self.now).is_ok()),
+            "enter_otp" => view.can_submit,
+            _ => true,
+        };
+        assert!(
+            offered,
+            "the view offers {} but the record refuses it: {view:?}",
+            view.next
+        );
+        assert_eq!(view.is_final, c.is_final());
+        assert_eq!(view.bank_page_url.is_some(), view.next == "bank_page");
+    }
+
     /// What the bank allows, from its own side.
     fn check_bank(&self) {
         let cfg = self.bank.config();
         for order in 0..ORDERS {
-            let txn = self
-                .bank
-                .latest_transaction(&format!("ord_conc_{order}"))
-                .expect("started");
+            let Some(txn) = self.bank.latest_transaction(&format!("ord_conc_{order}")) else {
+                continue; // not started yet
+            };
             assert!(txn.otp_sends <= cfg.max_sends, "{txn:?}");
             assert!(txn.attempts <= cfg.max_attempts, "{txn:?}");
             for pair in self.sends_at[order].windows(2) {
@@ -486,12 +563,18 @@ impl World {
                 self.deliver(0);
             }
             let c = self.load(order);
+            // An order never started is unknown to the bank (it creates orders on first use).
             let bank = self
                 .bank
                 .order_status(&format!("ord_conc_{order}"))
-                .expect("known order");
+                .unwrap_or(Status::New);
+            assert_eq!(
+                self.terminal[order],
+                u32::from(c.is_final()),
+                "order {order}: terminal outcomes stored"
+            );
             if c.is_final() {
-                assert_eq!(c.status(), &bank, "order {order}: stored vs bank");
+                assert_eq!(c.status(), bank, "order {order}: stored vs bank");
             } else if bank.is_final() {
                 panic!("order {order}: the bank settled {bank} but the record is {c:?}");
             }
@@ -535,6 +618,7 @@ fn copies_under_compare_and_swap_never_break_what_the_bank_allows() {
 fn the_loser_of_a_write_ahead_sends_nothing() {
     // Two tabs load the same record and both tap "Resend".
     let mut world = World::new();
+    world.start_all();
     world.now += Duration::seconds(31);
     world.step(&Op::Load(0, 0));
     world.step(&Op::Load(1, 0));
@@ -546,12 +630,13 @@ fn the_loser_of_a_write_ahead_sends_nothing() {
     world.step(&Op::Send(0, None));
     world.step(&Op::Deliver(0));
     assert_eq!(world.bank.requests_to(Endpoint::Resend), 1);
-    assert_eq!(world.load(0).otp_sends(), 2);
+    assert_eq!(world.load(0).challenge().map(|c| c.otp_sends()), Some(2));
 }
 
 #[test]
 fn a_crashed_worker_is_recovered_and_reconciled() {
     let mut world = World::new();
+    world.start_all();
     world.step(&Op::Load(0, 0));
     world.step(&Op::SubmitRight(0));
     world.step(&Op::Send(0, None));
@@ -566,5 +651,5 @@ fn a_crashed_worker_is_recovered_and_reconciled() {
     world.step(&Op::Recover(1, 0));
     assert!(world.load(0).in_flight().is_none());
     world.settle();
-    assert_eq!(world.load(0).status(), &Status::Charged);
+    assert_eq!(world.load(0).status(), Status::Charged);
 }

@@ -981,7 +981,8 @@ impl Model {
                 got: token(got),
                 in_flight: token(t),
             }),
-            _ => Some(InputError::NothingInFlight { got: token(got) }),
+            Phase::Final => Some(InputError::AlreadyFinal { got: token(got) }),
+            Phase::Resting(_) => Some(InputError::NothingInFlight { got: token(got) }),
         }
     }
 

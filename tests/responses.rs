@@ -540,7 +540,7 @@ fn answers_with_the_wrong_token_change_nothing() {
             &fixture("submit_authentication_failed"),
             secs(6)
         ),
-        Err(InputError::NothingInFlight { got: stale })
+        Err(InputError::AlreadyFinal { got: stale })
     );
     assert_eq!(c, after);
 }

@@ -13,6 +13,8 @@
 //! `docs/concurrency.md` for every stage, the challenge's included: one record id, one
 //! revision, one request in flight at most.
 
+mod settle;
+
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 
@@ -32,6 +34,9 @@ use crate::status::Status;
 use crate::token::{RecordId, RequestKind, Token};
 use crate::view::{NextStep, PaymentView};
 
+use settle::SettleState;
+pub use settle::{SettleError, SettleOutcome, Settlement};
+
 /// The version of the persisted JSON form of a [`Payment`].
 pub const PAYMENT_FORMAT_VERSION: u32 = 1;
 
@@ -48,8 +53,14 @@ pub const PAYMENT_FORMAT_VERSION: u32 = 1;
 /// * Inputs ([`handle`](Self::handle), or [`handle_response`](Self::handle_response) and
 ///   [`handle_send_failure`](Self::handle_send_failure)) take the answer to the request in
 ///   flight, matched by its [`Token`], and return an [`Outcome`]. Exactly one outcome is
-///   terminal (`Approved` or `Declined`); after it every command is refused with
-///   `AlreadyFinal` and nothing changes again.
+///   terminal (`Approved`, `Declined` or `IntegrityFailed`); after it every command is
+///   refused with `AlreadyFinal` and nothing changes again, except through the order status
+///   API (below).
+/// * [`settle`](Self::settle) takes a verified return URL or an authenticated webhook: one
+///   that says final may settle the payment first (unconfirmed; `check_status` confirms
+///   it, or reports the API's `Disagreement`). An expected amount
+///   ([`with_expected_amount`](Self::with_expected_amount)) makes a success paid only for
+///   that amount. See `docs/settlement.md`, "Precedence".
 /// * [`view`](Self::view) gives a UI everything it shows, owned and serializable.
 ///
 /// Key records by [`key`](Self::key), `{order_id}/{attempt}`: a new attempt on the same order
@@ -91,6 +102,10 @@ pub struct Payment {
     created_at: Stamp,
     last_seen: Stamp,
     stage: Stage,
+    /// What settled it, the expected amount, the webhooks seen (`settle.rs`). Absent from
+    /// records that never needed it.
+    #[serde(default, skip_serializing_if = "SettleState::is_plain")]
+    settle: SettleState,
 }
 
 /// Where the payment is, outside the challenge's own states.
@@ -144,6 +159,7 @@ impl Payment {
             created_at: now,
             last_seen: now,
             stage: Stage::New,
+            settle: SettleState::default(),
         }
     }
 
@@ -206,6 +222,9 @@ impl Payment {
         config: &Config,
         now: OffsetDateTime,
     ) -> Result<Outgoing, Refusal> {
+        if let Some(confirmation) = self.confirm(config, now) {
+            return confirmation;
+        }
         if let Stage::Challenge { challenge } = &mut self.stage {
             let out = challenge.check_status(config, now)?;
             self.sync();
@@ -288,16 +307,38 @@ impl Payment {
         body: &[u8],
         now: OffsetDateTime,
     ) -> Result<Outcome, InputError> {
-        if let Stage::Challenge { challenge } = &mut self.stage {
+        let kind = token.kind();
+        let outcome = if let Stage::Challenge { challenge } = &mut self.stage {
             let outcome = challenge.handle_response(token, http_status, body, now)?;
             self.sync();
-            return Ok(outcome);
-        }
-        let kind = self.answered(token)?;
-        match kind {
-            RequestKind::Start => Ok(self.on_start(http_status, body, now)),
-            _ => Ok(self.on_order_status(http_status, body, now)),
-        }
+            outcome
+        } else {
+            // Read the answer, and refuse one about another order, before changing anything.
+            if self.answered(token)? == RequestKind::Start {
+                let read = crate::start::read_start(
+                    self.routing_id.clone(),
+                    Some(&self.order_id),
+                    self.policy,
+                    http_status,
+                    body,
+                    now,
+                );
+                if let Err(StartError::Response(ResponseError::Foreign(e))) = read {
+                    return Err(e.into());
+                }
+                self.on_start(read, http_status, body, now)
+            } else {
+                let status = response::order_status(self.order_id.as_str(), http_status, body);
+                if let Err(ResponseError::Foreign(e)) = status {
+                    return Err(e.into());
+                }
+                if matches!(self.stage, Stage::Final { .. }) {
+                    return Ok(self.on_confirmation(http_status, body, now));
+                }
+                self.on_order_status(status, now)
+            }
+        };
+        Ok(self.settled_by_answer(kind, http_status, body, outcome))
     }
 
     /// Reports that sending the request `token` failed. A start that may have been sent
@@ -380,7 +421,7 @@ impl Payment {
         match &self.stage {
             Stage::New => NextStep::Start,
             Stage::Challenge { challenge } => challenge.next_step(now),
-            Stage::Final { status } => NextStep::Finished(status.clone()),
+            Stage::Final { status } => self.final_step(status),
             Stage::BankPage {
                 url,
                 browser_away: false,
@@ -411,10 +452,15 @@ impl Payment {
             order_id: self.order_id.as_str().to_owned(),
             attempt: self.attempt,
             next: next.code().to_owned(),
-            message: next.to_string(),
+            message: self
+                .settlement_message()
+                .unwrap_or_else(|| next.to_string()),
             status: status.to_string(),
             is_final: self.is_final(),
-            paid: self.is_final() && status.is_success(),
+            paid: self.is_paid(),
+            confirmed: self.is_confirmed(),
+            settled_by: self.settled_by().map(|s| s.code().to_owned()),
+            settlement_issue: self.settlement_issue().map(str::to_owned),
             can_submit: open.is_some_and(|c| c.may_submit(now).is_ok()),
             can_resend: open.is_some_and(|c| c.may_resend(now).is_ok()),
             resend_in_seconds: open
@@ -428,6 +474,7 @@ impl Payment {
             bank_page_url,
             card: challenge
                 .map(|c| c.card().clone())
+                .or_else(|| self.settle.card())
                 .filter(|c| c != &Default::default()),
         }
     }
@@ -485,10 +532,11 @@ impl Payment {
         }
     }
 
-    /// True once the payment is final; nothing changes after that.
+    /// True once the payment is final: its one terminal outcome was reported. After that
+    /// only a confirmation by the order status API (or its disagreement) can change it.
     pub fn is_final(&self) -> bool {
         match &self.stage {
-            Stage::Final { .. } => true,
+            Stage::Final { .. } => !self.settle.amount_unchecked(),
             Stage::Challenge { challenge } => challenge.is_final(),
             _ => false,
         }
@@ -504,15 +552,13 @@ impl Payment {
 
     // ----- The rest -------------------------------------------------------------------
 
-    fn on_start(&mut self, http_status: u16, body: &[u8], now: OffsetDateTime) -> Outcome {
-        let read = crate::start::read_start(
-            self.routing_id.clone(),
-            Some(&self.order_id),
-            self.policy,
-            http_status,
-            body,
-            now,
-        );
+    fn on_start(
+        &mut self,
+        read: Result<Started, StartError>,
+        http_status: u16,
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Outcome {
         self.touch(now);
         match read {
             Ok(Started::Challenge(mut challenge)) => {
@@ -557,8 +603,12 @@ impl Payment {
         }
     }
 
-    fn on_order_status(&mut self, http_status: u16, body: &[u8], now: OffsetDateTime) -> Outcome {
-        let status = match response::order_status(self.order_id.as_str(), http_status, body) {
+    fn on_order_status(
+        &mut self,
+        status: Result<Status, ResponseError>,
+        now: OffsetDateTime,
+    ) -> Outcome {
+        let status = match status {
             Ok(status) => status,
             Err(e) => {
                 self.touch(now);
@@ -592,8 +642,10 @@ impl Payment {
 
     /// The status check in flight is over.
     fn end_check(&mut self) {
-        if let Stage::Unknown { check, .. } | Stage::BankPage { check, .. } = &mut self.stage {
-            *check = None;
+        match &mut self.stage {
+            Stage::Unknown { check, .. } | Stage::BankPage { check, .. } => *check = None,
+            Stage::Final { .. } => self.settle.end_check(),
+            _ => {}
         }
     }
 
@@ -613,6 +665,7 @@ impl Payment {
         match &self.stage {
             Stage::Starting { request } => Some(*request),
             Stage::Unknown { check, .. } | Stage::BankPage { check, .. } => *check,
+            Stage::Final { .. } => self.settle.check(),
             _ => None,
         }
     }
@@ -635,6 +688,7 @@ impl Payment {
                 got,
                 in_flight: r.token,
             }),
+            None if self.is_final() => Err(InputError::AlreadyFinal { got }),
             None => Err(InputError::NothingInFlight { got }),
         }
     }
@@ -700,6 +754,9 @@ impl Payment {
                 return Some("a final status in an open stage")
             }
             _ => {}
+        }
+        if let Some(rule) = self.settle_inconsistency() {
+            return Some(rule);
         }
         let request = self.request_in_flight()?;
         let t = request.token;
