@@ -12,7 +12,8 @@
 //! * **exactly one terminal outcome per payment**: `Outcome::is_terminal()` reported by the
 //!   workers and sweeps, counted per payment over all processes, is 1 for every final
 //!   payment, and the stored status is the bank's;
-//! * **no final record reverts**: every write is checked against the row it replaces;
+//! * **no final record reverts**: every write is checked against the row it replaces (a
+//!   final record stays final, with its status);
 //! * **no record is lost**: every payment started loads at the end, and none is left in
 //!   flight.
 //!
@@ -381,13 +382,16 @@ struct Watched<S> {
 impl<S> Watched<S> {
     /// After a write that won.
     fn wrote(&self, record: &Payment, replaced: Option<&Payment>, expected: u64) {
-        if let Some(before) = replaced.filter(|b| b.revision() == expected) {
-            if before.is_final() {
+        // A final record may be written again (a confirmation of its status), but it stays
+        // final, with the same status.
+        if let Some(before) = replaced.filter(|b| b.revision() == expected && b.is_final()) {
+            if !record.is_final() || record.status() != before.status() {
                 self.ledger.violation(format!(
-                    "final record {} replaced: was {:?}, now {:?}",
+                    "final record {} reverted: was {:?}, now {:?} (final: {})",
                     record.key(),
                     before.status(),
-                    record.status()
+                    record.status(),
+                    record.is_final()
                 ));
             }
         }
