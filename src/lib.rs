@@ -27,6 +27,7 @@ mod status;
 mod token;
 mod view;
 
+pub mod driver;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod store;
