@@ -365,3 +365,23 @@ fn answers_about_another_order_are_refused_at_every_stage() {
     assert_eq!(p, before, "a foreign status answer changes nothing");
     assert!(!p.is_final());
 }
+
+#[test]
+fn a_lost_start_for_an_order_the_bank_does_not_know_may_start_again() {
+    let mut bank = Bank::new();
+    let start = start_request("ord_pay_never", "tok_visa");
+    let mut p = Payment::new(&start, 1, T0);
+    // The request never reached the bank.
+    bank.sandbox.inject(Endpoint::Start, Fault::DropRequest);
+    let out = p.start(&bank.config, &start, T0).unwrap();
+    assert_eq!(
+        bank.exchange(&mut p, out, T0),
+        Outcome::CheckStatus(Uncertainty::MaybeSent)
+    );
+    let out = p.check_status(&bank.config, secs(1)).unwrap();
+    assert_eq!(bank.exchange(&mut p, out, secs(1)), Outcome::NotDelivered);
+    assert_eq!(p.next_step(secs(1)), NextStep::Start);
+    let out = p.start(&bank.config, &start, secs(2)).unwrap();
+    assert_eq!(bank.exchange(&mut p, out, secs(2)).code(), "otp_sent");
+    assert_eq!(bank.sandbox.requests_to(Endpoint::Start), 2);
+}

@@ -613,6 +613,12 @@ impl Payment {
             Err(e) => {
                 self.touch(now);
                 self.end_check();
+                // A start whose outcome was unknown, for an order the bank does not know:
+                // it never arrived (the order would exist had it). It may start again.
+                if matches!(self.stage, Stage::Unknown { .. }) && is_unknown_order(&e) {
+                    self.stage = Stage::New;
+                    return Outcome::NotDelivered;
+                }
                 return Outcome::Rejected(e);
             }
         };
@@ -792,6 +798,19 @@ impl<'de> Deserialize<'de> for Payment {
                 "inconsistent payment state: {rule}"
             ))),
         }
+    }
+}
+
+/// The order status API's "no such order" (`404`, or `400` with `NOT_FOUND` /
+/// `RESOURCE_NOT_FOUND`).
+fn is_unknown_order(e: &ResponseError) -> bool {
+    match e {
+        ResponseError::Api(a) => {
+            a.http_status() == 404
+                || a.status() == Some("NOT_FOUND")
+                || a.code() == Some("RESOURCE_NOT_FOUND")
+        }
+        _ => false,
     }
 }
 
