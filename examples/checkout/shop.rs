@@ -208,15 +208,10 @@ impl Shop {
         };
         let view = payment.view(self.transport.now());
         let bank_page = payment.challenge().and_then(|c| c.fallback_url()).is_some();
-        let name = if view.is_final {
-            "result.html"
-        } else {
-            "payment.html"
-        };
         let phone = self.phone(order);
         let view = Value::from(Serde(view));
         let mut page = self.render(
-            name,
+            "payment.html",
             status,
             context! { view, code, retry_after => wait, bank_page, phone },
         );
