@@ -700,7 +700,11 @@ impl Sandbox {
                  result=failure to this URL to finish authentication.",
                 txn.txn_id, txn.order_id, txn.status
             );
-            return HttpResponse::html(200, page("Sandbox bank page", &text));
+            // The same two answers as buttons, for a person in a browser.
+            let buttons = "<form method=post><button name=result value=success>Authenticate\
+                           </button> <button name=result value=failure>Fail</button></form>";
+            let html = page("Sandbox bank page", &text) + buttons;
+            return HttpResponse::html(200, html);
         }
         let result = match Form::parse(&req.body).get("result") {
             Some(r) if r.eq_ignore_ascii_case("failure") => BankPageResult::Failure,
