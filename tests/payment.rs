@@ -120,7 +120,10 @@ fn direct_otp_from_before_start_to_paid() {
         Some("1111")
     );
     assert_eq!(view.expires_in_seconds, Some(600));
-    assert!(view.bank_page_available, "the OTP page offers the fallback_url");
+    assert!(
+        view.bank_page_available,
+        "the OTP page offers the fallback_url"
+    );
     assert_eq!(view.bank_page_url, None, "not the next step");
     assert_eq!(
         p.start(&bank.config, &start, secs(1)),
@@ -175,7 +178,10 @@ fn three_ds_goes_to_the_bank_page_and_settles_by_the_order_status() {
         panic!("{:?}", p.next_step(T0))
     };
     assert_eq!(p.view(T0).bank_page_url.as_deref(), Some(url.as_str()));
-    assert!(p.view(T0).bank_page_available, "the 3DS page is the next step");
+    assert!(
+        p.view(T0).bank_page_available,
+        "the 3DS page is the next step"
+    );
     assert_eq!(Payment::key_for("ord_pay_3ds", 1), p.key());
     assert_eq!(
         p.submit(&bank.config, &Otp::new("1234").unwrap(), T0),

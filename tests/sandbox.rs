@@ -185,7 +185,11 @@ fn happy_path_resend_wrong_otp_then_right_otp_is_charged() {
     assert_eq!(w.resend(&mut c), Outcome::OtpSent { sends_left: 2 });
     let second_sms = w.sms(&c);
     let by_order = w.sandbox.current_otp_for_order("ord_happy");
-    assert_eq!(by_order, Some(second_sms.as_str()), "the phone, by order id");
+    assert_eq!(
+        by_order,
+        Some(second_sms.as_str()),
+        "the phone, by order id"
+    );
     assert_eq!(w.sandbox.current_otp_for_order("ord_unknown"), None);
 
     // Then types the first OTP, which the resend replaced.

@@ -720,7 +720,10 @@ fn sqlite_async_outside_a_runtime_is_a_backend_error() {
     let std::task::Poll::Ready(result) = load.as_mut().poll(&mut cx) else {
         panic!("the load waits outside a runtime");
     };
-    assert!(matches!(result, Err(StoreError::Backend { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(StoreError::Backend { .. })),
+        "{result:?}"
+    );
 }
 
 #[test]

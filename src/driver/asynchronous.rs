@@ -289,7 +289,10 @@ where
         attempt: u32,
     ) -> Result<Done, DriveError> {
         let driver = std::sync::Arc::clone(self);
-        join(tokio::spawn(async move { driver.start(&start, attempt).await })).await
+        join(tokio::spawn(
+            async move { driver.start(&start, attempt).await },
+        ))
+        .await
     }
 
     /// [`run`](Self::run), as its own task: it goes on if this future is dropped.
