@@ -772,3 +772,48 @@ fn a_spawned_step_is_finished_when_its_caller_is_dropped() {
         assert_eq!(bank.requests_to(Endpoint::Submit), 1);
     });
 }
+
+/// `sweep_every` sweeps at once, then periodically, and hands each result to its report.
+#[test]
+fn the_periodic_sweep_settles_a_dead_workers_payment() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let bank = Bank::new();
+    let driver = Arc::new(AsyncDriver::new(
+        MemoryStore::new(),
+        bank.clone(),
+        bank.config(),
+    ));
+    rt.block_on(async {
+        let done = driver.start(&start_request("ord_swept"), 1).await.unwrap();
+        let key = done.payment.key().to_owned();
+        // A dead worker: its status check written ahead, never sent.
+        let mut p = driver.load(&key).await.unwrap();
+        let loaded = p.revision();
+        p.check_status(driver.config(), AsyncSend::now(&bank))
+            .unwrap();
+        direct_otp::store::AsyncStore::replace(driver.store(), loaded, &p)
+            .await
+            .unwrap();
+        bank.advance(GRACE + Duration::from_secs(1));
+        let (report, reports) = tokio::sync::mpsc::unbounded_channel();
+        let sweeper = tokio::spawn({
+            let driver = Arc::clone(&driver);
+            async move {
+                let report = move |r| report.send(r).unwrap();
+                driver.sweep_every(Duration::ZERO, 10, report).await;
+            }
+        });
+        let mut reports = reports;
+        let first = reports.recv().await.unwrap().unwrap();
+        assert_eq!(first.len(), 1, "{first:?}");
+        assert_eq!(first[0].key(), key);
+        let second = reports.recv().await.unwrap().unwrap();
+        assert!(second.is_empty(), "{second:?}");
+        sweeper.abort();
+        let p = driver.load(&key).await.unwrap();
+        assert_eq!(p.in_flight_since(), None);
+    });
+}

@@ -323,6 +323,29 @@ where
     }
 }
 
+/// The recovery sweep, forever (feature `tokio`): [`sweep_and_check`](AsyncDriver::sweep_and_check)
+/// of up to `limit` payments every `every` (half the grace or less; at least 1 ms), the
+/// first at once, each result handed to
+/// `report` (to log it). Spawn it once per service:
+/// `tokio::spawn(async move { driver.sweep_every(every, 100, log).await })`.
+#[cfg(feature = "tokio")]
+impl<S: AsyncStore<Payment>, T: AsyncSend> AsyncDriver<S, T> {
+    /// See above; the future never ends (drop or abort its task to stop it).
+    pub async fn sweep_every(
+        &self,
+        every: Duration,
+        limit: usize,
+        mut report: impl FnMut(Result<Vec<Swept>, DriveError>),
+    ) {
+        let mut ticks = tokio::time::interval(every.max(Duration::from_millis(1)));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            report(self.sweep_and_check(limit).await);
+        }
+    }
+}
+
 /// A spawned step's result. It is cancelled only when the runtime shuts down, which a
 /// request handler does not outlive: that, like a panic, is resumed as a panic.
 #[cfg(feature = "tokio")]
