@@ -22,8 +22,8 @@
 mod shop;
 
 use std::error::Error;
-use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use direct_otp::driver::AsyncDriver;
 use direct_otp::store::{PgStore, SqliteStore};
@@ -32,17 +32,7 @@ use shop::{Db, Shop};
 use tokio::net::TcpListener;
 
 #[tokio::main]
-async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("checkout failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn run() -> Result<(), Box<dyn Error>> {
+async fn main() -> Result<(), Box<dyn Error>> {
     let port: u16 = var("CHECKOUT_PORT").map_or(Ok(0), |p| p.parse())?;
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     match var("DATABASE_URL") {
@@ -71,7 +61,13 @@ async fn serve<S: Db>(listener: TcpListener, store: S) -> Result<(), Box<dyn Err
         ),
         None => format!("REAL JUSPAY HOST at {}", shop.driver.config().base_url()),
     };
-    tokio::spawn(shop::sweeper(Arc::clone(&shop.driver)));
+    // The recovery sweep, every 5 s (the grace is 60 s): what a server that died mid-step
+    // left in flight is recovered and its order status checked.
+    let driver = Arc::clone(&shop.driver);
+    tokio::spawn(async move {
+        let log = |swept| eprintln!("checkout: sweep: {swept:?}");
+        driver.sweep_every(Duration::from_secs(5), 100, log).await
+    });
     println!("checkout: open {url}/ in a browser ({bank}); Ctrl-C stops it");
     axum::serve(listener, shop::router(Arc::new(shop))).await?;
     Ok(())

@@ -1,43 +1,33 @@
 //! The checkout service: its state and its routes. The protocol of `docs/concurrency.md`
-//! (load, command, write-ahead, send, store the answer) is the library's `AsyncDriver`;
-//! every step runs as its own task (`spawn_run`), so a browser that goes away never leaves
-//! a payment in flight, and a recovery sweep (`sweeper`) settles what a dead server left.
-//!
-//! Every page is rendered from the stored payment's `view(now)`, and every message from a
-//! stable code (`Outcome::code`, `DriveError::code`, `OtpError::code`) that the templates
+//! is the library's `AsyncDriver`: each step runs as its own task (`spawn_run`), so a
+//! browser that goes away never leaves a payment in flight, and `sweep_every` recovers
+//! what a dead server left. Pages are rendered from the stored payment's `view(now)`, and
+//! messages from stable codes (`Outcome`, `DriveError`, `OtpError`) that the templates
 //! (`templates/*.html`) turn into words.
 
 use std::error::Error;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
 
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, Path, RawQuery, State};
+use axum::extract::{rejection::FormRejection, Form, Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::Router;
+use axum::{routing::get, routing::post, Router};
 use direct_otp::driver::{AsyncDriver, Command, Done, DriveError};
 use direct_otp::sandbox::{CardFlow, OtpSource, Sandbox, SandboxConfig, SandboxServer};
-use direct_otp::store::AsyncStore;
-use direct_otp::transport::HyperTransport;
+use direct_otp::{store::AsyncStore, transport::HyperTransport};
 use direct_otp::{Config, Otp, Payment, PaymentSource, Policy, ReturnParams, StartRequest};
-use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use minijinja::{context, value::Serde, Environment, Value};
 use serde::Deserialize;
 
-/// The API key the embedded sandbox accepts (not a Juspay key).
-const SANDBOX_KEY: &str = "sk_local_checkout";
-
-/// Where payments are kept: `SqliteStore` (its calls on tokio's blocking pool) or `PgStore`.
+/// Where payments are kept: `SqliteStore` (on tokio's blocking pool) or `PgStore`.
 pub trait Db: AsyncStore<Payment> + Send + Sync + 'static {}
 impl<S: AsyncStore<Payment> + Send + Sync + 'static> Db for S {}
 
-pub type Transport = HyperTransport<HttpsConnector<HttpConnector>>;
+pub type Transport = HyperTransport<hyper_rustls::HttpsConnector<HttpConnector>>;
 
-/// The service's state: who pays whom with what, and the driver that runs the steps.
+/// The service's state: who pays whom with which cards, and the driver that runs the steps.
 pub struct Shop<S> {
     pub driver: Arc<AsyncDriver<S, Transport>>,
     pub merchant_id: String,
@@ -51,52 +41,59 @@ pub struct Shop<S> {
 }
 
 impl<S: Db> Shop<S> {
-    /// A shop whose bank is the embedded sandbox; its bank page sends the browser back to
-    /// `{shop_url}/return`.
+    /// A shop whose bank is the embedded sandbox; its bank page returns to `{shop_url}/return`.
     pub fn with_sandbox(shop_url: &str, store: S, policy: Policy) -> Result<Self, Box<dyn Error>> {
-        let mut bank = SandboxConfig::new(SANDBOX_KEY)
+        const KEY: &str = "sk_local_checkout"; // the sandbox's, not a Juspay key
+        let mut bank = SandboxConfig::new(KEY)
             .with_otp(OtpSource::Seeded(2026))
             .with_return_url(&format!("{shop_url}/return"))
             .with_card("tok_3ds", CardFlow::ThreeDsFailover)
             .with_card("tok_declined", CardFlow::DeclineAfterOtp);
         bank.default_amount = 499.0;
         let sandbox = SandboxServer::start(Sandbox::new(bank))?;
-        let token = |t: &str| PaymentSource::Token {
-            card_token: t.into(),
-            cvv: None,
+        let config = Config::new(sandbox.base_url(), KEY)?;
+        let card = |label: &str, t: &str| {
+            let card = PaymentSource::Token {
+                card_token: t.into(),
+                cvv: None,
+            };
+            (label.to_owned(), card)
         };
-        let config = Config::new(sandbox.base_url(), SANDBOX_KEY)?;
         Ok(Shop {
             driver: Arc::new(AsyncDriver::new(store, transport(), config)),
             merchant_id: "acme".into(),
             customer_id: "customer_1122".into(),
             cards: vec![
-                ("VISA, OTP by SMS".into(), token("tok_visa")),
-                ("No Direct OTP: bank page".into(), token("tok_3ds")),
-                ("Declined after the OTP".into(), token("tok_declined")),
+                card("VISA, OTP by SMS", "tok_visa"),
+                card("No Direct OTP: bank page", "tok_3ds"),
+                card("Declined after the OTP", "tok_declined"),
             ],
             sandbox: Some(sandbox),
             policy,
         })
     }
 
+    /// Runs `command` on the order's payment as its own task, and answers with its page.
+    async fn run(&self, order: &str, command: Command) -> Response {
+        let done = self
+            .driver
+            .spawn_run(&Payment::key_for(order, 1), command)
+            .await;
+        self.answer(order, done).await
+    }
+
     /// The page after a step: the stored payment with what happened, or an error page.
     async fn answer(&self, order: &str, result: Result<Done, DriveError>) -> Response {
         let now = self.driver.transport().now();
-        let (code, status, wait) = match &result {
-            Ok(done) => (done.outcome.code(), 200, None),
-            Err(DriveError::Refused { refusal, .. }) => (
-                refusal.code(),
-                refusal.http_status(),
-                refusal.retry_after(now),
-            ),
-            Err(e @ (DriveError::Busy { .. } | DriveError::Overtaken { .. })) => {
-                (e.code(), e.http_status(), None)
+        match result {
+            Ok(done) => self.page(order, Some(done.outcome.code()), 200, None).await,
+            Err(e) if e.shows_payment() => {
+                let wait = e.retry_after(now);
+                self.page(order, Some(e.code()), e.http_status(), wait)
+                    .await
             }
-            Err(e @ DriveError::NotFound { .. }) => return self.error(404, e.code()),
-            Err(e) => return self.broken(order, e),
-        };
-        self.page(order, Some(code), status, wait).await
+            Err(e) => self.error(order, &e),
+        }
     }
 
     /// The stored payment's page, with a notice when `code` says what happened.
@@ -109,72 +106,42 @@ impl<S: Db> Shop<S> {
     ) -> Response {
         let payment = match self.driver.load(&Payment::key_for(order, 1)).await {
             Ok(payment) => payment,
-            Err(e @ DriveError::NotFound { .. }) => return self.error(404, e.code()),
-            Err(e) => return self.broken(order, &e),
+            Err(e) => return self.error(order, &e),
         };
         let view = Value::from(Serde(payment.view(self.driver.transport().now())));
         let phone = self.phone(order);
         let ctx = context! { view, code, retry_after => wait, phone };
-        let mut page = self.render("payment.html", status, ctx);
+        let mut page = render("payment.html", status, ctx);
         if let Some(secs) = wait {
             page.headers_mut().insert(header::RETRY_AFTER, secs.into());
         }
         page
     }
 
-    fn render(&self, name: &str, status: u16, ctx: Value) -> Response {
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        match PAGES.get_template(name).and_then(|t| t.render(ctx)) {
-            Ok(html) => (status, Html(html)).into_response(),
-            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{name}: {e:#}")).into_response(),
-        }
-    }
-
-    fn error(&self, status: u16, code: &str) -> Response {
-        self.render("error.html", status, context! { code })
-    }
-
-    fn broken(&self, order: &str, why: &DriveError) -> Response {
-        eprintln!("checkout: order {order}: {why}");
-        self.error(why.http_status(), "broken")
+    fn error(&self, order: &str, e: &DriveError) -> Response {
+        eprintln!("checkout: order {order}: {e}");
+        let code = if e.http_status() == 404 {
+            e.code()
+        } else {
+            "broken"
+        };
+        render("error.html", e.http_status(), context! { code })
     }
 
     /// The cardholder's phone, played by the sandbox: the OTP it sent last for the order.
     fn phone(&self, order: &str) -> Value {
-        let Some(server) = &self.sandbox else {
-            return Value::from(()); // a real bank sends a real SMS
-        };
-        let otp = server
-            .sandbox()
-            .current_otp_for_order(order)
-            .map(str::to_owned);
-        context! { otp }
+        match &self.sandbox {
+            Some(server) => context! { otp => server.sandbox().current_otp_for_order(order) },
+            None => Value::from(()), // a real bank sends a real SMS
+        }
     }
 }
 
 /// hyper over rustls (webpki roots) for Juspay, plain HTTP for the loopback sandbox.
 pub fn transport() -> Transport {
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .build();
+    let https = hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots();
+    let https = https.https_or_http().enable_http1().build();
     HyperTransport::new(Client::builder(hyper_util::rt::TokioExecutor::new()).build(https))
-}
-
-/// The recovery sweep, every 5 s: payments left in flight past the grace (a server that
-/// died mid-step) are recovered and their order status checked.
-pub async fn sweeper<S: Db>(driver: Arc<AsyncDriver<S, Transport>>) {
-    let mut every = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        every.tick().await;
-        match driver.sweep_and_check(100).await {
-            Ok(swept) => swept
-                .iter()
-                .for_each(|s| eprintln!("checkout: swept {s:?}")),
-            Err(e) => eprintln!("checkout: sweep: {e}"),
-        }
-    }
 }
 
 /// The templates, read from `templates/` beside this file; `.html` ones are autoescaped.
@@ -184,6 +151,14 @@ static PAGES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     pages.set_loader(minijinja::path_loader(dir));
     pages
 });
+
+fn render(name: &str, status: u16, ctx: Value) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match PAGES.get_template(name).and_then(|t| t.render(ctx)) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{name}: {e:#}")).into_response(),
+    }
+}
 
 pub fn router<S: Db>(shop: Arc<Shop<S>>) -> Router {
     Router::new()
@@ -206,7 +181,7 @@ async fn home<S: Db>(State(shop): App<S>) -> Response {
     );
     let cards: Vec<String> = shop.cards.iter().map(|(label, _)| label.clone()).collect();
     let (local, phone) = (shop.sandbox.is_some(), shop.phone(""));
-    shop.render("shop.html", 200, context! { order_id, cards, local, phone })
+    render("shop.html", 200, context! { order_id, cards, local, phone })
 }
 
 #[derive(Deserialize)]
@@ -215,21 +190,23 @@ struct PayForm {
     card: usize,
 }
 
-/// One attempt per order here: after a decline, the shopper pays a new order.
+/// "Pay": starts the order's payment (one attempt per order: after a decline, the shopper
+/// pays a new order), as its own task.
 async fn pay<S: Db>(State(shop): App<S>, Form(form): Form<PayForm>) -> Response {
-    let order = form.order_id.as_str();
-    let start = shop.cards.get(form.card).and_then(|(_, card)| {
-        StartRequest::new(order, &shop.merchant_id, &shop.customer_id, card.clone()).ok()
-    });
+    let (order, (merchant, customer)) = (&form.order_id, (&shop.merchant_id, &shop.customer_id));
+    let start = shop
+        .cards
+        .get(form.card)
+        .map(|(_, card)| StartRequest::new(order, merchant, customer, card.clone()));
     match start {
-        Some(start) => {
+        Some(Ok(start)) => {
             let done = shop
                 .driver
                 .spawn_start(start.with_policy(shop.policy), 1)
                 .await;
             shop.answer(order, done).await
         }
-        None => shop.error(422, "bad_order"),
+        _ => render("error.html", 422, context! { code => "bad_order" }),
     }
 }
 
@@ -259,13 +236,9 @@ async fn act<S: Db>(
             Ok(bank) => return Redirect::to(&bank.url).into_response(),
             Err(e) => return shop.answer(&order, Err(e)).await,
         },
-        _ => return shop.error(404, "not_found"),
+        _ => return render("error.html", 404, context! { code => "not_found" }),
     };
-    let done = shop
-        .driver
-        .spawn_run(&Payment::key_for(&order, 1), command)
-        .await;
-    shop.answer(&order, done).await
+    shop.run(&order, command).await
 }
 
 /// Back from the bank page: the return URL names the order. Its status is only a hint, so
@@ -273,11 +246,7 @@ async fn act<S: Db>(
 async fn back_from_bank<S: Db>(State(shop): App<S>, RawQuery(query): RawQuery) -> Response {
     let params = ReturnParams::from_query(query.as_deref().unwrap_or_default());
     match params.ok().as_ref().and_then(ReturnParams::order_id) {
-        Some(order) => {
-            let key = Payment::key_for(order, 1);
-            let done = shop.driver.spawn_run(&key, Command::CheckStatus).await;
-            shop.answer(order, done).await
-        }
-        None => shop.error(400, "bad_return"),
+        Some(order) => shop.run(order, Command::CheckStatus).await,
+        None => render("error.html", 400, context! { code => "bad_return" }),
     }
 }
