@@ -52,13 +52,7 @@ impl<S: Db> Shop<S> {
         bank.default_amount = 499.0;
         let sandbox = SandboxServer::start(Sandbox::new(bank))?;
         let config = Config::new(sandbox.base_url(), KEY)?;
-        let card = |label: &str, t: &str| {
-            let card = PaymentSource::Token {
-                card_token: t.into(),
-                cvv: None,
-            };
-            (label.to_owned(), card)
-        };
+        let card = |label: &str, t: &str| (label.to_owned(), PaymentSource::token(t));
         Ok(Shop {
             driver: Arc::new(AsyncDriver::new(store, transport(), config)),
             merchant_id: "acme".into(),
