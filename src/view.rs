@@ -132,6 +132,11 @@ pub struct PaymentView {
     pub expires_in_seconds: Option<u64>,
     /// The bank page to send the browser to, when one is offered.
     pub bank_page_url: Option<String>,
+    /// Whether the cardholder can go to the bank's page now instead ("No SMS? Use your
+    /// bank's page"): the payment is not final and the OTP challenge gave a `fallback_url`,
+    /// or the next step is the bank page. The URL itself comes from
+    /// [`Payment::go_to_bank_page`](crate::Payment::go_to_bank_page).
+    pub bank_page_available: bool,
     /// The masked card facts, once known.
     pub card: Option<CardSummary>,
 }

@@ -325,7 +325,7 @@ fn ensure(ok: bool, what: impl Into<String>) -> Result {
 
 struct TestShop {
     url: String,
-    shop: Arc<shop::Shop>,
+    shop: Arc<shop::Shop<SqliteStore>>,
     posts: Arc<AtomicUsize>,
     _db: TempDir,
     screenshots: PathBuf,
@@ -338,7 +338,7 @@ impl TestShop {
         let db = TempDir::new()?;
         let mut policy = Policy::default();
         policy.resend_cooldown = time::Duration::seconds(COOLDOWN_SECS);
-        let store = shop::Db::Sqlite(SqliteStore::open(db.path().join("payments.sqlite3"))?);
+        let store = SqliteStore::open(db.path().join("payments.sqlite3"))?;
         let shop = Arc::new(shop::Shop::with_sandbox(&url, store, policy)?);
         // Counts the POSTs to /pay that reach the shop (the double click sends two).
         let posts = Arc::new(AtomicUsize::new(0));

@@ -722,3 +722,98 @@ fn postgres_and_hyper_futures_are_send(
     is_send(&d.sweep(1));
     is_send(&d.sweep_and_check(1));
 }
+
+/// `spawn_run` finishes a step whose caller went away after the write-ahead (a browser's
+/// second click makes axum drop the first handler): the answer is stored, the payment is
+/// not left in flight for the sweep.
+#[test]
+fn a_spawned_step_is_finished_when_its_caller_is_dropped() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let bank = Bank::new();
+    let store = MemoryStore::new();
+    let driver = Arc::new(AsyncDriver::new(store, bank.clone(), bank.config()));
+    rt.block_on(async {
+        let done = driver.spawn_start(start_request("ord_spawned"), 1).await;
+        let key = done.unwrap().payment.key().to_owned();
+        // The send waits until the caller has been dropped.
+        let (reached, sending) = std::sync::mpsc::channel();
+        let (go, released) = std::sync::mpsc::channel::<()>();
+        bank.before_next_send(move || {
+            reached.send(()).unwrap();
+            let _ = released.recv();
+        });
+        let caller = tokio::spawn({
+            let (driver, key) = (Arc::clone(&driver), key.clone());
+            async move { driver.spawn_run(&key, otp(OTP)).await }
+        });
+        tokio::task::spawn_blocking(move || sending.recv().unwrap())
+            .await
+            .unwrap();
+        let p = driver.load(&key).await.unwrap();
+        assert!(p.in_flight_since().is_some(), "the write-ahead is stored");
+        caller.abort();
+        assert!(caller.await.unwrap_err().is_cancelled());
+        go.send(()).unwrap();
+        let mut settled = None;
+        for _ in 0..1000 {
+            let p = driver.load(&key).await.unwrap();
+            if p.in_flight_since().is_none() {
+                settled = Some(p);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let p = settled.expect("the spawned step stored its answer");
+        assert_eq!(p.status(), Status::Charged);
+        assert_eq!(bank.requests_to(Endpoint::Submit), 1);
+    });
+}
+
+/// `sweep_every` sweeps at once, then periodically, and hands each result to its report.
+#[test]
+fn the_periodic_sweep_settles_a_dead_workers_payment() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let bank = Bank::new();
+    let driver = Arc::new(AsyncDriver::new(
+        MemoryStore::new(),
+        bank.clone(),
+        bank.config(),
+    ));
+    rt.block_on(async {
+        let done = driver.start(&start_request("ord_swept"), 1).await.unwrap();
+        let key = done.payment.key().to_owned();
+        // A dead worker: its status check written ahead, never sent.
+        let mut p = driver.load(&key).await.unwrap();
+        let loaded = p.revision();
+        p.check_status(driver.config(), AsyncSend::now(&bank))
+            .unwrap();
+        direct_otp::store::AsyncStore::replace(driver.store(), loaded, &p)
+            .await
+            .unwrap();
+        bank.advance(GRACE + Duration::from_secs(1));
+        let (report, reports) = tokio::sync::mpsc::unbounded_channel();
+        let sweeper = tokio::spawn({
+            let driver = Arc::clone(&driver);
+            async move {
+                let report = move |r| report.send(r).unwrap();
+                driver.sweep_every(Duration::ZERO, 10, report).await;
+            }
+        });
+        let mut reports = reports;
+        let first = reports.recv().await.unwrap().unwrap();
+        assert_eq!(first.len(), 1, "{first:?}");
+        assert_eq!(first[0].key(), key);
+        let second = reports.recv().await.unwrap().unwrap();
+        assert!(second.is_empty(), "{second:?}");
+        sweeper.abort();
+        let p = driver.load(&key).await.unwrap();
+        assert_eq!(p.in_flight_since(), None);
+    });
+}

@@ -88,7 +88,8 @@ fn direct_otp_from_before_start_to_paid() {
     assert_eq!(p.key(), "ord_pay_1/1");
     let view = p.view(T0);
     assert_eq!((view.next.as_str(), view.status.as_str()), ("start", "NEW"));
-    assert!(!view.can_submit && !view.is_final);
+    assert!(!view.can_submit && !view.is_final && !view.bank_page_available);
+    assert_eq!(Payment::key_for("ord_pay_1", 1), p.key());
     assert_eq!(p.check_status(&bank.config, T0), Err(Refusal::NotStarted));
     assert_eq!(
         p.submit(&bank.config, &Otp::new("1234").unwrap(), T0),
@@ -119,6 +120,11 @@ fn direct_otp_from_before_start_to_paid() {
         Some("1111")
     );
     assert_eq!(view.expires_in_seconds, Some(600));
+    assert!(
+        view.bank_page_available,
+        "the OTP page offers the fallback_url"
+    );
+    assert_eq!(view.bank_page_url, None, "not the next step");
     assert_eq!(
         p.start(&bank.config, &start, secs(1)),
         Err(Refusal::AlreadyStarted)
@@ -142,7 +148,7 @@ fn direct_otp_from_before_start_to_paid() {
     assert_eq!(outcome, Outcome::Approved(Status::Charged));
     assert!(outcome.is_terminal());
     let view = p.view(secs(9));
-    assert!(view.is_final && view.paid);
+    assert!(view.is_final && view.paid && !view.bank_page_available);
     assert_eq!(
         (view.next.as_str(), view.message.as_str()),
         ("finished", "payment complete")
@@ -172,6 +178,11 @@ fn three_ds_goes_to_the_bank_page_and_settles_by_the_order_status() {
         panic!("{:?}", p.next_step(T0))
     };
     assert_eq!(p.view(T0).bank_page_url.as_deref(), Some(url.as_str()));
+    assert!(
+        p.view(T0).bank_page_available,
+        "the 3DS page is the next step"
+    );
+    assert_eq!(Payment::key_for("ord_pay_3ds", 1), p.key());
     assert_eq!(
         p.submit(&bank.config, &Otp::new("1234").unwrap(), T0),
         Err(Refusal::OnBankPage)

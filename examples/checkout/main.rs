@@ -22,38 +22,34 @@
 mod shop;
 
 use std::error::Error;
-use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
+use direct_otp::driver::AsyncDriver;
 use direct_otp::store::{PgStore, SqliteStore};
 use direct_otp::{Config, PaymentSource, Policy, SANDBOX_URL};
 use shop::{Db, Shop};
+use tokio::net::TcpListener;
 
 #[tokio::main]
-async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("checkout failed: {e}");
-            ExitCode::FAILURE
+async fn main() -> Result<(), Box<dyn Error>> {
+    let port: u16 = var("CHECKOUT_PORT").map_or(Ok(0), |p| p.parse())?;
+    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    match var("DATABASE_URL") {
+        Some(db) => {
+            let pg = PgStore::connect(&db).await?;
+            pg.migrate().await?;
+            serve(listener, pg).await
+        }
+        None => {
+            let file = std::env::temp_dir().join("direct-otp-checkout.sqlite3");
+            serve(listener, SqliteStore::open(file)?).await
         }
     }
 }
 
-async fn run() -> Result<(), Box<dyn Error>> {
-    let port: u16 = var("CHECKOUT_PORT").map_or(Ok(0), |p| p.parse())?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+async fn serve<S: Db>(listener: TcpListener, store: S) -> Result<(), Box<dyn Error>> {
     let url = format!("http://{}", listener.local_addr()?);
-    let store = match var("DATABASE_URL") {
-        Some(db) => {
-            let pg = PgStore::connect(&db).await?;
-            pg.migrate().await?;
-            Db::Postgres(pg)
-        }
-        None => Db::Sqlite(SqliteStore::open(
-            std::env::temp_dir().join("direct-otp-checkout.sqlite3"),
-        )?),
-    };
     let shop = match var("JUSPAY_API_KEY") {
         Some(key) => juspay(&key, store)?,
         None => Shop::with_sandbox(&url, store, Policy::default())?,
@@ -63,31 +59,36 @@ async fn run() -> Result<(), Box<dyn Error>> {
             "the embedded sandbox at {} plays the bank",
             sandbox.base_url()
         ),
-        None => format!("REAL JUSPAY HOST at {}", shop.config.base_url()),
+        None => format!("REAL JUSPAY HOST at {}", shop.driver.config().base_url()),
     };
+    // The recovery sweep, every 5 s (the grace is 60 s): what a server that died mid-step
+    // left in flight is recovered and its order status checked.
+    let driver = Arc::clone(&shop.driver);
+    tokio::spawn(async move {
+        let log = |swept| eprintln!("checkout: sweep: {swept:?}");
+        driver.sweep_every(Duration::from_secs(5), 100, log).await
+    });
     println!("checkout: open {url}/ in a browser ({bank}); Ctrl-C stops it");
     axum::serve(listener, shop::router(Arc::new(shop))).await?;
     Ok(())
 }
 
 /// A shop paying through a real Juspay host, set up from the demo's variables.
-fn juspay(key: &str, store: Db) -> Result<Shop, Box<dyn Error>> {
+fn juspay<S: Db>(key: &str, store: S) -> Result<Shop<S>, Box<dyn Error>> {
     let need = |name: &str| var(name).ok_or(format!("{name} must be set with JUSPAY_API_KEY"));
     let merchant_id = need("JUSPAY_MERCHANT_ID")?;
     let base_url = var("JUSPAY_BASE_URL").unwrap_or_else(|| SANDBOX_URL.into());
-    let card_token = need("JUSPAY_CARD_TOKEN")?;
     let card = PaymentSource::Token {
-        card_token,
+        card_token: need("JUSPAY_CARD_TOKEN")?,
         cvv: var("JUSPAY_CARD_CVV"),
     };
+    let config = Config::new(&base_url, key)?.with_merchant_id(&merchant_id)?;
     Ok(Shop {
-        config: Config::new(&base_url, key)?.with_merchant_id(&merchant_id)?,
+        driver: Arc::new(AsyncDriver::new(store, shop::transport(), config)),
         merchant_id,
         customer_id: var("JUSPAY_CUSTOMER_ID").unwrap_or_else(|| "demo_customer".into()),
         cards: vec![("Your card (JUSPAY_CARD_TOKEN)".into(), card)],
         sandbox: None,
-        store,
-        transport: shop::transport(),
         policy: Policy::default(),
     })
 }

@@ -1,196 +1,93 @@
-//! The checkout service: its state, its routes, and the one function that runs the protocol
-//! of `docs/concurrency.md` for every step that talks to the bank.
-//!
-//! Every page is rendered from the stored payment's `view(now)`, and every message from a
-//! stable code (`Outcome::code`, `Refusal::code`, or the shop's `busy`) that the templates
+//! The checkout service: its state and its routes. The protocol of `docs/concurrency.md`
+//! is the library's `AsyncDriver`: each step runs as its own task (`spawn_run`), so a
+//! browser that goes away never leaves a payment in flight, and `sweep_every` recovers
+//! what a dead server left. Pages are rendered from the stored payment's `view(now)`, and
+//! messages from stable codes (`Outcome`, `DriveError`, `OtpError`) that the templates
 //! (`templates/*.html`) turn into words.
 
 use std::error::Error;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock};
 
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, Path, RawQuery, State};
+use axum::extract::{rejection::FormRejection, Form, Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::Router;
+use axum::{routing::get, routing::post, Router};
+use direct_otp::driver::{AsyncDriver, Command, Done, DriveError};
 use direct_otp::sandbox::{CardFlow, OtpSource, Sandbox, SandboxConfig, SandboxServer};
-use direct_otp::store::{AsyncStore, PgStore, SqliteStore, Store, StoreError};
-use direct_otp::transport::HyperTransport;
-use direct_otp::StartRequest;
-use direct_otp::{Config, Otp, Payment, PaymentSource, Policy, Refusal, ReturnParams};
-use hyper_rustls::HttpsConnector;
+use direct_otp::{store::AsyncStore, transport::HyperTransport};
+use direct_otp::{Config, Otp, Payment, PaymentSource, Policy, ReturnParams, StartRequest};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use minijinja::{context, value::Serde, Environment, Value};
 use serde::Deserialize;
-use tokio::task::block_in_place;
 
-/// The API key the embedded sandbox accepts (not a Juspay key).
-const SANDBOX_KEY: &str = "sk_local_checkout";
+/// Where payments are kept: `SqliteStore` (on tokio's blocking pool) or `PgStore`.
+pub trait Db: AsyncStore<Payment> + Send + Sync + 'static {}
+impl<S: AsyncStore<Payment> + Send + Sync + 'static> Db for S {}
 
-/// The service's state: where payments go, where they are kept, how requests are sent.
-pub struct Shop {
-    pub config: Config,
+pub type Transport = HyperTransport<hyper_rustls::HttpsConnector<HttpConnector>>;
+
+/// The service's state: who pays whom with which cards, and the driver that runs the steps.
+pub struct Shop<S> {
+    pub driver: Arc<AsyncDriver<S, Transport>>,
     pub merchant_id: String,
     pub customer_id: String,
     /// The cards a shopper may pick: a label, and what `POST /txns` sends.
     pub cards: Vec<(String, PaymentSource)>,
     /// The embedded sandbox (the bank, and the cardholder's phone) when there is no Juspay.
     pub sandbox: Option<SandboxServer>,
-    pub store: Db,
-    pub transport: Transport,
     /// Limits, resend cooldown and lifetime of each payment's OTP page.
     pub policy: Policy,
 }
 
-impl Shop {
-    /// A shop whose bank is the embedded sandbox; its bank page sends the browser back to
-    /// `{shop_url}/return`.
-    pub fn with_sandbox(shop_url: &str, store: Db, policy: Policy) -> Result<Shop, Box<dyn Error>> {
-        let mut bank = SandboxConfig::new(SANDBOX_KEY)
+impl<S: Db> Shop<S> {
+    /// A shop whose bank is the embedded sandbox; its bank page returns to `{shop_url}/return`.
+    pub fn with_sandbox(shop_url: &str, store: S, policy: Policy) -> Result<Self, Box<dyn Error>> {
+        const KEY: &str = "sk_local_checkout"; // the sandbox's, not a Juspay key
+        let mut bank = SandboxConfig::new(KEY)
             .with_otp(OtpSource::Seeded(2026))
             .with_return_url(&format!("{shop_url}/return"))
             .with_card("tok_3ds", CardFlow::ThreeDsFailover)
             .with_card("tok_declined", CardFlow::DeclineAfterOtp);
         bank.default_amount = 499.0;
         let sandbox = SandboxServer::start(Sandbox::new(bank))?;
-        let token = |t: &str| PaymentSource::Token {
-            card_token: t.into(),
-            cvv: None,
-        };
+        let config = Config::new(sandbox.base_url(), KEY)?;
+        let card = |label: &str, t: &str| (label.to_owned(), PaymentSource::token(t));
         Ok(Shop {
-            config: Config::new(sandbox.base_url(), SANDBOX_KEY)?,
+            driver: Arc::new(AsyncDriver::new(store, transport(), config)),
             merchant_id: "acme".into(),
             customer_id: "customer_1122".into(),
             cards: vec![
-                ("VISA, OTP by SMS".into(), token("tok_visa")),
-                ("No Direct OTP: bank page".into(), token("tok_3ds")),
-                ("Declined after the OTP".into(), token("tok_declined")),
+                card("VISA, OTP by SMS", "tok_visa"),
+                card("No Direct OTP: bank page", "tok_3ds"),
+                card("Declined after the OTP", "tok_declined"),
             ],
             sandbox: Some(sandbox),
-            store,
-            transport: transport(),
             policy,
         })
     }
-}
 
-pub type Transport = HyperTransport<HttpsConnector<HttpConnector>>;
-
-/// hyper over rustls (webpki roots) for Juspay, plain HTTP for the loopback sandbox.
-pub fn transport() -> Transport {
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .build();
-    HyperTransport::new(Client::builder(hyper_util::rt::TokioExecutor::new()).build(https))
-}
-
-/// Where payments are kept: SQLite on one machine (blocking: its calls run in
-/// `block_in_place`, so on a multi-threaded runtime), PostgreSQL for several servers.
-pub enum Db {
-    Sqlite(SqliteStore),
-    Postgres(PgStore),
-}
-
-impl Db {
-    async fn load(&self, key: &str) -> Result<Option<Payment>, StoreError> {
-        match self {
-            Db::Sqlite(s) => block_in_place(|| Store::load(s, key)),
-            Db::Postgres(p) => AsyncStore::load(p, key).await,
-        }
+    /// Runs `command` on the order's payment as its own task, and answers with its page.
+    async fn run(&self, order: &str, command: Command) -> Response {
+        let done = self
+            .driver
+            .spawn_run(&Payment::key_for(order, 1), command)
+            .await;
+        self.answer(order, done).await
     }
 
-    /// Inserts a new record (`loaded` is `None`), or compare-and-swaps on the revision loaded.
-    async fn save(&self, loaded: Option<u64>, payment: &Payment) -> Result<(), StoreError> {
-        match (self, loaded) {
-            (Db::Sqlite(s), None) => block_in_place(|| Store::insert(s, payment)),
-            (Db::Sqlite(s), Some(rev)) => block_in_place(|| s.replace(rev, payment)),
-            (Db::Postgres(p), None) => AsyncStore::insert(p, payment).await,
-            (Db::Postgres(p), Some(rev)) => AsyncStore::replace(p, rev, payment).await,
-        }
-    }
-}
-
-/// What a page asks for.
-enum Command {
-    Start(Box<StartRequest>),
-    Resend,
-    Submit(Otp),
-    CheckStatus,
-    BankPage,
-}
-
-/// A step that went through: what happened (`Outcome::code`), or the bank page to go to.
-enum Done {
-    Page(&'static str),
-    Redirect(String),
-}
-
-/// Why a step went no further; nothing was sent.
-enum Failed {
-    /// The payment refused the command and is unchanged (`Refusal::code`).
-    Refused(Refusal),
-    /// Someone else changed the payment first (a double click, another tab).
-    Busy,
-    NotFound,
-    Broken(String),
-}
-
-impl Shop {
-    // ===== The protocol (docs/concurrency.md), in one function ===========================
-    // load -> command -> write ahead (insert, or compare-and-swap) -> send -> store the
-    // answer (compare-and-swap). The library's driver (in progress on branch i12b) does the
-    // same: switching to it replaces this function, `Done` and `Failed` with its own.
-    async fn step(&self, key: &str, command: Command) -> Result<Done, Failed> {
-        let (now, config) = (self.transport.now(), &self.config);
-        let stored = self.store.load(key).await.map_err(broken)?;
-        let loaded = stored.as_ref().map(Payment::revision);
-        let mut payment = match (stored, &command) {
-            (Some(payment), _) => payment,
-            (None, Command::Start(start)) => Payment::new(start, 1, now),
-            (None, _) => return Err(Failed::NotFound),
-        };
-        let out = match &command {
-            Command::Start(start) => payment.start(config, start, now),
-            Command::Resend => payment.resend(config, now),
-            Command::Submit(otp) => payment.submit(config, otp, now),
-            Command::CheckStatus => payment.check_status(config, now),
-            Command::BankPage => {
-                let url = payment.go_to_bank_page(now).map_err(Failed::Refused)?;
-                if loaded != Some(payment.revision()) {
-                    self.store.save(loaded, &payment).await.map_err(conflict)?; // not a reload
-                }
-                return Ok(Done::Redirect(url));
+    /// The page after a step: the stored payment with what happened, or an error page.
+    async fn answer(&self, order: &str, result: Result<Done, DriveError>) -> Response {
+        let now = self.driver.transport().now();
+        match result {
+            Ok(done) => self.page(order, Some(done.outcome.code()), 200, None).await,
+            Err(e) if e.shows_payment() => {
+                let wait = e.retry_after(now);
+                self.page(order, Some(e.code()), e.http_status(), wait)
+                    .await
             }
-        };
-        let out = out.map_err(Failed::Refused)?;
-        self.store.save(loaded, &payment).await.map_err(conflict)?; // the write-ahead
-        let written = payment.revision();
-        let driven = self.transport.drive(&mut payment, out).await;
-        let outcome = driven.map_err(|e| Failed::Broken(e.to_string()))?.outcome;
-        self.store
-            .save(Some(written), &payment)
-            .await
-            .map_err(conflict)?;
-        Ok(Done::Page(outcome.code()))
-    }
-    // ======================================================================================
-
-    /// The page after a step: the bank page, or the stored payment with what happened.
-    async fn answer(&self, order: &str, result: Result<Done, Failed>) -> Response {
-        let now = self.transport.now();
-        let (code, status, wait) = match result {
-            Ok(Done::Redirect(url)) => return Redirect::to(&url).into_response(),
-            Ok(Done::Page(code)) => (code, 200, None),
-            Err(Failed::Refused(r)) => (r.code(), r.http_status(), r.retry_after(now)),
-            Err(Failed::Busy) => ("busy", 409, None),
-            Err(Failed::NotFound) => return self.error(404, "not_found"),
-            Err(Failed::Broken(why)) => return self.broken(order, &why),
-        };
-        self.page(order, Some(code), status, wait).await
+            Err(e) => self.error(order, &e),
+        }
     }
 
     /// The stored payment's page, with a notice when `code` says what happened.
@@ -201,71 +98,44 @@ impl Shop {
         status: u16,
         wait: Option<u64>,
     ) -> Response {
-        let payment = match self.store.load(&key(order)).await {
-            Ok(Some(payment)) => payment,
-            Ok(None) => return self.error(404, "not_found"),
-            Err(e) => return self.broken(order, &e.to_string()),
+        let payment = match self.driver.load(&Payment::key_for(order, 1)).await {
+            Ok(payment) => payment,
+            Err(e) => return self.error(order, &e),
         };
-        let view = payment.view(self.transport.now());
-        let bank_page = payment.challenge().and_then(|c| c.fallback_url()).is_some();
+        let view = Value::from(Serde(payment.view(self.driver.transport().now())));
         let phone = self.phone(order);
-        let view = Value::from(Serde(view));
-        let mut page = self.render(
-            "payment.html",
-            status,
-            context! { view, code, retry_after => wait, bank_page, phone },
-        );
+        let ctx = context! { view, code, retry_after => wait, phone };
+        let mut page = render("payment.html", status, ctx);
         if let Some(secs) = wait {
             page.headers_mut().insert(header::RETRY_AFTER, secs.into());
         }
         page
     }
 
-    fn render(&self, name: &str, status: u16, ctx: Value) -> Response {
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        match PAGES.get_template(name).and_then(|t| t.render(ctx)) {
-            Ok(html) => (status, Html(html)).into_response(),
-            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{name}: {e:#}")).into_response(),
-        }
-    }
-
-    fn error(&self, status: u16, code: &str) -> Response {
-        self.render("error.html", status, context! { code })
-    }
-
-    fn broken(&self, order: &str, why: &str) -> Response {
-        eprintln!("checkout: order {order}: {why}");
-        self.error(503, "broken")
+    fn error(&self, order: &str, e: &DriveError) -> Response {
+        eprintln!("checkout: order {order}: {e}");
+        let code = if e.http_status() == 404 {
+            e.code()
+        } else {
+            "broken"
+        };
+        render("error.html", e.http_status(), context! { code })
     }
 
     /// The cardholder's phone, played by the sandbox: the OTP it sent last for the order.
     fn phone(&self, order: &str) -> Value {
-        let Some(server) = &self.sandbox else {
-            return Value::from(()); // a real bank sends a real SMS
-        };
-        let sandbox = server.sandbox();
-        let txn = sandbox.latest_transaction(order);
-        let otp = txn.and_then(|t| sandbox.current_otp(&t.id).map(str::to_owned));
-        context! { otp }
+        match &self.sandbox {
+            Some(server) => context! { otp => server.sandbox().current_otp_for_order(order) },
+            None => Value::from(()), // a real bank sends a real SMS
+        }
     }
 }
 
-/// A store error: a conflict means someone else is on it; anything else is broken.
-fn conflict(e: StoreError) -> Failed {
-    if e.is_conflict() {
-        Failed::Busy
-    } else {
-        broken(e)
-    }
-}
-
-fn broken(e: StoreError) -> Failed {
-    Failed::Broken(e.to_string())
-}
-
-/// One attempt per order here: after a decline, the shopper pays a new order.
-fn key(order: &str) -> String {
-    format!("{order}/1")
+/// hyper over rustls (webpki roots) for Juspay, plain HTTP for the loopback sandbox.
+pub fn transport() -> Transport {
+    let https = hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots();
+    let https = https.https_or_http().enable_http1().build();
+    HyperTransport::new(Client::builder(hyper_util::rt::TokioExecutor::new()).build(https))
 }
 
 /// The templates, read from `templates/` beside this file; `.html` ones are autoescaped.
@@ -276,7 +146,15 @@ static PAGES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     pages
 });
 
-pub fn router(shop: Arc<Shop>) -> Router {
+fn render(name: &str, status: u16, ctx: Value) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match PAGES.get_template(name).and_then(|t| t.render(ctx)) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{name}: {e:#}")).into_response(),
+    }
+}
+
+pub fn router<S: Db>(shop: Arc<Shop<S>>) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/pay", post(pay))
@@ -286,25 +164,18 @@ pub fn router(shop: Arc<Shop>) -> Router {
         .with_state(shop)
 }
 
-type App = State<Arc<Shop>>;
+type App<S> = State<Arc<Shop<S>>>;
 
-/// Runs a step to its end even if the browser goes away: axum drops a handler's future when
-/// the client disconnects (a double click cancels the first request), and a step dropped
-/// after its write-ahead would leave the payment in flight until a recovery.
-async fn run(shop: &Arc<Shop>, order: &str, command: Command) -> Response {
-    let (detached, key) = (Arc::clone(shop), key(order));
-    let result = tokio::spawn(async move { detached.step(&key, command).await }).await;
-    let result = result.unwrap_or_else(|e| Err(Failed::Broken(e.to_string())));
-    shop.answer(order, result).await
-}
-
-async fn home(State(shop): App) -> Response {
+async fn home<S: Db>(State(shop): App<S>) -> Response {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed) % 1000;
-    let order_id = format!("order_{}{n:03}", shop.transport.now().unix_timestamp());
+    let order_id = format!(
+        "order_{}{n:03}",
+        shop.driver.transport().now().unix_timestamp()
+    );
     let cards: Vec<String> = shop.cards.iter().map(|(label, _)| label.clone()).collect();
     let (local, phone) = (shop.sandbox.is_some(), shop.phone(""));
-    shop.render("shop.html", 200, context! { order_id, cards, local, phone })
+    render("shop.html", 200, context! { order_id, cards, local, phone })
 }
 
 #[derive(Deserialize)]
@@ -313,21 +184,27 @@ struct PayForm {
     card: usize,
 }
 
-async fn pay(State(shop): App, Form(form): Form<PayForm>) -> Response {
-    let order = form.order_id.as_str();
-    let start = shop.cards.get(form.card).and_then(|(_, card)| {
-        StartRequest::new(order, &shop.merchant_id, &shop.customer_id, card.clone()).ok()
-    });
+/// "Pay": starts the order's payment (one attempt per order: after a decline, the shopper
+/// pays a new order), as its own task.
+async fn pay<S: Db>(State(shop): App<S>, Form(form): Form<PayForm>) -> Response {
+    let (order, (merchant, customer)) = (&form.order_id, (&shop.merchant_id, &shop.customer_id));
+    let start = shop
+        .cards
+        .get(form.card)
+        .map(|(_, card)| StartRequest::new(order, merchant, customer, card.clone()));
     match start {
-        Some(start) => {
-            let start = Box::new(start.with_policy(shop.policy));
-            run(&shop, order, Command::Start(start)).await
+        Some(Ok(start)) => {
+            let done = shop
+                .driver
+                .spawn_start(start.with_policy(shop.policy), 1)
+                .await;
+            shop.answer(order, done).await
         }
-        None => shop.error(422, "bad_order"),
+        _ => render("error.html", 422, context! { code => "bad_order" }),
     }
 }
 
-async fn payment_page(State(shop): App, Path(order): Path<String>) -> Response {
+async fn payment_page<S: Db>(State(shop): App<S>, Path(order): Path<String>) -> Response {
     shop.page(&order, None, 200, None).await
 }
 
@@ -337,30 +214,33 @@ struct OtpForm {
 }
 
 /// The payment page's buttons: `otp`, `resend`, `check`, `bank`.
-async fn act(
-    State(shop): App,
+async fn act<S: Db>(
+    State(shop): App<S>,
     Path((order, action)): Path<(String, String)>,
     form: Result<Form<OtpForm>, FormRejection>,
 ) -> Response {
     let command = match action.as_str() {
         "otp" => match Otp::new(&form.ok().and_then(|f| f.0.otp).unwrap_or_default()) {
             Ok(otp) => Command::Submit(otp),
-            Err(_) => return shop.page(&order, Some("invalid_otp"), 422, None).await,
+            Err(e) => return shop.page(&order, Some(e.code()), 422, None).await,
         },
         "resend" => Command::Resend,
         "check" => Command::CheckStatus,
-        "bank" => Command::BankPage,
-        _ => return shop.error(404, "not_found"),
+        "bank" => match shop.driver.bank_page(&Payment::key_for(&order, 1)).await {
+            Ok(bank) => return Redirect::to(&bank.url).into_response(),
+            Err(e) => return shop.answer(&order, Err(e)).await,
+        },
+        _ => return render("error.html", 404, context! { code => "not_found" }),
     };
-    run(&shop, &order, command).await
+    shop.run(&order, command).await
 }
 
 /// Back from the bank page: the return URL names the order. Its status is only a hint, so
 /// the shop asks the bank.
-async fn back_from_bank(State(shop): App, RawQuery(query): RawQuery) -> Response {
+async fn back_from_bank<S: Db>(State(shop): App<S>, RawQuery(query): RawQuery) -> Response {
     let params = ReturnParams::from_query(query.as_deref().unwrap_or_default());
     match params.ok().as_ref().and_then(ReturnParams::order_id) {
-        Some(order) => run(&shop, order, Command::CheckStatus).await,
-        None => shop.error(400, "bad_return"),
+        Some(order) => shop.run(order, Command::CheckStatus).await,
+        None => render("error.html", 400, context! { code => "bad_return" }),
     }
 }

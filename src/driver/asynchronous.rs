@@ -17,8 +17,10 @@ use crate::{Config, Outgoing, Payment, Reply, SendFailure, StartRequest};
 /// Typically a `PgStore` (feature `postgres`) and a `HyperTransport` (feature `hyper`).
 ///
 /// A future dropped between the write-ahead and the answer (a cancelled task, an outer
-/// timeout) leaves the payment in flight, as a dead worker does: the recovery sweep settles
-/// it after the grace.
+/// timeout, an axum handler whose browser went away) leaves the payment in flight, as a
+/// dead worker does: the recovery sweep settles it after the grace. To finish the step
+/// anyway, run it as its own task: [`spawn_start`](Self::spawn_start) and
+/// [`spawn_run`](Self::spawn_run) (feature `tokio`) do.
 ///
 /// ```no_run
 /// use direct_otp::driver::{AsyncDriver, Command};
@@ -266,5 +268,91 @@ impl<S: AsyncStore<Payment>, T: AsyncSend> AsyncDriver<S, T> {
             outcome,
             transport_error,
         })
+    }
+}
+
+/// Steps run as their own tokio task (feature `tokio`), so that dropping the caller's
+/// future (a double click makes the browser drop the first request, and axum its handler)
+/// never stops a step between its write-ahead and its answer: the answer is stored, and
+/// the payment is not left in flight until the sweep. Needs a tokio runtime.
+#[cfg(feature = "tokio")]
+impl<S, T> AsyncDriver<S, T>
+where
+    S: AsyncStore<Payment> + Send + Sync + 'static,
+    T: AsyncSend + Send + Sync + 'static,
+{
+    /// [`start`](Self::start), as its own task: it goes on if this future is dropped.
+    /// A panic in the step is resumed here.
+    pub async fn spawn_start(
+        self: &std::sync::Arc<Self>,
+        start: StartRequest,
+        attempt: u32,
+    ) -> Result<Done, DriveError> {
+        let driver = std::sync::Arc::clone(self);
+        join(tokio::spawn(
+            async move { driver.start(&start, attempt).await },
+        ))
+        .await
+    }
+
+    /// [`run`](Self::run), as its own task: it goes on if this future is dropped.
+    /// A panic in the step is resumed here.
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use direct_otp::driver::{AsyncDriver, Command};
+    /// # use direct_otp::store::SqliteStore;
+    /// # use direct_otp::transport::HyperTransport;
+    /// # use direct_otp::Config;
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = SqliteStore::open("payments.sqlite3")?; // async on tokio's blocking pool
+    /// let driver = Arc::new(AsyncDriver::new(store, HyperTransport::plain_http(), Config::sandbox("key")?));
+    /// // In an axum handler: if the browser goes away, the status check still completes.
+    /// let done = driver.spawn_run("order_42/1", Command::CheckStatus).await?;
+    /// println!("{}", done.outcome.code());
+    /// # Ok(()) }
+    /// # fn main() {}
+    /// ```
+    pub async fn spawn_run(
+        self: &std::sync::Arc<Self>,
+        key: &str,
+        command: Command,
+    ) -> Result<Done, DriveError> {
+        let (driver, key) = (std::sync::Arc::clone(self), key.to_owned());
+        join(tokio::spawn(async move { driver.run(&key, command).await })).await
+    }
+}
+
+/// The recovery sweep, forever (feature `tokio`): [`sweep_and_check`](AsyncDriver::sweep_and_check)
+/// of up to `limit` payments every `every` (half the grace or less; at least 1 ms), the
+/// first at once, each result handed to
+/// `report` (to log it). Spawn it once per service:
+/// `tokio::spawn(async move { driver.sweep_every(every, 100, log).await })`.
+#[cfg(feature = "tokio")]
+impl<S: AsyncStore<Payment>, T: AsyncSend> AsyncDriver<S, T> {
+    /// See above; the future never ends (drop or abort its task to stop it).
+    pub async fn sweep_every(
+        &self,
+        every: Duration,
+        limit: usize,
+        mut report: impl FnMut(Result<Vec<Swept>, DriveError>),
+    ) {
+        let mut ticks = tokio::time::interval(every.max(Duration::from_millis(1)));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            report(self.sweep_and_check(limit).await);
+        }
+    }
+}
+
+/// A spawned step's result. It is cancelled only when the runtime shuts down, which a
+/// request handler does not outlive: that, like a panic, is resumed as a panic.
+#[cfg(feature = "tokio")]
+async fn join<T>(task: tokio::task::JoinHandle<T>) -> T {
+    match task.await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("a driver step was cancelled: {e}"),
     }
 }

@@ -366,6 +366,26 @@ impl DriveError {
         }
     }
 
+    /// Whether a page should show the stored payment, unchanged, with [`code`](Self::code)
+    /// as its notice: the payment refused the command, or someone else was on it
+    /// (`Refused`, `Busy`, `Overtaken`). Otherwise there is no payment to show, or the
+    /// failure is the server's: an error page with [`http_status`](Self::http_status).
+    pub fn shows_payment(&self) -> bool {
+        matches!(
+            self,
+            DriveError::Refused { .. } | DriveError::Busy { .. } | DriveError::Overtaken { .. }
+        )
+    }
+
+    /// Seconds to wait before trying again, when the refusal says
+    /// ([`Refusal::retry_after`]: a resend cooldown): the `Retry-After` header.
+    pub fn retry_after(&self, now: OffsetDateTime) -> Option<u64> {
+        match self {
+            DriveError::Refused { refusal, .. } => refusal.retry_after(now),
+            _ => None,
+        }
+    }
+
     /// The key of the payment concerned.
     pub fn key(&self) -> &str {
         match self {
@@ -532,5 +552,25 @@ mod tests {
         );
         assert_eq!(default_grace(Duration::MAX), Duration::MAX);
         assert_eq!(to_time(Duration::MAX), time::Duration::MAX);
+    }
+
+    #[test]
+    fn only_a_refusal_or_a_race_shows_the_payment() {
+        let now = time::macros::datetime!(2026-11-25 10:00 UTC);
+        let key = || "k/1".to_owned();
+        let refused = DriveError::Refused {
+            key: key(),
+            refusal: Refusal::NotStarted,
+        };
+        let cases = [
+            (refused, true),
+            (DriveError::Busy { key: key() }, true),
+            (DriveError::NotFound { key: key() }, false),
+            (DriveError::Late { key: key() }, false),
+        ];
+        for (e, shows) in cases {
+            assert_eq!(e.shows_payment(), shows, "{e}");
+            assert_eq!(e.retry_after(now), None, "{e}");
+        }
     }
 }

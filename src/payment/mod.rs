@@ -446,6 +446,8 @@ impl Payment {
             NextStep::BankPage(url) => Some(url.clone()),
             _ => None,
         };
+        let bank_page_available = !self.is_final()
+            && (bank_page_url.is_some() || challenge.and_then(Challenge::fallback_url).is_some());
         let status = self.status();
         PaymentView {
             key: self.key.clone(),
@@ -472,11 +474,23 @@ impl Payment {
                 .filter(|_| next == NextStep::EnterOtp)
                 .map(|c| seconds_until(c.expires_at())),
             bank_page_url,
+            bank_page_available,
             card: challenge
                 .map(|c| c.card().clone())
                 .or_else(|| self.settle.card())
                 .filter(|c| c != &Default::default()),
         }
+    }
+
+    /// The key attempt `attempt` of order `order_id` is stored under, `{order_id}/{attempt}`
+    /// (the [`key`](Self::key) of `Payment::new(start, attempt, now)`): to load a payment
+    /// by its order, before or without building it.
+    ///
+    /// ```
+    /// assert_eq!(direct_otp::Payment::key_for("order_42", 1), "order_42/1");
+    /// ```
+    pub fn key_for(order_id: &str, attempt: u32) -> String {
+        key_of(order_id, attempt)
     }
 
     /// The key to store this record under: `{order_id}/{attempt}`.

@@ -220,6 +220,14 @@ impl Sandbox {
         txn.otp.as_deref()
     }
 
+    /// The OTP the bank sent last for order `order_id` (its latest transaction), while it
+    /// can still be submitted: the cardholder's phone, by order. `None` for an unknown
+    /// order or when no OTP can be submitted.
+    pub fn current_otp_for_order(&self, order_id: &str) -> Option<&str> {
+        let id = self.orders.get(order_id)?.txns.last()?;
+        self.current_otp(id)
+    }
+
     /// A view of transaction `txn_id` (its `params.id`) or of the one with this `txn_uuid`.
     pub fn transaction(&self, id: &str) -> Option<TxnView> {
         self.find_txn(id).map(|t| TxnView {
