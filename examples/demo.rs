@@ -116,10 +116,7 @@ impl Demo {
             config,
             merchant_id: "acme".into(),
             routing_id: "customer_1122".into(),
-            card: PaymentSource::Token {
-                card_token: "tok_demo_visa".into(),
-                cvv: None,
-            },
+            card: PaymentSource::token("tok_demo_visa"),
             response_key: Some(ResponseKey::new(SANDBOX_RESPONSE_KEY)?),
         })
     }
