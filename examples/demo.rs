@@ -2,7 +2,8 @@
 //! from before the start until it is settled:
 //!
 //! 1. an OTP resend, a wrong OTP, the right OTP: `CHARGED`;
-//! 2. resends up to the send limit, then the bank page, settled by the order status;
+//! 2. resends up to the send limit, then the bank page; the browser comes back through the
+//!    signed return URL, which settles the payment, and the order status confirms it;
 //! 3. a submit whose answer is lost, settled by reconciliation.
 //!
 //! `cargo run --example demo` runs it against the embedded sandbox on loopback: no network,
@@ -17,6 +18,7 @@
 //! JUSPAY_CARD_TOKEN=...         a saved-card token enrolled for Direct OTP
 //! JUSPAY_CARD_CVV=...           optional, if your account needs it with tokens
 //! JUSPAY_CUSTOMER_ID=...        optional x-routing-id, default demo_customer
+//! JUSPAY_RESPONSE_KEY=...       optional: the response key, to verify the return URL you paste
 //! ```
 //!
 //! Against the real host the OTPs come by SMS: the demo asks you to type them.
@@ -27,11 +29,13 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration as StdDuration;
 
-use direct_otp::sandbox::{Endpoint, Fault, OtpSource, Sandbox, SandboxConfig, SandboxServer};
+use direct_otp::sandbox::{
+    Endpoint, Fault, OtpSource, Sandbox, SandboxConfig, SandboxServer, SANDBOX_RESPONSE_KEY,
+};
 use direct_otp::transport::{Settings, UreqTransport};
 use direct_otp::{
-    Config, Otp, Outcome, Payment, PaymentSource, Refusal, Reply, SendFailure, StartRequest,
-    SANDBOX_URL,
+    Config, Otp, Outcome, Payment, PaymentSource, Refusal, Reply, ResponseKey, ReturnParams,
+    SendFailure, Settlement, StartRequest, SANDBOX_URL,
 };
 use time::OffsetDateTime;
 
@@ -39,6 +43,9 @@ type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
 /// The API key the local sandbox accepts (it is not a Juspay key).
 const LOCAL_KEY: &str = "sk_local_demo";
+
+/// Where the local bank page sends the browser back to (the shop's return URL).
+const RETURN_URL: &str = "https://shop.example/pay/return";
 
 /// Waiting time the local demo skips (resend cooldowns), in milliseconds.
 static SKIPPED_MS: AtomicI64 = AtomicI64::new(0);
@@ -73,6 +80,8 @@ struct Demo {
     merchant_id: String,
     routing_id: String,
     card: PaymentSource,
+    /// The merchant's response key, which signs the return URL.
+    response_key: Option<ResponseKey>,
 }
 
 fn run() -> Result<()> {
@@ -89,7 +98,11 @@ fn run() -> Result<()> {
 
 impl Demo {
     fn embedded() -> Result<Demo> {
-        let sandbox = Sandbox::new(SandboxConfig::new(LOCAL_KEY).with_otp(OtpSource::Seeded(2026)));
+        let sandbox = Sandbox::new(
+            SandboxConfig::new(LOCAL_KEY)
+                .with_otp(OtpSource::Seeded(2026))
+                .with_return_url(RETURN_URL),
+        );
         let server = SandboxServer::start(sandbox)?;
         println!(
             "direct-otp demo: LOCAL SANDBOX at {} (embedded, loopback only; no network, no API key).",
@@ -103,10 +116,8 @@ impl Demo {
             config,
             merchant_id: "acme".into(),
             routing_id: "customer_1122".into(),
-            card: PaymentSource::Token {
-                card_token: "tok_demo_visa".into(),
-                cvv: None,
-            },
+            card: PaymentSource::token("tok_demo_visa"),
+            response_key: Some(ResponseKey::new(SANDBOX_RESPONSE_KEY)?),
         })
     }
 
@@ -137,6 +148,9 @@ impl Demo {
             merchant_id,
             routing_id: var("JUSPAY_CUSTOMER_ID").unwrap_or_else(|| "demo_customer".into()),
             card,
+            response_key: var("JUSPAY_RESPONSE_KEY")
+                .map(|k| ResponseKey::new(&k))
+                .transpose()?,
         })
     }
 
@@ -204,22 +218,39 @@ impl Demo {
         }
         let url = c.go_to_bank_page(clock())?.to_owned();
         println!("  the browser is sent to the bank page: {url}");
-        match self.local() {
+        let back = match self.local() {
             Some(_) => {
-                // What the cardholder's browser does there.
+                // What the cardholder's browser does there; the bank page then redirects
+                // it to the shop's return URL.
                 let answer = self
                     .transport
                     .agent()
                     .post(&url)
+                    .config()
+                    .max_redirects(0) // the shop's return URL is not on loopback
+                    .build()
                     .content_type("application/x-www-form-urlencoded")
                     .send("result=success")?;
                 println!(
                     "  cardholder authenticates on the bank page (HTTP {})",
                     answer.status().as_u16()
                 );
+                answer
+                    .headers()
+                    .get("location")
+                    .and_then(|l| l.to_str().ok())
+                    .map(str::to_owned)
             }
-            None => prompt("  finish the payment on that page in a browser, then press Enter")
-                .map(drop)?,
+            None if self.response_key.is_some() => Some(prompt(
+                "  finish the payment on that page in a browser, then paste the URL it came back to",
+            )?),
+            None => {
+                prompt("  finish the payment on that page in a browser, then press Enter")?;
+                None
+            }
+        };
+        if let (Some(back), Some(key)) = (back.filter(|b| !b.is_empty()), &self.response_key) {
+            self.settle_by_return(&mut c, &back, key)?;
         }
         self.settle_by_status(&mut c)
     }
@@ -319,7 +350,24 @@ impl Demo {
         Ok(driven.outcome)
     }
 
-    /// Checks the order status until the payment is final (a few tries against a real host).
+    /// The browser is back on the shop's return URL: its signature is checked, then it
+    /// settles the payment (to be confirmed by the order status).
+    fn settle_by_return(&self, c: &mut Payment, url: &str, key: &ResponseKey) -> Result<()> {
+        let shown = url.split_once('?').map_or(url, |(base, _)| base);
+        print!("  the browser comes back to {shown}?order_id=...&signature=... ");
+        match ReturnParams::from_url(url).and_then(|p| p.verify(key)) {
+            Ok(verified) => {
+                let outcome = c.settle(Settlement::ReturnUrl(verified), clock())?;
+                println!("-> signature verified -> {outcome}");
+            }
+            Err(e) => println!("-> not used: {e}"),
+        }
+        println!("     {}", state(c));
+        Ok(())
+    }
+
+    /// Checks the order status until the payment is final and confirmed (a few tries
+    /// against a real host).
     fn settle_by_status(&self, c: &mut Payment) -> Result<()> {
         for attempt in 0..10 {
             if attempt > 0 {
@@ -330,7 +378,7 @@ impl Demo {
                 "check the order status (GET /orders/{id})",
                 |c, cfg, now| c.check_status(cfg, now),
             )?;
-            if c.is_final() {
+            if c.is_final() && c.is_confirmed() {
                 break;
             }
         }
@@ -341,11 +389,7 @@ impl Demo {
         if !c.is_final() {
             return Err(format!("the payment is not final: {}", c.status()).into());
         }
-        let verdict = if c.status().is_success() {
-            "paid"
-        } else {
-            "not paid"
-        };
+        let verdict = if c.is_paid() { "paid" } else { "not paid" };
         println!("  => order {}: {} ({verdict})", c.order_id(), c.status());
         Ok(())
     }
@@ -465,6 +509,7 @@ fn state(p: &Payment) -> String {
             (false, Some(secs)) => format!("OTP input, \"Resend\" in {secs} s"),
             (false, None) => "OTP input, no more resends".to_owned(),
         },
+        "finished" if !view.confirmed => format!("done ({}), to be confirmed", view.status),
         "finished" => format!("done ({})", view.status),
         _ => view.message.clone(),
     };

@@ -38,6 +38,22 @@ pub struct CardDetails {
     pub name_on_card: Option<String>,
 }
 
+impl PaymentSource {
+    /// A saved or network token without a CVV ([`PaymentSource::Token`]).
+    ///
+    /// ```
+    /// use direct_otp::PaymentSource;
+    /// let card = PaymentSource::token("tok_visa");
+    /// assert!(matches!(card, PaymentSource::Token { cvv: None, .. }));
+    /// ```
+    pub fn token(card_token: &str) -> Self {
+        PaymentSource::Token {
+            card_token: card_token.to_owned(),
+            cvv: None,
+        }
+    }
+}
+
 impl fmt::Debug for PaymentSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

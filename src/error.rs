@@ -125,6 +125,21 @@ pub enum OtpError {
     NotDigits,
 }
 
+impl OtpError {
+    /// A stable snake_case code for the page: `otp_length` or `otp_not_digits`. Codes
+    /// never change meaning; new ones may be added.
+    ///
+    /// ```
+    /// assert_eq!(direct_otp::Otp::new("12a4").unwrap_err().code(), "otp_not_digits");
+    /// ```
+    pub fn code(&self) -> &'static str {
+        match self {
+            OtpError::Length(_) => "otp_length",
+            OtpError::NotDigits => "otp_not_digits",
+        }
+    }
+}
+
 /// A response or transport report that was not accepted; the challenge is unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

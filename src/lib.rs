@@ -27,6 +27,7 @@ mod status;
 mod token;
 mod view;
 
+pub mod driver;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod store;
@@ -45,14 +46,14 @@ pub use id::MAX_ID_LEN;
 pub use order::OrderStatusCheck;
 pub use otp::Otp;
 pub use outcome::{Outcome, Refusal, SendFailure, TimerEvent, Uncertainty};
-pub use payment::{Payment, PAYMENT_FORMAT_VERSION};
+pub use payment::{Payment, SettleError, SettleOutcome, Settlement, PAYMENT_FORMAT_VERSION};
 pub use policy::Policy;
 pub use request::{Method, Outgoing, Request};
 pub use settle::{
-    Amount, AmountError, BinError, Eligibility, EligibilityCheck, EventName, ExpectedAmount,
-    IntegrityError, OrderSnapshot, ResponseKey, ReturnParams, ReturnUrlError, SecretError,
-    VerifiedReturn, WebhookCredentials, WebhookError, WebhookEvent, MAX_WEBHOOK_BODY,
-    SIGNATURE_ALGORITHM,
+    Amount, AmountError, BinError, Disagreement, Eligibility, EligibilityCheck, EventName,
+    ExpectedAmount, IntegrityError, OrderSnapshot, ResponseKey, ReturnParams, ReturnUrlError,
+    SecretError, SettlementSource, VerifiedReturn, WebhookCredentials, WebhookError, WebhookEvent,
+    MAX_WEBHOOK_BODY, SIGNATURE_ALGORITHM,
 };
 pub use start::{StartRequest, Started};
 pub use status::Status;

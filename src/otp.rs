@@ -97,6 +97,8 @@ mod tests {
         assert_eq!(Otp::new("12 34"), Err(OtpError::NotDigits));
         assert_eq!(Otp::new("１２３４"), Err(OtpError::NotDigits));
         assert_eq!(Otp::new("-123"), Err(OtpError::NotDigits));
+        assert_eq!(OtpError::Length(3).code(), "otp_length");
+        assert_eq!(OtpError::NotDigits.code(), "otp_not_digits");
         let e = Otp::new("98765x").unwrap_err().to_string();
         assert!(!e.contains("98765"), "{e}");
     }

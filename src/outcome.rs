@@ -5,6 +5,7 @@ use std::fmt;
 use time::OffsetDateTime;
 
 use crate::error::ResponseError;
+use crate::settle::{Disagreement, IntegrityError};
 use crate::status::Status;
 use crate::token::Token;
 
@@ -168,6 +169,18 @@ pub enum Outcome {
     /// The request surely did not reach the server (or was a harmless status check):
     /// nothing changed and the command may be tried again.
     NotDelivered,
+    /// The settlement's amount or currency is not what the payment expects
+    /// ([`Payment::with_expected_amount`](crate::Payment::with_expected_amount)), or it has
+    /// none: final, and **not paid**. Hold the order for review (and refund if the money
+    /// arrived). Terminal, like `Approved` and `Declined`.
+    IntegrityFailed(Box<IntegrityError>),
+    /// The order status API confirmed the settlement already reported (from a return URL
+    /// or a webhook): nothing new to do.
+    Confirmed(Status),
+    /// The order status API overturned the settlement already reported: the payment now
+    /// holds the API's status. Act on [`Disagreement::paid`] and
+    /// [`Disagreement::was_paid`]; see `docs/settlement.md`.
+    Disagreement(Box<Disagreement>),
 }
 
 impl Outcome {
@@ -187,12 +200,20 @@ impl Outcome {
             Outcome::CheckStatus(_) => "check_status",
             Outcome::BankPageRequired => "bank_page",
             Outcome::NotDelivered => "not_delivered",
+            Outcome::IntegrityFailed(_) => "integrity_failure",
+            Outcome::Confirmed(_) => "confirmed",
+            Outcome::Disagreement(_) => "disagreement",
         }
     }
 
-    /// True for the one outcome of a payment that settles it (`Approved` or `Declined`).
+    /// True for the one outcome of a payment that settles it (`Approved`, `Declined`, or
+    /// `IntegrityFailed`). A later `Confirmed` or `Disagreement` is not terminal: it
+    /// confirms or corrects the one already reported.
     pub fn is_terminal(&self) -> bool {
-        matches!(self, Outcome::Approved(_) | Outcome::Declined(_))
+        matches!(
+            self,
+            Outcome::Approved(_) | Outcome::Declined(_) | Outcome::IntegrityFailed(_)
+        )
     }
 }
 
@@ -218,6 +239,14 @@ impl fmt::Display for Outcome {
             }
             Outcome::BankPageRequired => f.write_str("continue on your bank's page"),
             Outcome::NotDelivered => f.write_str("the request did not reach the bank; try again"),
+            Outcome::IntegrityFailed(_) => {
+                f.write_str("the payment is not for the expected amount; it is held for review")
+            }
+            Outcome::Confirmed(status) => write!(f, "payment confirmed ({status})"),
+            Outcome::Disagreement(d) if d.paid => {
+                write!(f, "payment approved after all ({})", d.status)
+            }
+            Outcome::Disagreement(d) => write!(f, "payment not completed after all ({})", d.status),
         }
     }
 }
@@ -235,6 +264,9 @@ pub enum Uncertainty {
     /// "transaction already processed"): this copy of the record is stale (another worker
     /// or the bank page moved it on). The refused request counted nothing.
     Stale(ResponseError),
+    /// The bank says the payment succeeded (this status), but its answer carries no amount
+    /// to check against the one the payment expects: only the order status can show it.
+    AmountUnchecked(Status),
 }
 
 /// How sending a request failed, as the transport can tell.

@@ -136,6 +136,17 @@ pub(crate) struct OrderBody<'a> {
     pub txn_id: Text<'a>,
 }
 
+/// What the status reader needs of the order shape: its id and status only, so reading a
+/// status skips the rest without building it (the settlement sources read the whole
+/// [`OrderBody`] when they need the amount).
+#[derive(Debug, Default, Deserialize)]
+struct OrderStatusBody<'a> {
+    #[serde(default, borrow)]
+    order_id: Text<'a>,
+    #[serde(default, borrow)]
+    status: Text<'a>,
+}
+
 /// Refuses an answer that names another order than `expected` (an answer without an order
 /// id is taken as being about the order asked).
 pub(crate) fn same_order(named: &Text<'_>, expected: &str) -> Result<(), ForeignAnswer> {
@@ -195,7 +206,7 @@ pub(crate) fn order_status(
     if !(200..=299).contains(&http_status) {
         return Err(status_error(http_status, body));
     }
-    let order = parse::<OrderBody>(http_status, body)?;
+    let order = parse::<OrderStatusBody>(http_status, body)?;
     same_order(&order.order_id, order_id)?;
     order
         .status

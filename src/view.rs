@@ -102,8 +102,22 @@ pub struct PaymentView {
     pub status: String,
     /// True once the payment is final.
     pub is_final: bool,
-    /// True once the payment succeeded (`CHARGED` or `AUTHORIZED`).
+    /// True once the payment succeeded (`CHARGED` or `AUTHORIZED`) for the expected amount,
+    /// if one is set ([`Payment::is_paid`](crate::Payment::is_paid)).
     pub paid: bool,
+    /// Once final: true when the order status API (or the payment's own answer) settled or
+    /// confirmed it; false while only a return URL or a webhook says so.
+    pub confirmed: bool,
+    /// Once final: who settled it (`answer`, `order_status`, `return_url`, `webhook`;
+    /// [`SettlementSource::code`](crate::SettlementSource::code)).
+    pub settled_by: Option<String>,
+    /// A settlement problem to act on, as a stable code: `integrity_failure` (the amount or
+    /// currency is not the expected one: not paid, hold for review), `amount_unchecked`
+    /// (the bank says paid but no amount was checked yet: check the order status),
+    /// `conflict` (a return URL or webhook contradicts the settled status: check the order
+    /// status), `disagreement` (the order status API overturned an earlier settlement; its
+    /// answer is kept). See `docs/settlement.md`.
+    pub settlement_issue: Option<String>,
     /// Whether an OTP can be submitted now.
     pub can_submit: bool,
     /// Whether "Resend" can be used now.
@@ -118,6 +132,11 @@ pub struct PaymentView {
     pub expires_in_seconds: Option<u64>,
     /// The bank page to send the browser to, when one is offered.
     pub bank_page_url: Option<String>,
+    /// Whether the cardholder can go to the bank's page now instead ("No SMS? Use your
+    /// bank's page"): the payment is not final and the OTP challenge gave a `fallback_url`,
+    /// or the next step is the bank page. The URL itself comes from
+    /// [`Payment::go_to_bank_page`](crate::Payment::go_to_bank_page).
+    pub bank_page_available: bool,
     /// The masked card facts, once known.
     pub card: Option<CardSummary>,
 }

@@ -13,6 +13,8 @@
 //! `docs/concurrency.md` for every stage, the challenge's included: one record id, one
 //! revision, one request in flight at most.
 
+mod settle;
+
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 
@@ -32,6 +34,9 @@ use crate::status::Status;
 use crate::token::{RecordId, RequestKind, Token};
 use crate::view::{NextStep, PaymentView};
 
+use settle::SettleState;
+pub use settle::{SettleError, SettleOutcome, Settlement};
+
 /// The version of the persisted JSON form of a [`Payment`].
 pub const PAYMENT_FORMAT_VERSION: u32 = 1;
 
@@ -48,8 +53,14 @@ pub const PAYMENT_FORMAT_VERSION: u32 = 1;
 /// * Inputs ([`handle`](Self::handle), or [`handle_response`](Self::handle_response) and
 ///   [`handle_send_failure`](Self::handle_send_failure)) take the answer to the request in
 ///   flight, matched by its [`Token`], and return an [`Outcome`]. Exactly one outcome is
-///   terminal (`Approved` or `Declined`); after it every command is refused with
-///   `AlreadyFinal` and nothing changes again.
+///   terminal (`Approved`, `Declined` or `IntegrityFailed`); after it every command is
+///   refused with `AlreadyFinal` and nothing changes again, except through the order status
+///   API (below).
+/// * [`settle`](Self::settle) takes a verified return URL or an authenticated webhook: one
+///   that says final may settle the payment first (unconfirmed; `check_status` confirms
+///   it, or reports the API's `Disagreement`). An expected amount
+///   ([`with_expected_amount`](Self::with_expected_amount)) makes a success paid only for
+///   that amount. See `docs/settlement.md`, "Precedence".
 /// * [`view`](Self::view) gives a UI everything it shows, owned and serializable.
 ///
 /// Key records by [`key`](Self::key), `{order_id}/{attempt}`: a new attempt on the same order
@@ -91,6 +102,10 @@ pub struct Payment {
     created_at: Stamp,
     last_seen: Stamp,
     stage: Stage,
+    /// What settled it, the expected amount, the webhooks seen (`settle.rs`). Absent from
+    /// records that never needed it.
+    #[serde(default, skip_serializing_if = "SettleState::is_plain")]
+    settle: SettleState,
 }
 
 /// Where the payment is, outside the challenge's own states.
@@ -144,6 +159,7 @@ impl Payment {
             created_at: now,
             last_seen: now,
             stage: Stage::New,
+            settle: SettleState::default(),
         }
     }
 
@@ -206,6 +222,9 @@ impl Payment {
         config: &Config,
         now: OffsetDateTime,
     ) -> Result<Outgoing, Refusal> {
+        if let Some(confirmation) = self.confirm(config, now) {
+            return confirmation;
+        }
         if let Stage::Challenge { challenge } = &mut self.stage {
             let out = challenge.check_status(config, now)?;
             self.sync();
@@ -288,16 +307,38 @@ impl Payment {
         body: &[u8],
         now: OffsetDateTime,
     ) -> Result<Outcome, InputError> {
-        if let Stage::Challenge { challenge } = &mut self.stage {
+        let kind = token.kind();
+        let outcome = if let Stage::Challenge { challenge } = &mut self.stage {
             let outcome = challenge.handle_response(token, http_status, body, now)?;
             self.sync();
-            return Ok(outcome);
-        }
-        let kind = self.answered(token)?;
-        match kind {
-            RequestKind::Start => Ok(self.on_start(http_status, body, now)),
-            _ => Ok(self.on_order_status(http_status, body, now)),
-        }
+            outcome
+        } else {
+            // Read the answer, and refuse one about another order, before changing anything.
+            if self.answered(token)? == RequestKind::Start {
+                let read = crate::start::read_start(
+                    self.routing_id.clone(),
+                    Some(&self.order_id),
+                    self.policy,
+                    http_status,
+                    body,
+                    now,
+                );
+                if let Err(StartError::Response(ResponseError::Foreign(e))) = read {
+                    return Err(e.into());
+                }
+                self.on_start(read, http_status, body, now)
+            } else {
+                let status = response::order_status(self.order_id.as_str(), http_status, body);
+                if let Err(ResponseError::Foreign(e)) = status {
+                    return Err(e.into());
+                }
+                if matches!(self.stage, Stage::Final { .. }) {
+                    return Ok(self.on_confirmation(http_status, body, now));
+                }
+                self.on_order_status(status, now)
+            }
+        };
+        Ok(self.settled_by_answer(kind, http_status, body, outcome))
     }
 
     /// Reports that sending the request `token` failed. A start that may have been sent
@@ -380,7 +421,7 @@ impl Payment {
         match &self.stage {
             Stage::New => NextStep::Start,
             Stage::Challenge { challenge } => challenge.next_step(now),
-            Stage::Final { status } => NextStep::Finished(status.clone()),
+            Stage::Final { status } => self.final_step(status),
             Stage::BankPage {
                 url,
                 browser_away: false,
@@ -405,16 +446,23 @@ impl Payment {
             NextStep::BankPage(url) => Some(url.clone()),
             _ => None,
         };
+        let bank_page_available = !self.is_final()
+            && (bank_page_url.is_some() || challenge.and_then(Challenge::fallback_url).is_some());
         let status = self.status();
         PaymentView {
             key: self.key.clone(),
             order_id: self.order_id.as_str().to_owned(),
             attempt: self.attempt,
             next: next.code().to_owned(),
-            message: next.to_string(),
+            message: self
+                .settlement_message()
+                .unwrap_or_else(|| next.to_string()),
             status: status.to_string(),
             is_final: self.is_final(),
-            paid: self.is_final() && status.is_success(),
+            paid: self.is_paid(),
+            confirmed: self.is_confirmed(),
+            settled_by: self.settled_by().map(|s| s.code().to_owned()),
+            settlement_issue: self.settlement_issue().map(str::to_owned),
             can_submit: open.is_some_and(|c| c.may_submit(now).is_ok()),
             can_resend: open.is_some_and(|c| c.may_resend(now).is_ok()),
             resend_in_seconds: open
@@ -426,10 +474,23 @@ impl Payment {
                 .filter(|_| next == NextStep::EnterOtp)
                 .map(|c| seconds_until(c.expires_at())),
             bank_page_url,
+            bank_page_available,
             card: challenge
                 .map(|c| c.card().clone())
+                .or_else(|| self.settle.card())
                 .filter(|c| c != &Default::default()),
         }
+    }
+
+    /// The key attempt `attempt` of order `order_id` is stored under, `{order_id}/{attempt}`
+    /// (the [`key`](Self::key) of `Payment::new(start, attempt, now)`): to load a payment
+    /// by its order, before or without building it.
+    ///
+    /// ```
+    /// assert_eq!(direct_otp::Payment::key_for("order_42", 1), "order_42/1");
+    /// ```
+    pub fn key_for(order_id: &str, attempt: u32) -> String {
+        key_of(order_id, attempt)
     }
 
     /// The key to store this record under: `{order_id}/{attempt}`.
@@ -485,10 +546,11 @@ impl Payment {
         }
     }
 
-    /// True once the payment is final; nothing changes after that.
+    /// True once the payment is final: its one terminal outcome was reported. After that
+    /// only a confirmation by the order status API (or its disagreement) can change it.
     pub fn is_final(&self) -> bool {
         match &self.stage {
-            Stage::Final { .. } => true,
+            Stage::Final { .. } => !self.settle.amount_unchecked(),
             Stage::Challenge { challenge } => challenge.is_final(),
             _ => false,
         }
@@ -504,15 +566,13 @@ impl Payment {
 
     // ----- The rest -------------------------------------------------------------------
 
-    fn on_start(&mut self, http_status: u16, body: &[u8], now: OffsetDateTime) -> Outcome {
-        let read = crate::start::read_start(
-            self.routing_id.clone(),
-            Some(&self.order_id),
-            self.policy,
-            http_status,
-            body,
-            now,
-        );
+    fn on_start(
+        &mut self,
+        read: Result<Started, StartError>,
+        http_status: u16,
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Outcome {
         self.touch(now);
         match read {
             Ok(Started::Challenge(mut challenge)) => {
@@ -557,12 +617,22 @@ impl Payment {
         }
     }
 
-    fn on_order_status(&mut self, http_status: u16, body: &[u8], now: OffsetDateTime) -> Outcome {
-        let status = match response::order_status(self.order_id.as_str(), http_status, body) {
+    fn on_order_status(
+        &mut self,
+        status: Result<Status, ResponseError>,
+        now: OffsetDateTime,
+    ) -> Outcome {
+        let status = match status {
             Ok(status) => status,
             Err(e) => {
                 self.touch(now);
                 self.end_check();
+                // A start whose outcome was unknown, for an order the bank does not know:
+                // it never arrived (the order would exist had it). It may start again.
+                if matches!(self.stage, Stage::Unknown { .. }) && is_unknown_order(&e) {
+                    self.stage = Stage::New;
+                    return Outcome::NotDelivered;
+                }
                 return Outcome::Rejected(e);
             }
         };
@@ -592,8 +662,10 @@ impl Payment {
 
     /// The status check in flight is over.
     fn end_check(&mut self) {
-        if let Stage::Unknown { check, .. } | Stage::BankPage { check, .. } = &mut self.stage {
-            *check = None;
+        match &mut self.stage {
+            Stage::Unknown { check, .. } | Stage::BankPage { check, .. } => *check = None,
+            Stage::Final { .. } => self.settle.end_check(),
+            _ => {}
         }
     }
 
@@ -613,6 +685,7 @@ impl Payment {
         match &self.stage {
             Stage::Starting { request } => Some(*request),
             Stage::Unknown { check, .. } | Stage::BankPage { check, .. } => *check,
+            Stage::Final { .. } => self.settle.check(),
             _ => None,
         }
     }
@@ -702,6 +775,9 @@ impl Payment {
             }
             _ => {}
         }
+        if let Some(rule) = self.settle_inconsistency() {
+            return Some(rule);
+        }
         let request = self.request_in_flight()?;
         let t = request.token;
         let kind_fits = match &self.stage {
@@ -736,6 +812,19 @@ impl<'de> Deserialize<'de> for Payment {
                 "inconsistent payment state: {rule}"
             ))),
         }
+    }
+}
+
+/// The order status API's "no such order" (`404`, or `400` with `NOT_FOUND` /
+/// `RESOURCE_NOT_FOUND`).
+fn is_unknown_order(e: &ResponseError) -> bool {
+    match e {
+        ResponseError::Api(a) => {
+            a.http_status() == 404
+                || a.status() == Some("NOT_FOUND")
+                || a.code() == Some("RESOURCE_NOT_FOUND")
+        }
+        _ => false,
     }
 }
 

@@ -220,6 +220,14 @@ impl Sandbox {
         txn.otp.as_deref()
     }
 
+    /// The OTP the bank sent last for order `order_id` (its latest transaction), while it
+    /// can still be submitted: the cardholder's phone, by order. `None` for an unknown
+    /// order or when no OTP can be submitted.
+    pub fn current_otp_for_order(&self, order_id: &str) -> Option<&str> {
+        let id = self.orders.get(order_id)?.txns.last()?;
+        self.current_otp(id)
+    }
+
     /// A view of transaction `txn_id` (its `params.id`) or of the one with this `txn_uuid`.
     pub fn transaction(&self, id: &str) -> Option<TxnView> {
         self.find_txn(id).map(|t| TxnView {
@@ -700,7 +708,11 @@ impl Sandbox {
                  result=failure to this URL to finish authentication.",
                 txn.txn_id, txn.order_id, txn.status
             );
-            return HttpResponse::html(200, page("Sandbox bank page", &text));
+            // The same two answers as buttons, for a person in a browser.
+            let buttons = "<form method=post><button name=result value=success>Authenticate\
+                           </button> <button name=result value=failure>Fail</button></form>";
+            let html = page("Sandbox bank page", &text) + buttons;
+            return HttpResponse::html(200, html);
         }
         let result = match Form::parse(&req.body).get("result") {
             Some(r) if r.eq_ignore_ascii_case("failure") => BankPageResult::Failure,

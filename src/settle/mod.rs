@@ -10,6 +10,7 @@
 
 mod amount;
 mod ct;
+mod disagreement;
 mod eligibility;
 mod error;
 mod percent;
@@ -18,8 +19,11 @@ mod snapshot;
 mod webhook;
 
 pub use amount::{Amount, ExpectedAmount, IntegrityError};
+pub use disagreement::{Disagreement, SettlementSource};
 pub use eligibility::{Eligibility, EligibilityCheck};
+pub(crate) use error::loggable;
 pub use error::{AmountError, BinError, ReturnUrlError, SecretError, WebhookError};
 pub use return_url::{ResponseKey, ReturnParams, VerifiedReturn, SIGNATURE_ALGORITHM};
 pub use snapshot::OrderSnapshot;
+pub(crate) use webhook::MAX_EVENT_ID;
 pub use webhook::{EventName, WebhookCredentials, WebhookEvent, MAX_WEBHOOK_BODY};

@@ -1,5 +1,5 @@
 //! What settlement needs from an order-shaped body (the order status API's answer, or
-//! `content.order` of a webhook), read by the same [`OrderBody`] as the order status reader.
+//! `content.order` of a webhook), read by one [`OrderBody`] (the status reader reads only the id and status of the same shape).
 
 use serde::{Deserialize, Serialize};
 

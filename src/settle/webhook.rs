@@ -25,7 +25,7 @@ use crate::response::{self, OrderBody};
 /// Largest webhook body accepted.
 pub const MAX_WEBHOOK_BODY: usize = 256 * 1024;
 /// Longest event id accepted, in bytes.
-const MAX_EVENT_ID: usize = 256;
+pub(crate) const MAX_EVENT_ID: usize = 256;
 /// Longest `Authorization` header looked at.
 const MAX_AUTHORIZATION: usize = 4 * 1024;
 

@@ -1,6 +1,8 @@
 //! The SQLite store (feature `sqlite`): one file, blocking.
 
 use std::fmt;
+#[cfg(feature = "tokio")]
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -250,6 +252,62 @@ impl SqliteStore {
                 }),
             }
         })
+    }
+}
+
+/// The same calls, async (features `sqlite` and `tokio`): each runs on tokio's blocking
+/// pool (`spawn_blocking`), so no async worker thread waits on SQLite, and a call whose
+/// future is dropped still finishes (a write-ahead is written or not, never half). The
+/// record is encoded before the call leaves the caller's task. Needs a tokio runtime
+/// (either flavour); outside one, the call fails as [`StoreError::Backend`].
+#[cfg(feature = "tokio")]
+impl<R: Record + Send + 'static> super::AsyncStore<R> for SqliteStore {
+    async fn load(&self, key: &str) -> Result<Option<R>, StoreError> {
+        let (store, key) = (self.clone(), key.to_owned());
+        blocking(move || Store::load(&store, &key)).await
+    }
+
+    fn insert(&self, record: &R) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let (store, row) = (self.clone(), encode(record, None));
+        async move {
+            let row = row?;
+            blocking(move || store.insert_row(&row)).await
+        }
+    }
+
+    fn replace(
+        &self,
+        expected: u64,
+        record: &R,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let (store, row) = (self.clone(), encode(record, Some(expected)));
+        async move {
+            let row = row?;
+            let expected = sql_revision(&row.key, expected)?;
+            blocking(move || store.replace_row(expected, &row)).await
+        }
+    }
+
+    async fn in_flight_before(
+        &self,
+        cutoff: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let store = self.clone();
+        blocking(move || Store::<R>::in_flight_before(&store, cutoff, limit)).await
+    }
+}
+
+/// Runs `call` on tokio's blocking pool; a panic in it is resumed here.
+#[cfg(feature = "tokio")]
+async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(StoreError::backend)?;
+    match runtime.spawn_blocking(call).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(StoreError::backend(e)), // the runtime is shutting down
     }
 }
 

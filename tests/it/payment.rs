@@ -86,7 +86,8 @@ fn direct_otp_from_before_start_to_paid() {
     assert_eq!(p.key(), "ord_pay_1/1");
     let view = p.view(T0);
     assert_eq!((view.next.as_str(), view.status.as_str()), ("start", "NEW"));
-    assert!(!view.can_submit && !view.is_final);
+    assert!(!view.can_submit && !view.is_final && !view.bank_page_available);
+    assert_eq!(Payment::key_for("ord_pay_1", 1), p.key());
     assert_eq!(p.check_status(&bank.config, T0), Err(Refusal::NotStarted));
     assert_eq!(
         p.submit(&bank.config, &Otp::new("1234").unwrap(), T0),
@@ -117,6 +118,11 @@ fn direct_otp_from_before_start_to_paid() {
         Some("1111")
     );
     assert_eq!(view.expires_in_seconds, Some(600));
+    assert!(
+        view.bank_page_available,
+        "the OTP page offers the fallback_url"
+    );
+    assert_eq!(view.bank_page_url, None, "not the next step");
     assert_eq!(
         p.start(&bank.config, &start, secs(1)),
         Err(Refusal::AlreadyStarted)
@@ -140,7 +146,7 @@ fn direct_otp_from_before_start_to_paid() {
     assert_eq!(outcome, Outcome::Approved(Status::Charged));
     assert!(outcome.is_terminal());
     let view = p.view(secs(9));
-    assert!(view.is_final && view.paid);
+    assert!(view.is_final && view.paid && !view.bank_page_available);
     assert_eq!(
         (view.next.as_str(), view.message.as_str()),
         ("finished", "payment complete")
@@ -170,6 +176,11 @@ fn three_ds_goes_to_the_bank_page_and_settles_by_the_order_status() {
         panic!("{:?}", p.next_step(T0))
     };
     assert_eq!(p.view(T0).bank_page_url.as_deref(), Some(url.as_str()));
+    assert!(
+        p.view(T0).bank_page_available,
+        "the 3DS page is the next step"
+    );
+    assert_eq!(Payment::key_for("ord_pay_3ds", 1), p.key());
     assert_eq!(
         p.submit(&bank.config, &Otp::new("1234").unwrap(), T0),
         Err(Refusal::OnBankPage)
@@ -338,4 +349,48 @@ fn refusals_carry_codes_http_statuses_and_retry_after() {
     assert_eq!((busy.code(), busy.http_status()), ("in_flight", 409));
     assert_eq!(p.view(secs(12)).next, "wait");
     let _ = out;
+}
+
+#[test]
+fn answers_about_another_order_are_refused_at_every_stage() {
+    let mut bank = Bank::new();
+    let start = start_request("ord_pay_foreign", "tok_3ds");
+    let mut p = Payment::new(&start, 1, T0);
+    let out = p.start(&bank.config, &start, T0).unwrap();
+    let before = p.clone();
+    let other = br#"{"order_id":"ord_other","status":"CHARGED"}"#;
+    assert!(matches!(
+        p.handle_response(out.token, 200, other, T0),
+        Err(InputError::Foreign(_))
+    ));
+    assert_eq!(p, before, "a foreign start answer changes nothing");
+    bank.exchange(&mut p, out, T0);
+    let out = p.check_status(&bank.config, secs(1)).unwrap();
+    let before = p.clone();
+    assert!(matches!(
+        p.handle_response(out.token, 200, other, secs(1)),
+        Err(InputError::Foreign(_))
+    ));
+    assert_eq!(p, before, "a foreign status answer changes nothing");
+    assert!(!p.is_final());
+}
+
+#[test]
+fn a_lost_start_for_an_order_the_bank_does_not_know_may_start_again() {
+    let mut bank = Bank::new();
+    let start = start_request("ord_pay_never", "tok_visa");
+    let mut p = Payment::new(&start, 1, T0);
+    // The request never reached the bank.
+    bank.sandbox.inject(Endpoint::Start, Fault::DropRequest);
+    let out = p.start(&bank.config, &start, T0).unwrap();
+    assert_eq!(
+        bank.exchange(&mut p, out, T0),
+        Outcome::CheckStatus(Uncertainty::MaybeSent)
+    );
+    let out = p.check_status(&bank.config, secs(1)).unwrap();
+    assert_eq!(bank.exchange(&mut p, out, secs(1)), Outcome::NotDelivered);
+    assert_eq!(p.next_step(secs(1)), NextStep::Start);
+    let out = p.start(&bank.config, &start, secs(2)).unwrap();
+    assert_eq!(bank.exchange(&mut p, out, secs(2)).code(), "otp_sent");
+    assert_eq!(bank.sandbox.requests_to(Endpoint::Start), 2);
 }

@@ -184,6 +184,13 @@ fn happy_path_resend_wrong_otp_then_right_otp_is_charged() {
     w.later(31);
     assert_eq!(w.resend(&mut c), Outcome::OtpSent { sends_left: 2 });
     let second_sms = w.sms(&c);
+    let by_order = w.sandbox.current_otp_for_order("ord_happy");
+    assert_eq!(
+        by_order,
+        Some(second_sms.as_str()),
+        "the phone, by order id"
+    );
+    assert_eq!(w.sandbox.current_otp_for_order("ord_unknown"), None);
 
     // Then types the first OTP, which the resend replaced.
     assert_ne!(first_sms, second_sms, "a resend sends a new OTP");
@@ -202,6 +209,7 @@ fn happy_path_resend_wrong_otp_then_right_otp_is_charged() {
         (Status::Charged, 2, 2)
     );
     assert_eq!(w.sandbox.current_otp(c.txn_id()), None);
+    assert_eq!(w.sandbox.current_otp_for_order("ord_happy"), None);
     assert_eq!(w.sandbox.order_status("ord_happy"), Some(Status::Charged));
 
     // The order status agrees.

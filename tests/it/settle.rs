@@ -19,8 +19,9 @@ use direct_otp::sandbox::{
 };
 use direct_otp::{
     Amount, AmountError, BinError, Config, EligibilityCheck, EventName, ExpectedAmount, Malformed,
-    OrderSnapshot, PaymentSource, ResponseError, ResponseKey, ReturnParams, ReturnUrlError,
-    StartRequest, Status, WebhookCredentials, WebhookError, WebhookEvent,
+    OrderSnapshot, Outcome, Payment, PaymentSource, ResponseError, ResponseKey, ReturnParams,
+    ReturnUrlError, SettleOutcome, Settlement, StartRequest, Status, WebhookCredentials,
+    WebhookError, WebhookEvent,
 };
 use proptest::prelude::*;
 
@@ -1143,4 +1144,367 @@ fn eligibility_answers_are_read_leniently() {
         EligibilityCheck::new("4242", "acme"),
         Err(BinError::Length(4))
     );
+}
+
+// ----- One settled status from every source, in any order (property) -----------------------
+
+/// How the bank settles the attempt under test.
+#[derive(Debug, Clone, Copy)]
+enum Path {
+    /// Direct OTP, the right OTP: `CHARGED`, told by the submit's own answer.
+    Otp,
+    /// 3DS failover: the bank page, then the signed return URL.
+    ThreeDs { success: bool },
+    /// Direct OTP left for the bank page (`fallback_url`), then the signed return URL.
+    OtpBankPage { success: bool },
+}
+
+/// What the payment expects: nothing, the order's amount, or another one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Expect {
+    Nothing,
+    Right,
+    Wrong,
+}
+
+/// One thing that reaches the payment record.
+#[derive(Debug, Clone, Copy)]
+enum Event {
+    /// The answer to the submit, handed back late.
+    Answer,
+    /// The browser's return.
+    Return,
+    /// The previous attempt's return, replayed (the back button).
+    OldReturn,
+    /// A webhook from the queue (this attempt's or the previous one's, duplicates kept).
+    Webhook(usize),
+    /// A webhook with valid credentials that says the opposite (a bug, or leaked
+    /// credentials), dated at some second.
+    Liar,
+    /// `check_status`, answered by the sandbox.
+    Check,
+}
+
+const ORDER: &str = "ord_prop";
+
+struct Run {
+    sandbox: Sandbox,
+    config: Config,
+    payment: Payment,
+    /// The submit's answer, not handed back yet.
+    held: Option<(direct_otp::Token, u16, Vec<u8>)>,
+    ret: Option<direct_otp::VerifiedReturn>,
+    old_ret: Option<direct_otp::VerifiedReturn>,
+    hooks: Vec<WebhookEvent>,
+    liar: Option<WebhookEvent>,
+    terminals: usize,
+    disagreements: usize,
+    clock: i64,
+}
+
+fn prop_start(order: &str, card: &str) -> StartRequest {
+    let card = PaymentSource::Token {
+        card_token: card.into(),
+        cvv: None,
+    };
+    StartRequest::new(order, "acme", ROUTING, card).unwrap()
+}
+
+fn bank_page_result(sandbox: &mut Sandbox, success: bool, at: time::OffsetDateTime) -> String {
+    let uuid = sandbox.latest_transaction(ORDER).unwrap().txn_uuid;
+    let result = if success { "success" } else { "failure" };
+    let page = HttpRequest::new("POST", &format!("/v2/pay/start/acme/{uuid}"))
+        .with_body(format!("result={result}"));
+    let answer = sandbox.handle(&page, at);
+    assert_eq!(answer.status, 302);
+    answer.header("location").unwrap().to_owned()
+}
+
+fn verified(location: &str) -> direct_otp::VerifiedReturn {
+    ReturnParams::from_url(location)
+        .unwrap()
+        .verify(&ResponseKey::new(SANDBOX_RESPONSE_KEY).unwrap())
+        .unwrap()
+}
+
+fn take_events(sandbox: &mut Sandbox) -> Vec<WebhookEvent> {
+    events(sandbox, ORDER)
+}
+
+impl Run {
+    fn setup(
+        path: Path,
+        expect: Expect,
+        previous: bool,
+        duplicates: [bool; 2],
+        pre_checks: usize,
+        liar_at: Option<i64>,
+    ) -> Run {
+        let config = SandboxConfig::new(KEY)
+            .with_card("tok_3ds", direct_otp::sandbox::CardFlow::ThreeDsFailover)
+            .with_return_url("https://shop.example/pay/return");
+        let mut sandbox = Sandbox::new(config);
+        let config = sandbox_config(&sandbox);
+        let mut hooks = Vec::new();
+        let mut old_ret = None;
+        // A previous attempt on the order that failed on the bank page: its events and its
+        // return are stale for the attempt under test.
+        if previous {
+            let start = prop_start(ORDER, "tok_3ds");
+            let answer = sandbox.handle_request(&start.request(&config), T0);
+            assert_eq!(answer.status, 200);
+            old_ret = Some(verified(&bank_page_result(&mut sandbox, false, T0)));
+            hooks.extend(take_events(&mut sandbox));
+        }
+        let card = match path {
+            Path::ThreeDs { .. } => "tok_3ds",
+            _ => "tok_visa",
+        };
+        let start = prop_start(ORDER, card);
+        let mut payment = Payment::new(&start, 1 + u32::from(previous), secs(1));
+        payment = match expect {
+            Expect::Nothing => payment,
+            Expect::Right => payment.with_expected_amount(
+                ExpectedAmount::new(Amount::parse("1499.00").unwrap(), "INR").unwrap(),
+            ),
+            Expect::Wrong => payment.with_expected_amount(
+                ExpectedAmount::new(Amount::parse("14.99").unwrap(), "INR").unwrap(),
+            ),
+        };
+        if duplicates[0] {
+            sandbox.inject_webhook(WebhookFault::Duplicate);
+        }
+        let out = payment.start(&config, &start, secs(1)).unwrap();
+        let answer = sandbox.handle_request(&out.request, secs(1));
+        payment
+            .handle_response(out.token, answer.status, &answer.body, secs(1))
+            .unwrap();
+        let mut run = Run {
+            sandbox,
+            config,
+            payment,
+            held: None,
+            ret: None,
+            old_ret,
+            hooks,
+            liar: None,
+            terminals: 0,
+            disagreements: 0,
+            clock: 2,
+        };
+        for _ in 0..pre_checks {
+            run.apply(Event::Check).unwrap();
+        }
+        // The bank settles the attempt.
+        if duplicates[1] {
+            run.sandbox.inject_webhook(WebhookFault::Duplicate);
+        } else {
+            run.sandbox.inject_webhook(WebhookFault::DeliverAfterNext);
+        }
+        let now = secs(10);
+        match path {
+            Path::Otp => {
+                let txn = run.payment.challenge().unwrap().txn_id().to_owned();
+                let otp = direct_otp::Otp::new(run.sandbox.current_otp(&txn).unwrap()).unwrap();
+                let out = run.payment.submit(&run.config, &otp, now).unwrap();
+                let answer = run.sandbox.handle_request(&out.request, now);
+                run.held = Some((out.token, answer.status, answer.body));
+            }
+            Path::ThreeDs { success } => {
+                run.payment.go_to_bank_page(now).unwrap();
+                run.ret = Some(verified(&bank_page_result(&mut run.sandbox, success, now)));
+            }
+            Path::OtpBankPage { success } => {
+                run.payment.go_to_bank_page(now).unwrap();
+                run.ret = Some(verified(&bank_page_result(&mut run.sandbox, success, now)));
+            }
+        }
+        run.hooks.extend(take_events(&mut run.sandbox));
+        if let Some(at) = liar_at {
+            let truth = run.truth();
+            let (status, event_name) = if truth.is_success() {
+                ("AUTHORIZATION_FAILED", "ORDER_FAILED")
+            } else {
+                ("CHARGED", "ORDER_SUCCEEDED")
+            };
+            let txn = run.sandbox.latest_transaction(ORDER).unwrap().txn_id;
+            let created = T0 + time::Duration::seconds(at);
+            let body = serde_json::json!({
+                "id": "evt_liar", "event_name": event_name,
+                "date_created": format!("2026-11-25T10:{:02}:{:02}Z", at / 60, at % 60),
+                "content": {"order": {"order_id": ORDER, "status": status, "amount": 1499.0,
+                                      "currency": "INR", "txn_id": txn}},
+            });
+            let event = WebhookEvent::parse(body.to_string().as_bytes()).unwrap();
+            assert_eq!(event.created_at, Some(created));
+            run.liar = Some(event);
+        }
+        run
+    }
+
+    /// The bank's own word on the order.
+    fn truth(&self) -> Status {
+        self.sandbox.order_status(ORDER).unwrap()
+    }
+
+    /// Plays one event, checking after it: the record loads back as stored, at most one
+    /// terminal outcome so far, a final record changes only through a reported
+    /// disagreement, and a hint handed in twice changes nothing the second time.
+    fn apply(&mut self, event: Event) -> Result<(), TestCaseError> {
+        self.clock += 1;
+        let now = secs(self.clock);
+        let before = (
+            self.payment.is_final(),
+            self.payment.status(),
+            self.payment.is_paid(),
+        );
+        let mut reported = Vec::new();
+        let hint = match event {
+            Event::Answer => {
+                if let Some((token, status, body)) = self.held.take() {
+                    match self.payment.handle_response(token, status, &body, now) {
+                        Ok(outcome) => reported.push(outcome),
+                        Err(e) => prop_assert!(
+                            matches!(e, direct_otp::InputError::AlreadyFinal { .. }),
+                            "{e:?}"
+                        ),
+                    }
+                }
+                None
+            }
+            Event::Check => {
+                if let Ok(out) = self.payment.check_status(&self.config, now) {
+                    let answer = self.sandbox.handle_request(&out.request, now);
+                    let outcome = self
+                        .payment
+                        .handle_response(out.token, answer.status, &answer.body, now)
+                        .unwrap();
+                    reported.push(outcome);
+                }
+                None
+            }
+            Event::Return => self.ret.clone().map(Settlement::ReturnUrl),
+            Event::OldReturn => self.old_ret.clone().map(Settlement::ReturnUrl),
+            Event::Webhook(i) => Some(Settlement::Webhook(self.hooks[i].clone())),
+            Event::Liar => self.liar.clone().map(Settlement::Webhook),
+        };
+        if let Some(hint) = hint {
+            let first = self.payment.settle(hint.clone(), now).unwrap();
+            let revision = self.payment.revision();
+            let again = self.payment.settle(hint.clone(), secs(self.clock)).unwrap();
+            prop_assert_eq!(
+                self.payment.revision(),
+                revision,
+                "a replay changed the record"
+            );
+            prop_assert!(!again.is_terminal(), "a replay reported {:?}", again);
+            if let Settlement::Webhook(_) = hint {
+                if first.is_terminal() || matches!(first, SettleOutcome::Conflict(_)) {
+                    prop_assert_eq!(again, SettleOutcome::Duplicate);
+                }
+            }
+            if first.is_terminal() {
+                self.terminals += 1;
+            }
+        }
+        for outcome in &reported {
+            if outcome.is_terminal() {
+                self.terminals += 1;
+            }
+            if let Outcome::Disagreement(_) = outcome {
+                self.disagreements += 1;
+            }
+        }
+        prop_assert!(self.terminals <= 1, "two terminal outcomes");
+        let after = (
+            self.payment.is_final(),
+            self.payment.status(),
+            self.payment.is_paid(),
+        );
+        if before.0 {
+            prop_assert!(after.0, "a final payment came back open");
+            let corrected = reported
+                .iter()
+                .any(|o| matches!(o, Outcome::Disagreement(_)));
+            prop_assert!(
+                after == before || corrected,
+                "{:?} -> {:?} without a reported disagreement",
+                before,
+                after
+            );
+        }
+        let view = self.payment.view(now);
+        prop_assert_eq!(view.paid, self.payment.is_paid());
+        prop_assert_eq!(view.confirmed, self.payment.is_confirmed());
+        let json = serde_json::to_string(&self.payment).unwrap();
+        let loaded: Payment = serde_json::from_str(&json).unwrap();
+        prop_assert_eq!(&loaded, &self.payment);
+        self.payment = loaded;
+        Ok(())
+    }
+}
+
+fn path() -> impl Strategy<Value = Path> {
+    prop_oneof![
+        Just(Path::Otp),
+        any::<bool>().prop_map(|success| Path::ThreeDs { success }),
+        any::<bool>().prop_map(|success| Path::OtpBankPage { success }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The payment's own answer, the return URL, webhooks (duplicated, held back, from an
+    /// earlier attempt, lying) and order status checks, in any order: one terminal outcome,
+    /// no reversal but a reported disagreement, idempotent replays, and in the end the
+    /// status the bank holds, paid exactly when it succeeded for the expected amount.
+    #[test]
+    fn any_interleaving_settles_the_same(
+        path in path(),
+        expect in prop_oneof![Just(Expect::Nothing), Just(Expect::Right), Just(Expect::Wrong)],
+        previous in any::<bool>(),
+        duplicates in any::<[bool; 2]>(),
+        pre_checks in 0usize..3,
+        checks in 0usize..3,
+        old_return in any::<bool>(),
+        liar_at in proptest::option::of(0i64..120),
+        keys in proptest::collection::vec(any::<u32>(), 24),
+    ) {
+        let mut run = Run::setup(path, expect, previous, duplicates, pre_checks, liar_at);
+        let mut schedule = vec![Event::Answer, Event::Return];
+        schedule.extend((0..run.hooks.len()).map(Event::Webhook));
+        schedule.extend(std::iter::repeat_n(Event::Check, checks));
+        if old_return {
+            schedule.push(Event::OldReturn);
+        }
+        schedule.push(Event::Liar);
+        let mut keyed: Vec<(u32, usize, Event)> = schedule
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| (keys[i % keys.len()], i, e))
+            .collect();
+        keyed.sort_by_key(|(k, i, _)| (*k, *i));
+        for (_, _, event) in keyed {
+            run.apply(event)?;
+        }
+        // Whatever came before, the order status settles or confirms it.
+        for _ in 0..3 {
+            run.apply(Event::Check)?;
+        }
+        let truth = run.truth();
+        prop_assert!(truth.is_final());
+        let p = &run.payment;
+        prop_assert!(p.is_final() && p.is_confirmed(), "{:?}", p.view(secs(999)));
+        prop_assert_eq!(p.status(), truth.clone());
+        prop_assert_eq!(p.is_paid(), truth.is_success() && expect != Expect::Wrong);
+        prop_assert_eq!(
+            p.integrity_failure().is_some(),
+            truth.is_success() && expect == Expect::Wrong
+        );
+        prop_assert_eq!(run.terminals, 1, "exactly one terminal outcome");
+        if !old_return && liar_at.is_none() {
+            prop_assert_eq!(run.disagreements, 0, "consistent sources never disagree");
+        }
+    }
 }

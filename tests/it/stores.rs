@@ -9,6 +9,7 @@
 //! Each case gets a fresh store and a way around it (`Raw`) to write a row as given and read
 //! one back, which is how a corrupt row is planted and how "nothing was written" is checked.
 
+use std::future::Future;
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -690,6 +691,41 @@ fn sqlite_store_contract() {
     });
 }
 
+/// The same SQLite store through `AsyncStore` (feature `tokio`): its calls run on tokio's
+/// blocking pool, with the same contract.
+#[test]
+fn sqlite_store_contract_async() {
+    let rt = runtime();
+    run_all("sqlite (async)", &|| {
+        let db = TempDb::new();
+        let store = SqliteStore::open(&db.0).unwrap();
+        Target {
+            ops: Box::new(Async {
+                store,
+                rt: rt.clone(),
+            }),
+            raw: Box::new(db),
+        }
+    });
+}
+
+/// Outside a tokio runtime, the async SQLite store fails with a typed error, no panic.
+#[test]
+fn sqlite_async_outside_a_runtime_is_a_backend_error() {
+    let db = TempDb::new();
+    let store = SqliteStore::open(&db.0).unwrap();
+    let mut load = std::pin::pin!(AsyncStore::<Rec>::load(&store, "k/1"));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    // It is ready at the first poll: no runtime, nothing to wait for.
+    let std::task::Poll::Ready(result) = load.as_mut().poll(&mut cx) else {
+        panic!("the load waits outside a runtime");
+    };
+    assert!(
+        matches!(result, Err(StoreError::Backend { .. })),
+        "{result:?}"
+    );
+}
+
 #[test]
 fn postgres_store_contract_needs_database_url() {
     let Some(url) = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) else {
@@ -736,10 +772,10 @@ fn sqlite_store_several_processes() {
     let work = |store: &SqliteStore| {
         let mut wins = 0;
         while wins < WINS {
-            let loaded: Rec = store.load(key).unwrap().unwrap();
+            let loaded: Rec = Store::load(store, key).unwrap().unwrap();
             let mut mine = next(&loaded, &format!("process {}", std::process::id()));
             mine.count += 1;
-            match store.replace(loaded.revision, &mine) {
+            match Store::replace(store, loaded.revision, &mine) {
                 Ok(()) => wins += 1,
                 Err(e) if e.is_conflict() => {}
                 Err(e) => panic!("{e}"),
@@ -752,7 +788,7 @@ fn sqlite_store_several_processes() {
     }
     let db = TempDb::new();
     let store = SqliteStore::open(&db.0).unwrap();
-    store.insert(&rec(key, 1)).unwrap();
+    Store::insert(&store, &rec(key, 1)).unwrap();
     let exe = std::env::current_exe().unwrap();
     // This test's name in the harness: its module path without the crate's name.
     let module = module_path!().split_once("::").map_or("", |(_, m)| m);
@@ -771,7 +807,7 @@ fn sqlite_store_several_processes() {
     for mut child in children {
         assert!(child.wait().unwrap().success(), "a worker process failed");
     }
-    let last: Rec = store.load(key).unwrap().unwrap();
+    let last: Rec = Store::load(&store, key).unwrap().unwrap();
     let total = (PROCESSES as u64 + 1) * WINS;
     assert_eq!((last.revision, last.count), (total + 1, total));
 }
@@ -800,7 +836,7 @@ fn sqlite_store_refuses_an_in_memory_database() {
 fn sqlite_store_uses_wal_and_reopens() {
     let db = TempDb::new();
     let store = SqliteStore::open(&db.0).unwrap();
-    store.insert(&rec("order_9/1", 1)).unwrap();
+    Store::insert(&store, &rec("order_9/1", 1)).unwrap();
     drop(store);
     // Open again: the schema is kept, the record too.
     let store = SqliteStore::open(&db.0)
