@@ -6,7 +6,9 @@
 //! costs one allocation. Only the test's own thread is counted. `benches/core.rs` reports
 //! the same counts next to the timings.
 
+#[path = "it/common/mod.rs"]
 mod common;
+#[path = "it/invariants/mod.rs"]
 mod invariants;
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -6,10 +6,12 @@
 //! the library looks), nesting deeper than serde_json's recursion limit, numbers too big for
 //! any type, 10 MB strings, duplicate keys, NaN-like tokens, invalid UTF-8 and a BOM. Each
 //! must give a typed error or an outcome that agrees with the challenge, never a panic;
-//! every invariant of `tests/invariants/mod.rs` holds afterwards; errors stay small; and
+//! every invariant of `tests/it/invariants/mod.rs` holds afterwards; errors stay small; and
 //! memory stays proportional to the input (measured by a per-thread counting allocator).
 
+#[path = "it/common/mod.rs"]
 mod common;
+#[path = "it/invariants/mod.rs"]
 mod invariants;
 
 use std::alloc::{GlobalAlloc, Layout, System};

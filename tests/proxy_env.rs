@@ -4,6 +4,7 @@
 //! This binary holds a single test: it sets process-wide variables before any client is
 //! built, so no other test can race with it.
 
+#[path = "it/fault_server/mod.rs"]
 mod fault_server;
 
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! statuses, answers and transport failures for arbitrary tokens, clock moves in both
 //! directions and to the ends of time, timers, and serde round trips.
 //!
-//! Must hold after every step: every challenge invariant (`tests/invariants/mod.rs`), the
+//! Must hold after every step: every challenge invariant (`tests/it/invariants/mod.rs`), the
 //! outcome agrees with the state, a final challenge never changes again, and the API key
 //! and the OTP never show in any Debug, Display or serialized state.
 #![no_main]

@@ -3,7 +3,7 @@
 //! status and under one more status picked from every class by the input's length.
 //!
 //! Must hold: no panic; a typed error or an outcome that agrees with the challenge; every
-//! challenge invariant afterwards (`tests/invariants/mod.rs`); errors stay small.
+//! challenge invariant afterwards (`tests/it/invariants/mod.rs`); errors stay small.
 #![no_main]
 
 use direct_otp::{Challenge, Config, PaymentSource, Policy, StartRequest, Started};

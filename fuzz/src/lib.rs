@@ -1,10 +1,10 @@
-//! Shared by the fuzz targets: the challenge invariants of `tests/invariants/mod.rs` (the
+//! Shared by the fuzz targets: the challenge invariants of `tests/it/invariants/mod.rs` (the
 //! same file the property tests use) and arbitrary JSON values to patch into documents.
 
 use arbitrary::Arbitrary;
 use serde_json::{json, Value};
 
-#[path = "../../tests/invariants/mod.rs"]
+#[path = "../../tests/it/invariants/mod.rs"]
 pub mod invariants;
 pub use invariants::patch::set;
 

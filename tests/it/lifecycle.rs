@@ -1,7 +1,7 @@
 //! Whole lifecycles on a fake clock, with answers from the fixtures.
 
-mod common;
-mod invariants;
+use crate::common;
+use crate::invariants;
 
 use common::*;
 use direct_otp::{
@@ -918,4 +918,109 @@ fn a_request_nobody_answered_is_recovered_after_the_grace() {
     assert_eq!(other.recover(grace, secs(200)), Some(Outcome::NotDelivered));
     assert_eq!(other.in_flight(), None);
     let _ = out;
+}
+
+/// When several refusals apply, the one given: the request in flight first, then the state
+/// of the page (a status check owed, the bank page, the lifetime), then the bank's limits,
+/// then its flags, then the cooldown. (The property tests check only that a refusal's reason
+/// is true; the order is fixed here.)
+#[test]
+fn when_several_refusals_apply_the_first_reason_is_given() {
+    /// A challenge started with these authentication params.
+    fn started(params: Value) -> Challenge {
+        let mut body = fixture_json("start_direct_otp");
+        let p = &mut body["payment"]["authentication"]["params"];
+        for (k, v) in params.as_object().unwrap() {
+            p[k] = v.clone();
+        }
+        let body = body.to_string().into_bytes();
+        match Started::from_response(ROUTING, Policy::default(), 200, &body, T0).unwrap() {
+            Started::Challenge(c) => *c,
+            other => panic!("{other:?}"),
+        }
+    }
+    let (early, late) = (secs(1), secs(3600));
+    let no_tries = || started(json!({"current_attempt": 4, "max_attempts": 4}));
+    let in_flight = {
+        let mut c = no_tries();
+        let t = c.check_status(&config(), early).unwrap().token;
+        (c, Refusal::InFlight(t))
+    };
+    let lost_submit = {
+        let mut c = challenge();
+        let t = c.submit(&config(), &otp("123456"), early).unwrap().token;
+        c.handle_send_failure(t, SendFailure::MaybeSent, early)
+            .unwrap();
+        c
+    };
+    let mut on_bank_page = challenge();
+    on_bank_page.go_to_bank_page(early).unwrap();
+    let cases = [
+        (
+            "in flight, past the lifetime, no tries left",
+            in_flight.0,
+            true,
+            late,
+            in_flight.1,
+        ),
+        (
+            "a status check owed, past the lifetime",
+            lost_submit.clone(),
+            true,
+            late,
+            Refusal::CheckStatus,
+        ),
+        (
+            "a status check owed, resend",
+            lost_submit,
+            false,
+            late,
+            Refusal::CheckStatus,
+        ),
+        (
+            "on the bank page, past the lifetime",
+            on_bank_page,
+            true,
+            late,
+            Refusal::OnBankPage,
+        ),
+        (
+            "past the lifetime, no tries left",
+            no_tries(),
+            true,
+            late,
+            Refusal::Expired,
+        ),
+        (
+            "no tries left, submit not allowed",
+            started(json!({"current_attempt": 4, "max_attempts": 4, "submit_otp_allowed": false})),
+            true,
+            early,
+            Refusal::AttemptLimitReached { limit: 4 },
+        ),
+        (
+            "no sends left, resend not allowed, cooldown running",
+            started(
+                json!({"times_otp_sent": 4, "max_otp_send_limit": 4, "resend_otp_allowed": false}),
+            ),
+            false,
+            early,
+            Refusal::SendLimitReached { limit: 4 },
+        ),
+        (
+            "resend not allowed, cooldown running",
+            started(json!({"resend_otp_allowed": false})),
+            false,
+            early,
+            Refusal::ResendNotAllowed,
+        ),
+    ];
+    for (name, c, submit, at, want) in cases {
+        let got = if submit {
+            c.may_submit(at)
+        } else {
+            c.may_resend(at)
+        };
+        assert_eq!(got, Err(want), "{name}");
+    }
 }

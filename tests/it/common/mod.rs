@@ -41,3 +41,28 @@ pub fn challenge_with(policy: Policy) -> Challenge {
         other => panic!("expected a challenge, got {other:?}"),
     }
 }
+
+/// Runs `check` on every case of a table, then fails if any case failed, quoting each
+/// failure's message (which names its case).
+pub fn check_cases<C>(cases: impl IntoIterator<Item = C>, check: impl Fn(C)) {
+    let mut failures = Vec::new();
+    let mut total = 0;
+    for case in cases {
+        total += 1;
+        let run = std::panic::AssertUnwindSafe(|| check(case));
+        if let Err(panic) = std::panic::catch_unwind(run) {
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("(a panic without a message)");
+            failures.push(message.lines().next().unwrap_or_default().to_owned());
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {total} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

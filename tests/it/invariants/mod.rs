@@ -1,6 +1,6 @@
 //! The invariants every [`Challenge`] must satisfy at any moment, whatever it was fed, and
-//! the scan for leaked secrets. Shared by `tests/model.rs`, `tests/hostile.rs`,
-//! `tests/secrets.rs` and the fuzz targets in `fuzz/` (through `#[path]`), so the property
+//! the scan for leaked secrets. Shared by `tests/it/model.rs`, `tests/hostile.rs`,
+//! `tests/it/secrets.rs` and the fuzz targets in `fuzz/` (through `#[path]`), so the property
 //! tests and the fuzzers check the same rules. `docs/testing.md` lists them.
 #![allow(dead_code)]
 

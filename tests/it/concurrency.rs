@@ -23,7 +23,7 @@
 //! `DIRECT_OTP_PROPTEST_CASES=N` runs N cases (the default keeps CI short); see
 //! `docs/testing.md` for the long run.
 
-mod invariants;
+use crate::invariants;
 
 use std::collections::HashSet;
 

@@ -1,4 +1,4 @@
-//! Shared by `tests/sandbox.rs` and `tests/sandbox_http.rs`: which fixture documents each
+//! Shared by `tests/it/sandbox.rs` and `tests/it/sandbox_http.rs`: which fixture documents each
 //! sandbox answer, the shape comparison, and the check that the library reads a sandbox
 //! answer and its fixture the same way. Together they keep the sandbox, the fixtures and
 //! the library from drifting apart.

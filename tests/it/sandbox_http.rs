@@ -1,9 +1,9 @@
 //! The library against the sandbox served over loopback HTTP, with a plain ureq client
-//! (proxies off, 4xx bodies kept): the same checks as `tests/sandbox.rs`, over real
+//! (proxies off, 4xx bodies kept): the same checks as `tests/it/sandbox.rs`, over real
 //! sockets, with faults that really close connections or delay answers.
 
-mod common;
-mod sandbox_support;
+use crate::common;
+use crate::sandbox_support;
 
 use std::collections::BTreeSet;
 use std::time::Duration as StdDuration;

@@ -1,8 +1,6 @@
 //! The whole payment as one record, against the in-process sandbox: every stage, the view
 //! and its codes, persistence, and exactly one terminal outcome.
 
-mod common;
-
 use direct_otp::sandbox::{BankPageResult, CardFlow, Endpoint, Fault, Sandbox, SandboxConfig};
 use direct_otp::{
     Config, InputError, NextStep, Otp, Outcome, Payment, PaymentSource, Policy, Refusal, Reply,

@@ -790,14 +790,13 @@ fn sqlite_store_several_processes() {
     let store = SqliteStore::open(&db.0).unwrap();
     Store::insert(&store, &rec(key, 1)).unwrap();
     let exe = std::env::current_exe().unwrap();
+    // This test's name in the harness: its module path without the crate's name.
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    let name = format!("{module}::sqlite_store_several_processes");
     let children: Vec<_> = (0..PROCESSES)
         .map(|_| {
             std::process::Command::new(&exe)
-                .args([
-                    "--exact",
-                    "sqlite_store_several_processes",
-                    "--test-threads=1",
-                ])
+                .args(["--exact", &name, "--test-threads=1"])
                 .env(WORKER, &db.0)
                 .stdout(std::process::Stdio::null())
                 .spawn()

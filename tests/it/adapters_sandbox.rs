@@ -2,8 +2,7 @@
 //! HTTP: the adapters' `send` for the start, their `drive` for every challenge request, and
 //! a virtual clock the adapters read (so the resend cooldown passes without waiting).
 
-#[macro_use]
-mod adapter_support;
+use crate::adapter_support;
 
 use std::cell::Cell;
 use std::time::Duration as StdDuration;

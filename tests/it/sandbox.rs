@@ -2,8 +2,8 @@
 //! scenario. Every answer is checked against its fixture's shape, and the library must read
 //! the answer and the fixture alike (see `sandbox_support`).
 
-mod common;
-mod sandbox_support;
+use crate::common;
+use crate::sandbox_support;
 
 use std::collections::BTreeSet;
 use std::time::Duration as StdDuration;

@@ -1,12 +1,12 @@
 //! The API key (and its `Basic` Base64 form), OTPs and card data never show in any
 //! `Debug`, `Display`, error message or persisted state the library produces.
 //!
-//! These are the fixed cases, one per kind of value; `tests/model.rs` runs the same scan
+//! These are the fixed cases, one per kind of value; `tests/it/model.rs` runs the same scan
 //! ([`invariants::Secrets`]) after every step of its random lifecycles, on the challenge,
 //! its serialized state, every outcome, refusal, input error and outgoing request.
 
-mod common;
-mod invariants;
+use crate::common;
+use crate::invariants;
 
 use common::{fixture, secs, ROUTING, T0};
 use direct_otp::sandbox::{HttpRequest, OtpSource, Sandbox, SandboxConfig};

@@ -1,6 +1,6 @@
 //! Either adapter behind one blocking interface, so a scenario is written once and run
-//! through both (`for_each_adapter!`). Shared by `tests/adapters_sandbox.rs` and
-//! `tests/faults.rs`.
+//! through both (`for_each_adapter!`). Shared by `tests/it/adapters_sandbox.rs` and
+//! `tests/it/faults.rs`.
 
 use std::time::Duration;
 

@@ -1,12 +1,27 @@
-//! Model-based property tests of the challenge lifecycle.
+//! Model-based property tests of the challenge lifecycle: what the bank allows, and what a
+//! caller may observe.
 //!
-//! A small reference model (counters, limits, flags, phase, the token in flight, the
-//! cooldown and the latest time seen) runs beside a real [`Challenge`] through random
-//! sequences of commands, answers, transport failures, stale answers, clock moves (both
-//! ways, to the ends of time) and timers. After every step the test compares the
-//! challenge with the model (every getter, every outcome, every refusal) and checks the
-//! invariants of `tests/invariants/mod.rs`, that a final challenge never changes again, and
-//! that no secret shows in anything the library printed or stored.
+//! A real [`Challenge`] runs through random sequences of commands, answers, transport
+//! failures, stale answers, clock moves (both ways, to the ends of time) and timers. The
+//! test does not restate how the library decides. It keeps a small record of the bank's
+//! side ([`Bank`]: what the bank has said, and so what it allows), updated from what each
+//! answer *says* (the test generated it, so it knows), and of what the caller did
+//! ([`Page`]); after every step it checks that the challenge keeps to them:
+//!
+//! * the counters and limits are the bank's (stated, or counted when it does not say), never
+//!   above the limits, and never lower than before unless the bank said so;
+//! * a command is accepted exactly when the bank and the page allow it, a refusal gives a
+//!   reason that is true, and a refused command changes nothing;
+//! * a resend only once the cooldown since the last OTP is over, and within the limits;
+//! * a lost or unknown submit or resend leads to "check status" before any new one;
+//! * an answer is applied only to the request in flight; a final challenge never changes;
+//! * each class of answer gives its family of outcome (a success status `Approved`, a
+//!   failure status `Declined`, each class of error envelope its own family), and an
+//!   outcome that changes nothing changes nothing the caller sees;
+//! * what the page shows (`next_step`, the timers) agrees with what the commands do;
+//!
+//! and every invariant of `tests/it/invariants/mod.rs`, and that no secret shows in
+//! anything the library printed or stored.
 //!
 //! Two strategies:
 //! * [`lifecycle_follows_the_model`]: answers generated from the documented shapes
@@ -18,8 +33,8 @@
 //! `DIRECT_OTP_PROPTEST_CASES=N` runs N cases per property instead of the default;
 //! `DIRECT_OTP_PROPTEST_SEED=S` changes the fixed seed (see `docs/testing.md`).
 
-mod common;
-mod invariants;
+use crate::common;
+use crate::invariants;
 
 use direct_otp::sandbox::{
     BankPageResult, CardFlow, Delivery, Endpoint, Fault, OtpSource, Sandbox, SandboxConfig,
@@ -134,6 +149,21 @@ impl Clock {
             .unwrap_or(t)
     }
 
+    /// Jumps to the next deadline of `c` (only to a cooldown's end unless `expiry_too`), if
+    /// there is one, and returns it.
+    fn jump_to_deadline(&mut self, c: &Challenge, expiry_too: bool) -> Option<OffsetDateTime> {
+        let deadline = if expiry_too {
+            c.poll_timeout()
+        } else {
+            c.resend_available_at()
+        }?;
+        *self = Clock {
+            ms: ms_of(deadline),
+            sub_ns: 0,
+        };
+        Some(deadline)
+    }
+
     /// Moves the clock; `c` tells where its deadlines are.
     fn apply(&mut self, m: &ClockMove, c: &Challenge) {
         let deadline = |expiry_too: bool| {
@@ -194,7 +224,7 @@ fn clock_move() -> BoxedStrategy<ClockMove> {
 
 // ----- Answer bodies ----------------------------------------------------------------------
 
-/// A rendered JSON value and what the library should read from it.
+/// A rendered JSON value and what it says (`None`: nothing a reader could use).
 #[derive(Debug, Clone)]
 struct Field<T> {
     json: Value,
@@ -205,7 +235,11 @@ fn field<T>(json: Value, means: Option<T>) -> Field<T> {
     Field { json, means }
 }
 
-/// A counter: numbers, numeric strings (with spaces), whole floats; nonsense reads as absent.
+fn said<T: Clone>(f: &Option<Field<T>>) -> Option<T> {
+    f.as_ref().and_then(|f| f.means.clone())
+}
+
+/// A counter: numbers, numeric strings (with spaces), whole floats; nonsense says nothing.
 fn count() -> BoxedStrategy<Field<u32>> {
     let n = prop_oneof![8 => 0u32..=6, 1 => Just(u32::MAX), 1 => 7u32..=1000];
     prop_oneof![
@@ -213,60 +247,58 @@ fn count() -> BoxedStrategy<Field<u32>> {
         3 => n.clone().prop_map(|n| field(json!(n.to_string()), Some(n))),
         1 => n.clone().prop_map(|n| field(json!(format!(" {n} ")), Some(n))),
         1 => n.prop_map(|n| field(json!(f64::from(n)), Some(n))),
-        2 => prop_oneof![
-            Just(json!(-1)),
-            Just(json!(4_294_967_296u64)),
-            Just(json!("4x")),
-            Just(json!(4.5)),
-            Just(json!(1e300)),
-            Just(json!(true)),
-            Just(Value::Null),
-            Just(json!({"n": 4})),
-            Just(json!([4])),
-            Just(json!("")),
-        ]
+        2 => prop::sample::select(vec![
+            json!(-1),
+            json!(4_294_967_296u64),
+            json!("4x"),
+            json!(4.5),
+            json!(1e300),
+            json!(true),
+            Value::Null,
+            json!({"n": 4}),
+            json!([4]),
+            json!(""),
+        ])
         .prop_map(|v| field(v, None)),
     ]
     .boxed()
 }
 
-/// A flag: booleans, `"true"`/`"FALSE"`, `1`/`0`; anything else reads as absent.
+/// A flag: booleans, `"true"`/`"FALSE"`, `1`/`0`; anything else says nothing.
 fn flag() -> BoxedStrategy<Field<bool>> {
     prop_oneof![
         5 => any::<bool>().prop_map(|b| field(json!(b), Some(b))),
         2 => any::<bool>().prop_map(|b| field(json!(if b { "true" } else { "false" }), Some(b))),
         1 => any::<bool>().prop_map(|b| field(json!(if b { " TRUE" } else { "False " }), Some(b))),
         1 => any::<bool>().prop_map(|b| field(json!(u8::from(b)), Some(b))),
-        1 => prop_oneof![
-            Just(json!("yes")),
-            Just(json!(2)),
-            Just(json!(1.0)),
-            Just(Value::Null),
-            Just(json!({})),
-        ]
-        .prop_map(|v| field(v, None)),
+        1 => prop::sample::select(vec![json!("yes"), json!(2), json!(1.0), Value::Null, json!({})])
+            .prop_map(|v| field(v, None)),
     ]
     .boxed()
 }
 
-const FINAL_STATUSES: [&str; 6] = [
-    "CHARGED",
-    "AUTHORIZED",
+/// The statuses that end a payment well, and those that end it badly (the API's table).
+const SUCCESS: [&str; 2] = ["CHARGED", "AUTHORIZED"];
+const FAILURE: [&str; 4] = [
     "AUTHENTICATION_FAILED",
     "AUTHORIZATION_FAILED",
     "JUSPAY_DECLINED",
     "AUTO_REFUNDED",
 ];
 
+fn is_final(status: &str) -> bool {
+    SUCCESS.contains(&status) || FAILURE.contains(&status)
+}
+
 /// A `status`: known values (final or not), unknown text, numbers (read as their text),
-/// and absent-like values.
+/// and values that say nothing.
 fn status_text() -> BoxedStrategy<Option<Field<String>>> {
     fn text(s: &str) -> Option<Field<String>> {
         Some(field(json!(s), Some(s.to_owned())))
     }
     prop_oneof![
         10 => Just(text("PENDING_VBV")),
-        2 => prop::sample::select(FINAL_STATUSES.to_vec()).prop_map(text),
+        2 => prop::sample::select([SUCCESS.as_slice(), &FAILURE].concat()).prop_map(text),
         2 => prop::sample::select(vec![
             "AUTHORIZING",
             "VBV_SUCCESSFUL",
@@ -277,11 +309,11 @@ fn status_text() -> BoxedStrategy<Option<Field<String>>> {
         ])
         .prop_map(text),
         1 => Just(Some(field(json!(21), Some("21".to_owned())))),
-        1 => prop_oneof![Just(json!("")), Just(Value::Null), Just(json!(true)), Just(json!(["CHARGED"]))]
+        1 => prop::sample::select(vec![json!(""), Value::Null, json!(true), json!(["CHARGED"])])
             .prop_map(|v| Some(field(v, None))),
         1 => Just(None),
     ]
-.boxed()
+    .boxed()
 }
 
 fn fallback_url() -> BoxedStrategy<Field<String>> {
@@ -290,18 +322,18 @@ fn fallback_url() -> BoxedStrategy<Field<String>> {
             let url = format!("https://sandbox.juspay.in/v2/pay/start/acme/page{i}?x=%20y");
             field(json!(url), Some(url))
         }),
-        1 => Just(field(json!(""), None)),
-        1 => Just(field(Value::Null, None)),
-        // Not a place to send a browser: read as no fallback.
-        1 => Just(field(json!(77), None)),
-        1 => prop_oneof![
-            Just("javascript:alert(1)"),
-            Just("data:text/html,x"),
-            Just("//evil.example/x"),
-            Just("https://bank.example/x\r\nSet-Cookie: a=b"),
-            Just("https://user:pw@bank.example/"),
-        ]
-        .prop_map(|u| field(json!(u), None)),
+        // Not a place to send a browser: says no bank page.
+        3 => prop::sample::select(vec![
+            json!(""),
+            Value::Null,
+            json!(77),
+            json!("javascript:alert(1)"),
+            json!("data:text/html,x"),
+            json!("//evil.example/x"),
+            json!("https://bank.example/x\r\nSet-Cookie: a=b"),
+            json!("https://user:pw@bank.example/"),
+        ])
+        .prop_map(|v| field(v, None)),
     ]
     .boxed()
 }
@@ -321,66 +353,50 @@ struct ParamsSpec {
 
 impl ParamsSpec {
     fn render(&self, into: &mut serde_json::Map<String, Value>) {
-        for key in [
-            "submit_otp_allowed",
-            "resend_otp_allowed",
-            "fallback_url",
-            "times_otp_sent",
-            "max_otp_send_limit",
-            "current_attempt",
-            "max_attempts",
+        fn json<T>(f: &Option<Field<T>>) -> Option<Value> {
+            f.as_ref().map(|f| f.json.clone())
+        }
+        for (key, value) in [
+            ("submit_otp_allowed", json(&self.submit)),
+            ("resend_otp_allowed", json(&self.resend)),
+            ("fallback_url", json(&self.fallback)),
+            ("times_otp_sent", json(&self.times_sent)),
+            ("max_otp_send_limit", json(&self.send_limit)),
+            ("current_attempt", json(&self.attempt)),
+            ("max_attempts", json(&self.attempt_limit)),
         ] {
             into.remove(key);
-        }
-        let mut put = |key: &str, v: Option<Value>| {
-            if let Some(v) = v {
+            if let Some(v) = value {
                 into.insert(key.to_owned(), v);
             }
-        };
-        put(
-            "submit_otp_allowed",
-            self.submit.as_ref().map(|f| f.json.clone()),
-        );
-        put(
-            "resend_otp_allowed",
-            self.resend.as_ref().map(|f| f.json.clone()),
-        );
-        put(
-            "fallback_url",
-            self.fallback.as_ref().map(|f| f.json.clone()),
-        );
-        put(
-            "times_otp_sent",
-            self.times_sent.as_ref().map(|f| f.json.clone()),
-        );
-        put(
-            "max_otp_send_limit",
-            self.send_limit.as_ref().map(|f| f.json.clone()),
-        );
-        put(
-            "current_attempt",
-            self.attempt.as_ref().map(|f| f.json.clone()),
-        );
-        put(
-            "max_attempts",
-            self.attempt_limit.as_ref().map(|f| f.json.clone()),
-        );
+        }
         if self.auth_method {
             if let Some(t) = into.remove("auth_type") {
                 into.insert("auth_method".into(), t);
             }
         }
     }
+
+    /// Whether the bank states a counter or a limit here.
+    fn states_counts(&self) -> bool {
+        [
+            &self.times_sent,
+            &self.send_limit,
+            &self.attempt,
+            &self.attempt_limit,
+        ]
+        .into_iter()
+        .any(|f| said(f).is_some())
+    }
 }
 
 fn params() -> BoxedStrategy<ParamsSpec> {
+    let maybe = |p: f64, s: BoxedStrategy<Field<u32>>| prop::option::weighted(p, s);
     (
         prop::option::weighted(0.6, flag()),
         prop::option::weighted(0.6, flag()),
-        prop::option::weighted(0.5, count()),
-        prop::option::weighted(0.4, count()),
-        prop::option::weighted(0.5, count()),
-        prop::option::weighted(0.4, count()),
+        (maybe(0.5, count()), maybe(0.4, count())),
+        (maybe(0.5, count()), maybe(0.4, count())),
         prop::option::weighted(0.5, fallback_url()),
         any::<bool>(),
     )
@@ -388,10 +404,8 @@ fn params() -> BoxedStrategy<ParamsSpec> {
             |(
                 submit,
                 resend,
-                times_sent,
-                send_limit,
-                attempt,
-                attempt_limit,
+                (times_sent, send_limit),
+                (attempt, attempt_limit),
                 fallback,
                 auth_method,
             )| {
@@ -420,15 +434,6 @@ enum Auth {
     Params(Box<ParamsSpec>),
 }
 
-impl Auth {
-    fn params(&self) -> Option<&ParamsSpec> {
-        match self {
-            Auth::Params(p) => Some(p),
-            _ => None,
-        }
-    }
-}
-
 fn auth() -> BoxedStrategy<Auth> {
     prop_oneof![
         12 => params().prop_map(|p| Auth::Params(Box::new(p))),
@@ -440,47 +445,58 @@ fn auth() -> BoxedStrategy<Auth> {
     .boxed()
 }
 
-/// What an error code means for the flow, by the documented and observed codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// What an error envelope's codes say, by the documented and observed codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Meaning {
-    // Ordered by precedence, strongest last.
+    /// A refusal with no more specific meaning.
     Refused,
     WrongOtp,
     LimitExceeded,
+    /// Another request on the transaction is in progress.
     Duplicate,
     /// `INVALID_ACTION`: the transaction no longer waits for an OTP.
     Stale,
 }
 
-fn code() -> BoxedStrategy<(Field<String>, Meaning)> {
-    let of = |codes: Vec<&'static str>, m: Meaning| {
-        prop::sample::select(codes).prop_map(move |c| (field(json!(c), Some(c.to_owned())), m))
+/// A code with `meaning`, as `error_code` or `error_info.code`.
+fn code(meaning: Meaning) -> BoxedStrategy<(Field<String>, Meaning)> {
+    let codes: &[&'static str] = match meaning {
+        Meaning::LimitExceeded => &[
+            "max_limit_exceeded",
+            "MAX_LIMIT_EXCEEDED",
+            "otp_limit_exceeded",
+        ],
+        Meaning::Duplicate => &["DUPLICATE_REQUEST", "duplicate_request"],
+        Meaning::Stale => &["INVALID_ACTION", "invalid_action"],
+        Meaning::WrongOtp => &[
+            "LP_INCORRECT_OTP",
+            "Otp_Mismatch",
+            "INVALID_OTP",
+            "wrong_otp",
+        ],
+        Meaning::Refused => &[
+            "access_denied",
+            "transaction_not_found",
+            "RESOURCE_NOT_FOUND",
+            "MISSING_MANDATORY_PARAMETER",
+            "INVALID_INPUT",
+            "Another request is in progress for this transaction",
+            "internal_server_error",
+            "otp_expired",
+            "LIMIT",
+            // A number, read as its text.
+            "400",
+        ],
     };
-    prop_oneof![
-        3 => of(vec!["max_limit_exceeded", "MAX_LIMIT_EXCEEDED", "otp_limit_exceeded"], Meaning::LimitExceeded),
-        2 => of(vec!["DUPLICATE_REQUEST", "duplicate_request"], Meaning::Duplicate),
-        2 => of(vec!["INVALID_ACTION", "invalid_action"], Meaning::Stale),
-        3 => of(vec!["LP_INCORRECT_OTP", "Otp_Mismatch", "INVALID_OTP", "wrong_otp"], Meaning::WrongOtp),
-        4 => of(
-            vec![
-                "access_denied",
-                "transaction_not_found",
-                "RESOURCE_NOT_FOUND",
-                "MISSING_MANDATORY_PARAMETER",
-                "INVALID_INPUT",
-                "Another request is in progress for this transaction",
-                "internal_server_error",
-                "otp_expired",
-                "LIMIT",
-            ],
-            Meaning::Refused,
-        ),
-        1 => Just((field(json!(400), Some("400".to_owned())), Meaning::Refused)),
-    ]
-.boxed()
+    prop::sample::select(codes.to_vec())
+        .prop_map(move |c| {
+            let json = c.parse::<u16>().map_or_else(|_| json!(c), |n| json!(n));
+            (field(json, Some(c.to_owned())), meaning)
+        })
+        .boxed()
 }
 
-/// An answer body, as a description the model reads and bytes the library reads.
+/// An answer body, as a description the test reads and bytes the library reads.
 #[derive(Debug, Clone)]
 enum Body {
     /// The transaction shape (start, resend, submit answers).
@@ -499,68 +515,63 @@ enum Body {
     Garbage(Vec<u8>),
 }
 
-/// The model's reading of a transaction-shaped body.
-struct TxnView<'a> {
-    status: Option<String>,
-    params: Option<&'a ParamsSpec>,
-}
-
-/// The model's reading of an error envelope.
-struct EnvelopeView {
-    meaning: Meaning,
-    code: Option<String>,
+/// What an answer says, as the test reads it from how it generated the answer.
+#[derive(Debug)]
+enum Says<'a> {
+    /// Under 2xx, a JSON object: its usable `status`, and the params of the transaction shape.
+    Body {
+        status: Option<String>,
+        params: Option<&'a ParamsSpec>,
+    },
+    /// Under 2xx, bytes that are not a JSON object.
+    Unreadable,
+    /// Under 4xx: what the error codes mean, and the code the error reports.
+    Refusal(Meaning, Option<String>),
+    /// Under 5xx: the server failed (the request may or may not have been acted on).
+    Failed(Option<String>),
+    /// Any other HTTP status (0, 1xx, 3xx, 600 and more).
+    Odd,
 }
 
 impl Body {
     fn render(&self) -> Vec<u8> {
-        let set_status = |v: &mut Value, status: &Option<Field<String>>| {
+        let base = |name: &str, status: &Option<Field<String>>| {
+            let mut v = common::fixture_json(name);
             let obj = v.as_object_mut().expect("fixtures are objects");
             obj.remove("status");
             if let Some(s) = status {
                 obj.insert("status".into(), s.json.clone());
             }
+            v
         };
         match self {
             Body::Txn { status, auth } => {
-                let mut v = common::fixture_json("submit_pending_wrong_otp");
-                set_status(&mut v, status);
+                let mut v = base("submit_pending_wrong_otp", status);
                 v["order_id"] = json!(ORDER_ID);
                 v["payment"]["authentication"]["params"]["id"] = json!(TXN_ID);
-                let obj = v.as_object_mut().expect("object");
                 match auth {
-                    Auth::NoPayment => {
-                        obj.remove("payment");
-                    }
-                    Auth::NullPayment => {
-                        obj.insert("payment".into(), Value::Null);
-                    }
-                    Auth::NoAuthentication => {
-                        obj.insert("payment".into(), json!({"authentication": null}));
-                    }
+                    Auth::NoPayment => drop(v.as_object_mut().expect("object").remove("payment")),
+                    Auth::NullPayment => v["payment"] = Value::Null,
+                    Auth::NoAuthentication => v["payment"] = json!({"authentication": null}),
                     Auth::NoParams => {
-                        v["payment"]["authentication"]
-                            .as_object_mut()
-                            .expect("object")
-                            .remove("params");
+                        let a = v["payment"]["authentication"].as_object_mut();
+                        drop(a.expect("object").remove("params"));
                     }
-                    Auth::Params(p) => {
-                        let params = v["payment"]["authentication"]["params"]
+                    Auth::Params(p) => p.render(
+                        v["payment"]["authentication"]["params"]
                             .as_object_mut()
-                            .expect("fixture has params");
-                        p.render(params);
-                    }
+                            .expect("fixture has params"),
+                    ),
                 }
                 v.to_string().into_bytes()
             }
             Body::Order { status } => {
-                let mut v = common::fixture_json("order_status_pending");
-                set_status(&mut v, status);
+                let mut v = base("order_status_pending", status);
                 v["order_id"] = json!(ORDER_ID);
                 v.to_string().into_bytes()
             }
             Body::Envelope { status, codes } => {
-                let mut v = common::fixture_json("error_forbidden_403");
-                set_status(&mut v, status);
+                let mut v = base("error_forbidden_403", status);
                 let obj = v.as_object_mut().expect("object");
                 obj.remove("error_code");
                 if let Some((c, _)) = &codes[0] {
@@ -577,42 +588,45 @@ impl Body {
         }
     }
 
-    /// Read as the transaction shape: `None` when the body is not JSON.
-    fn txn(&self) -> Option<TxnView<'_>> {
-        let status = |s: &Option<Field<String>>| s.as_ref().and_then(|f| f.means.clone());
-        match self {
-            Body::Txn { status: s, auth } => Some(TxnView {
-                status: status(s),
-                params: auth.params(),
-            }),
-            Body::Order { status: s } | Body::Envelope { status: s, .. } => Some(TxnView {
-                status: status(s),
+    /// What this body says under the HTTP status `http`.
+    fn says(&self, http: u16) -> Says<'_> {
+        let envelope = || match self {
+            Body::Envelope { codes, .. } => {
+                // The codes have one meaning, or are plain refusals (see `envelope_body`).
+                let mut meanings = codes.iter().flatten().map(|(_, m)| *m);
+                let meaning = meanings.find(|m| *m != Meaning::Refused);
+                let code = |i: usize| codes[i].as_ref().and_then(|(f, _)| f.means.clone());
+                (meaning.unwrap_or(Meaning::Refused), code(1).or(code(0)))
+            }
+            _ => (Meaning::Refused, None),
+        };
+        match (http, self) {
+            (200..=299, Body::Garbage(_)) => Says::Unreadable,
+            (200..=299, Body::Txn { status, auth }) => Says::Body {
+                status: said(status),
+                params: match auth {
+                    Auth::Params(p) => Some(p),
+                    _ => None,
+                },
+            },
+            (200..=299, Body::Order { status } | Body::Envelope { status, .. }) => Says::Body {
+                status: said(status),
                 params: None,
-            }),
-            Body::Garbage(_) => None,
+            },
+            (400..=499, _) => {
+                let (meaning, code) = envelope();
+                Says::Refusal(meaning, code)
+            }
+            (500..=599, _) => Says::Failed(envelope().1),
+            _ => Says::Odd,
         }
     }
+}
 
-    fn envelope(&self) -> EnvelopeView {
-        match self {
-            Body::Envelope { codes, .. } => {
-                let meaning = codes
-                    .iter()
-                    .flatten()
-                    .map(|(_, m)| *m)
-                    .max()
-                    .unwrap_or(Meaning::Refused);
-                let text = |i: usize| codes[i].as_ref().and_then(|(f, _)| f.means.clone());
-                EnvelopeView {
-                    meaning,
-                    code: text(1).or(text(0)),
-                }
-            }
-            _ => EnvelopeView {
-                meaning: Meaning::Refused,
-                code: None,
-            },
-        }
+impl Body {
+    /// Whether the bank states a counter or a limit in this answer.
+    fn states_counts(&self) -> bool {
+        matches!(self, Body::Txn { auth: Auth::Params(p), .. } if p.states_counts())
     }
 }
 
@@ -634,12 +648,14 @@ fn garbage() -> BoxedStrategy<Vec<u8>> {
             a.extend(b);
             a
         }),
-        1 => Just(Vec::new()),
-        1 => Just(b"<html><body>502 Bad Gateway</body></html>".to_vec()),
-        1 => Just(b"{\"status\": \"CHARGED\"".to_vec()),
-        1 => Just(b"{\"status\": \"CHARGED\"}}".to_vec()),
-        1 => Just(b"null".to_vec()),
-        1 => Just(b"{\"status\":\"\xff\"}".to_vec()),
+        3 => prop::sample::select(vec![
+            Vec::new(),
+            b"<html><body>502 Bad Gateway</body></html>".to_vec(),
+            b"{\"status\": \"CHARGED\"".to_vec(),
+            b"{\"status\": \"CHARGED\"}}".to_vec(),
+            b"null".to_vec(),
+            b"{\"status\":\"\xff\"}".to_vec(),
+        ]),
     ]
     .boxed()
 }
@@ -656,6 +672,8 @@ fn order_body() -> BoxedStrategy<Body> {
         .boxed()
 }
 
+/// An error envelope of one meaning: each code either has it or is a plain refusal (an
+/// envelope whose codes disagree is a fixed case in `responses.rs`).
 fn envelope_body() -> BoxedStrategy<Body> {
     let status = prop::option::weighted(
         0.8,
@@ -668,11 +686,23 @@ fn envelope_body() -> BoxedStrategy<Body> {
         ])
         .prop_map(|s| field(json!(s), Some(s.to_owned()))),
     );
-    (
-        status,
-        prop::option::weighted(0.7, code()),
-        prop::option::weighted(0.5, code()),
-    )
+    let meaning = prop::sample::select(vec![
+        Meaning::LimitExceeded,
+        Meaning::Duplicate,
+        Meaning::Stale,
+        Meaning::WrongOtp,
+        Meaning::Refused,
+    ]);
+    (status, meaning)
+        .prop_flat_map(|(status, meaning)| {
+            let slot = |p| {
+                prop::option::weighted(
+                    p,
+                    prop_oneof![2 => code(meaning), 1 => code(Meaning::Refused)],
+                )
+            };
+            (Just(status), slot(0.7), slot(0.5))
+        })
         .prop_map(|(status, a, b)| Body::Envelope {
             status,
             codes: [a, b],
@@ -722,15 +752,7 @@ fn answer() -> BoxedStrategy<(u16, Body)> {
     .boxed()
 }
 
-// ----- The model --------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Rest {
-    Open,
-    CheckStatus,
-    BankPage,
-    Expired,
-}
+// ----- The bank's side, and what the caller did ---------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -749,14 +771,311 @@ impl Kind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Resting(Rest),
-    InFlight { token: u64, kind: Kind, rest: Rest },
-    Final,
+/// What the bank has said about the payment, as far as its answers have told, and so what
+/// it allows. Updated from what each answer says, never from the challenge.
+#[derive(Debug, Clone)]
+struct Bank {
+    /// The payment is over, with this status.
+    over: Option<String>,
+    /// OTPs sent and tries used: the bank's count when it states one, else every request
+    /// that may have been acted on (a lost one too), read as at most the limit.
+    sends: u32,
+    attempts: u32,
+    /// The bank's limits when it states them, else the policy's; at most `MAX_LIMIT`.
+    send_limit: u32,
+    attempt_limit: u32,
+    /// The bank's `submit_otp_allowed` / `resend_otp_allowed`, true until it says otherwise.
+    submit_allowed: bool,
+    resend_allowed: bool,
+    /// The last bank page it gave that a browser may be sent to.
+    fallback: Option<String>,
+    /// When the last OTP may have gone out (the time its answer was handed back), while
+    /// another may follow; the policy's cooldown runs from there.
+    last_otp: Option<i64>,
+    cooldown: i64,
+    /// The policy's lifetime from the start: the OTP page closes then.
+    expires: i64,
 }
 
-/// What an error in an outcome should look like.
+impl Bank {
+    fn start(policy: &Policy, params: &ParamsSpec, now: i64) -> Bank {
+        let mut bank = Bank {
+            over: None,
+            sends: 0,
+            attempts: 0,
+            send_limit: policy.max_sends.min(Policy::MAX_LIMIT),
+            attempt_limit: policy.max_attempts.min(Policy::MAX_LIMIT),
+            submit_allowed: true,
+            resend_allowed: true,
+            fallback: None,
+            last_otp: None,
+            cooldown: policy_ms(policy.resend_cooldown),
+            expires: plus(now, policy_ms(policy.lifetime)),
+        };
+        // The start sent the first OTP.
+        bank.take(Some(params), Kind::Resend, now);
+        bank
+    }
+
+    /// Takes what a readable answer states, and counts what it answers (`kind`) unless the
+    /// bank states that counter itself.
+    fn take(&mut self, params: Option<&ParamsSpec>, kind: Kind, now: i64) {
+        let mut stated = None;
+        if let Some(p) = params {
+            self.submit_allowed = said(&p.submit).unwrap_or(self.submit_allowed);
+            self.resend_allowed = said(&p.resend).unwrap_or(self.resend_allowed);
+            self.fallback = said(&p.fallback).or(self.fallback.take());
+            let limit = |f| said(f).map(|n: u32| n.min(Policy::MAX_LIMIT));
+            self.send_limit = limit(&p.send_limit).unwrap_or(self.send_limit);
+            self.attempt_limit = limit(&p.attempt_limit).unwrap_or(self.attempt_limit);
+            self.sends = said(&p.times_sent).unwrap_or(self.sends);
+            self.attempts = said(&p.attempt).unwrap_or(self.attempts);
+            stated = said(if kind == Kind::Resend {
+                &p.times_sent
+            } else {
+                &p.attempt
+            });
+        }
+        if stated.is_none() {
+            self.count(kind, now);
+        }
+        if kind == Kind::Resend {
+            self.last_otp = Some(now);
+        }
+        self.clamp();
+    }
+
+    /// The request may have been acted on: count it as done, so no limit is ever exceeded.
+    fn count(&mut self, kind: Kind, now: i64) {
+        match kind {
+            Kind::Resend => {
+                self.sends = self.sends.saturating_add(1);
+                self.last_otp = Some(now);
+            }
+            Kind::Submit => self.attempts = self.attempts.saturating_add(1),
+            Kind::OrderStatus => {}
+        }
+        self.clamp();
+    }
+
+    fn clamp(&mut self) {
+        self.sends = self.sends.min(self.send_limit);
+        self.attempts = self.attempts.min(self.attempt_limit);
+    }
+
+    fn another_try(&self) -> bool {
+        self.attempts < self.attempt_limit && self.submit_allowed
+    }
+
+    /// When the cooldown since the last OTP is over.
+    fn cooldown_end(&self) -> Option<i64> {
+        self.last_otp.map(|t| plus(t, self.cooldown))
+    }
+
+    /// What an answer to a request of `kind` must give, by what it says; the record takes
+    /// what it says. `page` learns whether only a status check can tell what happened.
+    fn answer(&mut self, page: &mut Page, kind: Kind, http: u16, body: &Body, now: i64) -> Expect {
+        use ErrShape::{Api, Malformed, Unexpected};
+        let lost = |bank: &mut Bank, page: &mut Page, why| {
+            bank.count(kind, now);
+            page.must_check = true;
+            Expect::CheckStatus(why)
+        };
+        match (kind, body.says(http)) {
+            // A final status ends the payment, whatever was asked (a submit was a try).
+            (
+                _,
+                Says::Body {
+                    status: Some(s),
+                    params,
+                },
+            ) if is_final(&s) => {
+                if kind == Kind::Submit {
+                    self.take(params, kind, now);
+                }
+                self.over = Some(s.clone());
+                Expect::Over(s)
+            }
+            (
+                Kind::OrderStatus,
+                Says::Body {
+                    status: Some(s), ..
+                },
+            ) => {
+                // Still waiting for the OTP: a lost submit or resend did not end it.
+                page.must_check = s != "PENDING_VBV";
+                Expect::Pending(s)
+            }
+            (Kind::OrderStatus, Says::Body { status: None, .. } | Says::Unreadable) => {
+                Expect::Rejected(Malformed(http))
+            }
+            (Kind::OrderStatus, Says::Refusal(_, code) | Says::Failed(code)) => {
+                Expect::Rejected(Api { http, code })
+            }
+            (Kind::OrderStatus, Says::Odd) => Expect::Rejected(Unexpected(http)),
+            // A resend's status is not for reading (the docs say so): an OTP went out.
+            (Kind::Resend, Says::Body { params, .. }) => {
+                self.take(params, kind, now);
+                Expect::OtpSent
+            }
+            (
+                Kind::Submit,
+                Says::Body {
+                    status: Some(s),
+                    params,
+                },
+            ) => {
+                self.take(params, kind, now);
+                if s == "PENDING_VBV" {
+                    Expect::WrongOtp
+                } else {
+                    // Accepted and still processing: only the order status can tell.
+                    page.must_check = true;
+                    Expect::Pending(s)
+                }
+            }
+            (_, Says::Body { status: None, .. } | Says::Unreadable) => {
+                lost(self, page, Why::Response(Malformed(http)))
+            }
+            (Kind::Submit, Says::Refusal(Meaning::WrongOtp, _)) => {
+                self.count(kind, now);
+                Expect::WrongOtp
+            }
+            (Kind::Submit, Says::Refusal(Meaning::LimitExceeded, _)) => {
+                self.attempts = self.attempt_limit;
+                Expect::AttemptLimitReached
+            }
+            (Kind::Resend, Says::Refusal(Meaning::LimitExceeded, _)) => {
+                self.sends = self.send_limit;
+                self.resend_allowed = false;
+                self.last_otp = None;
+                Expect::SendLimitReached
+            }
+            (_, Says::Refusal(Meaning::Duplicate, code) | Says::Failed(code)) => {
+                lost(self, page, Why::Response(Api { http, code }))
+            }
+            (_, Says::Refusal(Meaning::Stale, code)) => {
+                // Refused, so nothing happened; but this copy is behind the bank.
+                page.must_check = true;
+                Expect::CheckStatus(Why::Stale(Api { http, code }))
+            }
+            (_, Says::Refusal(_, code)) => Expect::Rejected(Api { http, code }),
+            (_, Says::Odd) => lost(self, page, Why::Response(Unexpected(http))),
+        }
+    }
+
+    /// What a transport failure must give: a submit or resend that may have been sent is
+    /// counted and leads to a status check; anything else changed nothing.
+    fn failure(&mut self, page: &mut Page, kind: Kind, maybe: bool, now: i64) -> Expect {
+        if maybe && kind != Kind::OrderStatus {
+            self.count(kind, now);
+            page.must_check = true;
+            Expect::CheckStatus(Why::MaybeSent)
+        } else {
+            Expect::NotDelivered
+        }
+    }
+}
+
+/// What the caller did and saw: the request in flight, and the states it led to.
+#[derive(Debug, Clone)]
+struct Page {
+    /// The request in flight: the test's number for its token, and its kind.
+    in_flight: Option<(u64, Kind)>,
+    next_token: u64,
+    /// A submit or resend whose outcome is unknown (lost, unreadable, still processing, or
+    /// refused as stale) has not been settled by an order status saying `PENDING_VBV`.
+    must_check: bool,
+    /// The cardholder went to the bank page (for good).
+    on_bank_page: bool,
+    /// The lifetime timer fired: the OTP page closed (for good).
+    expired: bool,
+    /// The latest time of a step that changed the challenge: earlier times count as it.
+    seen: i64,
+}
+
+impl Page {
+    /// The OTP page is up: nothing in flight, nothing unknown, not left, not timed out.
+    fn open(&self, bank: &Bank) -> bool {
+        bank.over.is_none()
+            && self.in_flight.is_none()
+            && !self.must_check
+            && !self.on_bank_page
+            && !self.expired
+    }
+
+    fn allows(&self, bank: &Bank, kind: Kind, now: i64) -> bool {
+        let otp_page = self.open(bank) && now < bank.expires;
+        match kind {
+            Kind::Submit => otp_page && bank.another_try(),
+            Kind::Resend => {
+                otp_page
+                    && bank.sends < bank.send_limit
+                    && bank.resend_allowed
+                    && bank.cooldown_end().is_none_or(|end| now >= end)
+            }
+            Kind::OrderStatus => bank.over.is_none() && self.in_flight.is_none(),
+        }
+    }
+
+    /// Whether `refusal` of a command of `kind` (`None`: the bank page) gives a true reason.
+    fn true_reason(&self, bank: &Bank, kind: Option<Kind>, refusal: &Refusal, now: i64) -> bool {
+        let otp = matches!(kind, Some(Kind::Submit | Kind::Resend));
+        match refusal {
+            Refusal::InFlight(t) => self.in_flight.is_some_and(|(n, _)| token(n) == *t),
+            Refusal::AlreadyFinal(s) => bank.over.as_deref() == Some(s.as_str()),
+            Refusal::CheckStatus => otp && self.must_check,
+            Refusal::OnBankPage => otp && self.on_bank_page,
+            Refusal::Expired => otp && (self.expired || now >= bank.expires),
+            Refusal::NoBankPage => kind.is_none() && bank.fallback.is_none(),
+            Refusal::AttemptLimitReached { limit } => {
+                kind == Some(Kind::Submit)
+                    && *limit == bank.attempt_limit
+                    && bank.attempts >= *limit
+            }
+            Refusal::SubmitNotAllowed => kind == Some(Kind::Submit) && !bank.submit_allowed,
+            Refusal::SendLimitReached { limit } => {
+                kind == Some(Kind::Resend) && *limit == bank.send_limit && bank.sends >= *limit
+            }
+            Refusal::ResendNotAllowed => kind == Some(Kind::Resend) && !bank.resend_allowed,
+            Refusal::Cooldown { until } => {
+                kind == Some(Kind::Resend)
+                    && bank.cooldown_end() == Some(ms_of(*until))
+                    && now < ms_of(*until)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The outcome an answer must give, by family; the values in it must agree with the bank's
+/// record after the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Expect {
+    /// The payment is over: `Approved` for a success status, `Declined` for a failure.
+    Over(String),
+    OtpSent,
+    /// A wrong OTP: `WrongOtp` while the bank allows another try, else `AttemptLimitReached`.
+    WrongOtp,
+    SendLimitReached,
+    AttemptLimitReached,
+    Pending(String),
+    /// Only the order status can tell what happened, and why.
+    CheckStatus(Why),
+    /// The bank refused, or the status check was unusable: nothing changed.
+    Rejected(ErrShape),
+    /// Nothing was sent (or it was only a status check): nothing changed.
+    NotDelivered,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Why {
+    MaybeSent,
+    Response(ErrShape),
+    Stale(ErrShape),
+}
+
+/// The error an outcome carries: its HTTP status, and the code of an error envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum ErrShape {
     Api { http: u16, code: Option<String> },
@@ -764,592 +1083,57 @@ enum ErrShape {
     Unexpected(u16),
 }
 
-/// What the model expects an answer to give.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Expect {
-    Exact(Outcome),
-    Rejected(ErrShape),
-    Reconcile(Option<ErrShape>),
-    /// Reconcile, the bank having said the copy is stale.
-    Stale(ErrShape),
-}
-
-impl Expect {
-    fn matches(&self, got: &Outcome) -> bool {
-        match (self, got) {
-            (Expect::Exact(want), got) => want == got,
-            (Expect::Rejected(shape), Outcome::Rejected(e)) => shape_matches(shape, e),
-            (Expect::Reconcile(None), Outcome::CheckStatus(Uncertainty::MaybeSent)) => true,
-            (Expect::Reconcile(Some(shape)), Outcome::CheckStatus(Uncertainty::Response(e))) => {
-                shape_matches(shape, e)
+impl ErrShape {
+    fn matches(&self, e: &ResponseError) -> bool {
+        match (self, e) {
+            (ErrShape::Api { http, code }, ResponseError::Api(api)) => {
+                api.http_status() == *http && api.code() == code.as_deref()
             }
-            (Expect::Stale(shape), Outcome::CheckStatus(Uncertainty::Stale(e))) => {
-                shape_matches(shape, e)
+            (ErrShape::Malformed(h), ResponseError::Malformed { http_status, .. }) => {
+                h == http_status
             }
+            (ErrShape::Unexpected(h), ResponseError::UnexpectedStatus(got)) => h == got,
             _ => false,
         }
     }
 }
 
-fn shape_matches(shape: &ErrShape, e: &ResponseError) -> bool {
-    match (shape, e) {
-        (ErrShape::Api { http, code }, ResponseError::Api(api)) => {
-            api.http_status() == *http && api.code() == code.as_deref()
-        }
-        (ErrShape::Malformed(h), ResponseError::Malformed { http_status, .. }) => h == http_status,
-        (ErrShape::Unexpected(h), ResponseError::UnexpectedStatus(got)) => h == got,
-        _ => false,
-    }
-}
-
-/// The error for a status the call can't use: the envelope of a 4xx/5xx, else the status.
-fn status_error(http: u16, body: &Body) -> ErrShape {
-    match http {
-        400..=599 => ErrShape::Api {
-            http,
-            code: body.envelope().code,
-        },
-        _ => ErrShape::Unexpected(http),
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Counted {
-    Send,
-    Attempt,
-}
-
-/// The reference model of one challenge, written from `docs/lifecycle.md`.
-#[derive(Debug, Clone)]
-struct Model {
-    max_sends: u32,
-    max_attempts: u32,
-    cooldown: i64,
-    lifetime: i64,
-    phase: Phase,
-    status: Status,
-    fallback: Option<String>,
-    submit_allowed: bool,
-    resend_allowed: bool,
-    otp_sent: u32,
-    attempts: u32,
-    server_send_limit: Option<u32>,
-    server_attempt_limit: Option<u32>,
-    created: i64,
-    last_seen: i64,
-    cooldown_until: Option<i64>,
-    next_token: u64,
-}
-
-impl Model {
-    fn start(policy: &Policy, params: &ParamsSpec, now: i64) -> Model {
-        let mut m = Model {
-            max_sends: policy.max_sends,
-            max_attempts: policy.max_attempts,
-            cooldown: policy_ms(policy.resend_cooldown),
-            lifetime: policy_ms(policy.lifetime),
-            phase: Phase::Resting(Rest::Open),
-            status: Status::PendingVbv,
-            fallback: None,
-            submit_allowed: true,
-            resend_allowed: true,
-            otp_sent: 0,
-            attempts: 0,
-            server_send_limit: None,
-            server_attempt_limit: None,
-            created: now,
-            last_seen: now,
-            cooldown_until: None,
-            next_token: 1,
-        };
-        m.apply(Some(params), Counted::Send, now);
-        m
-    }
-
-    /// Limits are at most `Policy::MAX_LIMIT`, from either side.
-    fn send_limit(&self) -> u32 {
-        self.server_send_limit
-            .unwrap_or(self.max_sends)
-            .min(Policy::MAX_LIMIT)
-    }
-
-    fn attempt_limit(&self) -> u32 {
-        self.server_attempt_limit
-            .unwrap_or(self.max_attempts)
-            .min(Policy::MAX_LIMIT)
-    }
-
-    fn expires(&self) -> i64 {
-        plus(self.created, self.lifetime)
-    }
-
-    fn effective(&self, now: i64) -> i64 {
-        now.max(self.last_seen)
-    }
-
-    // Commands.
-
-    fn idle(&self) -> Result<Rest, Refusal> {
-        match self.phase {
-            Phase::Final => Err(Refusal::AlreadyFinal(self.status.clone())),
-            Phase::InFlight { token: t, .. } => Err(Refusal::InFlight(token(t))),
-            Phase::Resting(rest) => Ok(rest),
-        }
-    }
-
-    fn otp_page(&self, now: i64) -> Result<Rest, Refusal> {
-        match self.idle()? {
-            Rest::CheckStatus => Err(Refusal::CheckStatus),
-            Rest::BankPage => Err(Refusal::OnBankPage),
-            Rest::Expired => Err(Refusal::Expired),
-            Rest::Open if now >= self.expires() => Err(Refusal::Expired),
-            Rest::Open => Ok(Rest::Open),
-        }
-    }
-
-    fn may_submit(&self, now: i64) -> Result<Rest, Refusal> {
-        let rest = self.otp_page(now)?;
-        if self.attempts >= self.attempt_limit() {
-            return Err(Refusal::AttemptLimitReached {
-                limit: self.attempt_limit(),
-            });
-        }
-        if !self.submit_allowed {
-            return Err(Refusal::SubmitNotAllowed);
-        }
-        Ok(rest)
-    }
-
-    fn may_resend(&self, now: i64) -> Result<Rest, Refusal> {
-        let rest = self.otp_page(now)?;
-        if self.otp_sent >= self.send_limit() {
-            return Err(Refusal::SendLimitReached {
-                limit: self.send_limit(),
-            });
-        }
-        if !self.resend_allowed {
-            return Err(Refusal::ResendNotAllowed);
-        }
-        match self.cooldown_until {
-            Some(until) if now < until => Err(Refusal::Cooldown {
-                until: at_ms(until),
-            }),
-            _ => Ok(rest),
-        }
-    }
-
-    /// Runs a command: the token it issues, or its refusal (which changes nothing).
-    fn command(&mut self, kind: Kind, now: i64) -> Result<u64, Refusal> {
-        let now = self.effective(now);
-        let rest = match kind {
-            Kind::Resend => self.may_resend(now)?,
-            Kind::Submit => self.may_submit(now)?,
-            Kind::OrderStatus => self.idle()?,
-        };
-        let t = self.next_token;
-        self.next_token = self.next_token.saturating_add(1);
-        self.phase = Phase::InFlight {
-            token: t,
-            kind,
-            rest,
-        };
-        self.last_seen = now;
-        Ok(t)
-    }
-
-    fn bank_page(&mut self, now: i64) -> Result<String, Refusal> {
-        let now = self.effective(now);
-        let rest = self.idle()?;
-        let url = self.fallback.clone().ok_or(Refusal::NoBankPage)?;
-        if rest == Rest::BankPage {
-            // A page reload: the same URL again, nothing changes.
-            return Ok(url);
-        }
-        self.phase = Phase::Resting(Rest::BankPage);
-        self.cooldown_until = None;
-        self.last_seen = now;
-        Ok(url)
-    }
-
-    // Inputs.
-
-    /// The error an answer for `got` gets, if `got` is not in flight.
-    fn refuse_token(&self, got: u64) -> Option<InputError> {
-        match self.phase {
-            Phase::InFlight { token: t, .. } if t == got => None,
-            Phase::InFlight { token: t, .. } => Some(InputError::StaleToken {
-                got: token(got),
-                in_flight: token(t),
-            }),
-            Phase::Final => Some(InputError::AlreadyFinal { got: token(got) }),
-            Phase::Resting(_) => Some(InputError::NothingInFlight { got: token(got) }),
-        }
-    }
-
-    /// Takes the answer to the request in flight.
-    fn answer(&mut self, http: u16, body: &Body, now: i64) -> Expect {
-        let Phase::InFlight { kind, rest, .. } = self.phase else {
-            unreachable!("answer without a request in flight")
-        };
-        let now = self.effective(now);
-        self.last_seen = now;
-        self.phase = Phase::Resting(rest);
-        match kind {
-            Kind::Resend => self.on_resend(http, body, now),
-            Kind::Submit => self.on_submit(http, body, now),
-            Kind::OrderStatus => self.on_order_status(rest, http, body),
-        }
-    }
-
-    fn on_resend(&mut self, http: u16, body: &Body, now: i64) -> Expect {
-        match http {
-            200..=299 => match body.txn() {
-                // A final status settles, whatever the call.
-                Some(TxnView {
-                    status: Some(text), ..
-                }) if FINAL_STATUSES.contains(&text.as_str()) => self.finish(&text),
-                Some(t) => {
-                    self.apply(t.params, Counted::Send, now);
-                    Expect::Exact(Outcome::OtpSent {
-                        sends_left: self.send_limit() - self.otp_sent,
-                    })
-                }
-                None => self.uncertain(Kind::Resend, Some(ErrShape::Malformed(http)), now),
-            },
-            400..=499 => {
-                let env = body.envelope();
-                let shape = ErrShape::Api {
-                    http,
-                    code: env.code,
-                };
-                match env.meaning {
-                    Meaning::LimitExceeded => {
-                        self.otp_sent = self.send_limit();
-                        self.resend_allowed = false;
-                        self.cooldown_until = None;
-                        Expect::Exact(Outcome::SendLimitReached)
-                    }
-                    Meaning::Duplicate => self.uncertain(Kind::Resend, Some(shape), now),
-                    Meaning::Stale => self.stale(shape),
-                    Meaning::WrongOtp | Meaning::Refused => Expect::Rejected(shape),
-                }
+impl Expect {
+    fn matches(&self, got: &Outcome, bank: &Bank) -> bool {
+        match (self, got) {
+            (Expect::Over(s), Outcome::Approved(g)) => {
+                SUCCESS.contains(&s.as_str()) && g.as_str() == s
             }
-            _ => self.uncertain(Kind::Resend, Some(status_error(http, body)), now),
-        }
-    }
-
-    fn on_submit(&mut self, http: u16, body: &Body, now: i64) -> Expect {
-        match http {
-            200..=299 => {
-                let Some(t) = body.txn() else {
-                    return self.uncertain(Kind::Submit, Some(ErrShape::Malformed(http)), now);
-                };
-                let Some(text) = t.status else {
-                    return self.uncertain(Kind::Submit, Some(ErrShape::Malformed(http)), now);
-                };
-                if FINAL_STATUSES.contains(&text.as_str()) {
-                    // The OTP was used: counted, even on success.
-                    self.apply(t.params, Counted::Attempt, now);
-                    return self.finish(&text);
-                }
-                let status = Status::parse(&text);
-                if text == "PENDING_VBV" {
-                    self.status = status;
-                    self.apply(t.params, Counted::Attempt, now);
-                    return self.after_wrong_otp();
-                }
-                self.apply(t.params, Counted::Attempt, now);
-                self.status = status.clone();
-                self.phase = Phase::Resting(Rest::CheckStatus);
-                Expect::Exact(Outcome::Pending(status))
+            (Expect::Over(s), Outcome::Declined(g)) => {
+                FAILURE.contains(&s.as_str()) && g.as_str() == s
             }
-            400..=499 => {
-                let env = body.envelope();
-                let shape = ErrShape::Api {
-                    http,
-                    code: env.code,
-                };
-                match env.meaning {
-                    Meaning::WrongOtp => {
-                        self.count(Counted::Attempt, now);
-                        self.after_wrong_otp()
-                    }
-                    Meaning::LimitExceeded => {
-                        self.attempts = self.attempt_limit();
-                        Expect::Exact(Outcome::AttemptLimitReached)
-                    }
-                    Meaning::Duplicate => self.uncertain(Kind::Submit, Some(shape), now),
-                    Meaning::Stale => self.stale(shape),
-                    Meaning::Refused => Expect::Rejected(shape),
-                }
+            (Expect::OtpSent, Outcome::OtpSent { sends_left }) => {
+                *sends_left == bank.send_limit - bank.sends
             }
-            _ => self.uncertain(Kind::Submit, Some(status_error(http, body)), now),
-        }
-    }
-
-    fn after_wrong_otp(&self) -> Expect {
-        Expect::Exact(
-            if self.attempts >= self.attempt_limit() || !self.submit_allowed {
-                Outcome::AttemptLimitReached
-            } else {
-                Outcome::WrongOtp {
-                    attempts_left: self.attempt_limit() - self.attempts,
-                }
-            },
-        )
-    }
-
-    fn on_order_status(&mut self, rest: Rest, http: u16, body: &Body) -> Expect {
-        if !(200..=299).contains(&http) {
-            return Expect::Rejected(status_error(http, body));
-        }
-        let Some(t) = body.txn() else {
-            return Expect::Rejected(ErrShape::Malformed(http));
-        };
-        let Some(text) = t.status else {
-            return Expect::Rejected(ErrShape::Malformed(http));
-        };
-        if FINAL_STATUSES.contains(&text.as_str()) {
-            return self.finish(&text);
-        }
-        let pending = text == "PENDING_VBV";
-        let rest = match (pending, rest) {
-            (true, Rest::CheckStatus) => Rest::Open,
-            (true, rest) => rest,
-            (false, Rest::Open) => Rest::CheckStatus,
-            (false, rest) => rest,
-        };
-        self.phase = Phase::Resting(rest);
-        self.status = Status::parse(&text);
-        Expect::Exact(Outcome::Pending(self.status.clone()))
-    }
-
-    fn send_failure(&mut self, maybe: bool, now: i64) -> Expect {
-        let Phase::InFlight { kind, rest, .. } = self.phase else {
-            unreachable!("failure without a request in flight")
-        };
-        let now = self.effective(now);
-        self.last_seen = now;
-        self.phase = Phase::Resting(rest);
-        if maybe && kind != Kind::OrderStatus {
-            self.uncertain(kind, None, now)
-        } else {
-            Expect::Exact(Outcome::NotDelivered)
-        }
-    }
-
-    fn uncertain(&mut self, kind: Kind, why: Option<ErrShape>, now: i64) -> Expect {
-        match kind {
-            Kind::Resend => self.count(Counted::Send, now),
-            Kind::Submit => self.count(Counted::Attempt, now),
-            Kind::OrderStatus => {}
-        }
-        self.phase = Phase::Resting(Rest::CheckStatus);
-        Expect::Reconcile(why)
-    }
-
-    /// The bank says the transaction is past OTP entry: reconcile, counting nothing.
-    fn stale(&mut self, shape: ErrShape) -> Expect {
-        self.phase = Phase::Resting(Rest::CheckStatus);
-        Expect::Stale(shape)
-    }
-
-    fn finish(&mut self, text: &str) -> Expect {
-        let status = Status::parse(text);
-        self.phase = Phase::Final;
-        self.cooldown_until = None;
-        self.status = status.clone();
-        Expect::Exact(if text == "CHARGED" || text == "AUTHORIZED" {
-            Outcome::Approved(status)
-        } else {
-            Outcome::Declined(status)
-        })
-    }
-
-    /// What a transaction-shaped answer says: flags, fallback, limits, counters; counts
-    /// `counted` locally when the server gives no counter for it.
-    fn apply(&mut self, params: Option<&ParamsSpec>, counted: Counted, now: i64) {
-        let means = |f: &Option<Field<u32>>| f.as_ref().and_then(|f| f.means);
-        let mut server_counter = None;
-        if let Some(p) = params {
-            if let Some(v) = p.submit.as_ref().and_then(|f| f.means) {
-                self.submit_allowed = v;
+            (Expect::WrongOtp, Outcome::WrongOtp { attempts_left }) => {
+                bank.another_try() && *attempts_left == bank.attempt_limit - bank.attempts
             }
-            if let Some(v) = p.resend.as_ref().and_then(|f| f.means) {
-                self.resend_allowed = v;
+            (Expect::WrongOtp, Outcome::AttemptLimitReached) => !bank.another_try(),
+            (Expect::Pending(s), Outcome::Pending(g)) => g.as_str() == s,
+            (Expect::CheckStatus(Why::MaybeSent), Outcome::CheckStatus(Uncertainty::MaybeSent)) => {
+                true
             }
-            if let Some(url) = p.fallback.as_ref().and_then(|f| f.means.clone()) {
-                self.fallback = Some(url);
-            }
-            if let Some(n) = means(&p.send_limit) {
-                self.server_send_limit = Some(n);
-            }
-            if let Some(n) = means(&p.attempt_limit) {
-                self.server_attempt_limit = Some(n);
-            }
-            if let Some(n) = means(&p.times_sent) {
-                self.otp_sent = n;
-            }
-            if let Some(n) = means(&p.attempt) {
-                self.attempts = n;
-            }
-            server_counter = match counted {
-                Counted::Send => means(&p.times_sent),
-                Counted::Attempt => means(&p.attempt),
-            };
-        }
-        match (server_counter, counted) {
-            (None, _) => self.count(counted, now),
-            (Some(_), Counted::Send) => self.cooldown_until = Some(plus(now, self.cooldown)),
-            (Some(_), Counted::Attempt) => {}
-        }
-        self.clamp();
-    }
-
-    fn count(&mut self, counted: Counted, now: i64) {
-        match counted {
-            Counted::Send => {
-                self.otp_sent = self.otp_sent.saturating_add(1);
-                self.cooldown_until = Some(plus(now, self.cooldown));
-            }
-            Counted::Attempt => self.attempts = self.attempts.saturating_add(1),
-        }
-        self.clamp();
-    }
-
-    fn clamp(&mut self) {
-        self.otp_sent = self.otp_sent.min(self.send_limit());
-        self.attempts = self.attempts.min(self.attempt_limit());
-    }
-
-    // Timers.
-
-    /// The next deadline, and whether it is the cooldown's.
-    fn deadline(&self) -> Option<(i64, bool)> {
-        if self.phase != Phase::Resting(Rest::Open) {
-            return None;
-        }
-        let expiry = self.expires();
-        match self
-            .cooldown_until
-            .filter(|_| self.resend_allowed && self.otp_sent < self.send_limit())
-        {
-            Some(c) if c < expiry => Some((c, true)),
-            _ => Some((expiry, false)),
+            (
+                Expect::CheckStatus(Why::Response(e)),
+                Outcome::CheckStatus(Uncertainty::Response(g)),
+            )
+            | (Expect::CheckStatus(Why::Stale(e)), Outcome::CheckStatus(Uncertainty::Stale(g)))
+            | (Expect::Rejected(e), Outcome::Rejected(g)) => e.matches(g),
+            (Expect::SendLimitReached, Outcome::SendLimitReached)
+            | (Expect::AttemptLimitReached, Outcome::AttemptLimitReached)
+            | (Expect::NotDelivered, Outcome::NotDelivered) => true,
+            _ => false,
         }
     }
 
-    fn timeout(&mut self, now: i64) -> Option<TimerEvent> {
-        let now = self.effective(now);
-        let (at, _) = self.deadline()?;
-        if now < at {
-            return None;
-        }
-        self.last_seen = now;
-        self.cooldown_until = None;
-        if now >= self.expires() {
-            self.phase = Phase::Resting(Rest::Expired);
-            Some(TimerEvent::Expired)
-        } else {
-            Some(TimerEvent::ResendAvailable)
-        }
-    }
-
-    // Getters.
-
-    fn next_step(&self, now: i64) -> NextStep {
-        let now = self.effective(now);
-        match self.phase {
-            Phase::Final => NextStep::Finished(self.status.clone()),
-            Phase::InFlight { .. } => unreachable!("compared through in_flight"),
-            Phase::Resting(Rest::CheckStatus) => NextStep::CheckStatus,
-            Phase::Resting(Rest::BankPage) => NextStep::AwaitBankPage,
-            Phase::Resting(Rest::Open) if self.may_submit(now).is_ok() => NextStep::EnterOtp,
-            Phase::Resting(rest) => match &self.fallback {
-                Some(url) => NextStep::BankPage(url.clone()),
-                None if rest == Rest::Expired || now >= self.expires() => NextStep::Expired,
-                None => NextStep::CheckStatus,
-            },
-        }
-    }
-
-    /// Compares every getter of `c` with the model.
-    fn compare(&self, c: &Challenge, now: i64, at: OffsetDateTime, context: &str) {
-        let in_flight = match self.phase {
-            Phase::InFlight { token: t, .. } => Some(token(t)),
-            _ => None,
-        };
-        let ctx = || format!("{context}\nmodel: {self:#?}\nchallenge: {c:#?}");
-        assert_eq!(c.in_flight(), in_flight, "in_flight; {}", ctx());
-        assert_eq!(
-            c.is_final(),
-            self.phase == Phase::Final,
-            "is_final; {}",
-            ctx()
-        );
-        assert_eq!(c.status(), &self.status, "status; {}", ctx());
-        assert_eq!(c.otp_sends(), self.otp_sent, "otp_sends; {}", ctx());
-        assert_eq!(c.attempts(), self.attempts, "attempts; {}", ctx());
-        assert_eq!(c.send_limit(), self.send_limit(), "send_limit; {}", ctx());
-        assert_eq!(
-            c.attempt_limit(),
-            self.attempt_limit(),
-            "attempt_limit; {}",
-            ctx()
-        );
-        assert_eq!(
-            c.fallback_url(),
-            self.fallback.as_deref(),
-            "fallback; {}",
-            ctx()
-        );
-        assert_eq!(
-            c.expires_at(),
-            at_ms(self.expires()),
-            "expires_at; {}",
-            ctx()
-        );
-        let deadline = self.deadline();
-        assert_eq!(
-            c.poll_timeout(),
-            deadline.map(|(d, _)| at_ms(d)),
-            "poll_timeout; {}",
-            ctx()
-        );
-        assert_eq!(
-            c.resend_available_at(),
-            deadline
-                .filter(|(_, cooldown)| *cooldown)
-                .map(|(d, _)| at_ms(d)),
-            "resend_available_at; {}",
-            ctx()
-        );
-        let eff = self.effective(now);
-        assert_eq!(
-            c.may_submit(at),
-            self.may_submit(eff).map(drop),
-            "check_submit; {}",
-            ctx()
-        );
-        assert_eq!(
-            c.may_resend(at),
-            self.may_resend(eff).map(drop),
-            "check_resend; {}",
-            ctx()
-        );
-        if let Some(t) = in_flight {
-            assert_eq!(c.next_step(at), NextStep::Wait(t), "next_step; {}", ctx());
-        } else {
-            assert_eq!(c.next_step(at), self.next_step(now), "next_step; {}", ctx());
-        }
-        // `handle_timeout` one millisecond before the deadline fires only when the
-        // challenge has already seen a time at or past it.
-        if let Some((d, _)) = deadline {
-            if d > min_ms() {
-                let fired = c.clone().handle_timeout(at_ms(d - 1)).is_some();
-                assert_eq!(fired, self.last_seen >= d, "timer 1 ms early; {}", ctx());
-            }
-        }
+    /// An outcome after which the caller must see nothing changed.
+    fn changes_nothing(&self) -> bool {
+        matches!(self, Expect::Rejected(_) | Expect::NotDelivered)
     }
 }
 
@@ -1388,6 +1172,16 @@ enum Op {
     Timer,
     /// Replace the challenge with its persisted-and-restored copy.
     Restore,
+}
+
+impl Op {
+    /// The answer this step hands over, if any.
+    fn answer(&self) -> Option<&Body> {
+        match self {
+            Op::Answer(_, b) | Op::AnswerToken(_, _, b) | Op::Exchange(_, _, b) => Some(b),
+            _ => None,
+        }
+    }
 }
 
 fn token_pick() -> BoxedStrategy<TokenPick> {
@@ -1469,14 +1263,34 @@ fn start_body(p: &ParamsSpec) -> Vec<u8> {
 
 // ----- The driver -------------------------------------------------------------------------
 
-/// A challenge, its model, and everything the test must check after each step.
+/// What the caller sees of a challenge, to compare before and after a step that must change
+/// nothing of it (the revision and the time last seen may move).
+fn seen_by_caller(c: &Challenge, at: OffsetDateTime) -> impl PartialEq + std::fmt::Debug {
+    (
+        (
+            c.otp_sends(),
+            c.send_limit(),
+            c.attempts(),
+            c.attempt_limit(),
+        ),
+        (c.status().clone(), c.fallback_url().map(str::to_owned)),
+        (c.poll_timeout(), c.resend_available_at(), c.next_step(at)),
+        (c.may_submit(at), c.may_resend(at)),
+    )
+}
+
+/// A challenge, the bank's record and the caller's, and what the test must check after
+/// each step.
 struct Run {
     config: Config,
     secrets: Secrets,
     clock: Clock,
     c: Challenge,
-    model: Model,
+    bank: Bank,
+    page: Page,
     issued: Vec<u64>,
+    /// The challenge before the command in flight: what `Rejected`/`NotDelivered` restore.
+    before_request: Option<Challenge>,
     final_state: Option<Challenge>,
 }
 
@@ -1513,15 +1327,23 @@ impl Run {
             Ok(Started::Challenge(c)) => *c,
             other => panic!("the Direct OTP start answer gave {other:?}"),
         };
-        let model = Model::start(&policy, params, start_ms);
         invariants::bind_tokens(c.record_id());
         let run = Run {
             config,
             secrets,
             clock,
             c,
-            model,
+            bank: Bank::start(&policy, params, start_ms),
+            page: Page {
+                in_flight: None,
+                next_token: 1,
+                must_check: false,
+                on_bank_page: false,
+                expired: false,
+                seen: start_ms,
+            },
             issued: Vec::new(),
+            before_request: None,
             final_state: None,
         };
         run.check("start");
@@ -1532,96 +1354,60 @@ impl Run {
         self.clock.now()
     }
 
+    /// The time the challenge acts at: now, or the latest time it has seen if that is later.
+    fn effective(&self) -> i64 {
+        self.clock.ms.max(self.page.seen)
+    }
+
     fn pick(&self, p: TokenPick) -> u64 {
         match p {
             TokenPick::Issued(i) if !self.issued.is_empty() => *i.get(&self.issued),
             TokenPick::Issued(_) => 1,
-            TokenPick::Future(k) => self.model.next_token.saturating_add(u64::from(k)),
+            TokenPick::Future(k) => self.page.next_token.saturating_add(u64::from(k)),
             TokenPick::Any(n) => n,
+        }
+    }
+
+    /// The token an answer without one goes to: the one in flight, else the last issued.
+    fn current(&self) -> u64 {
+        match self.page.in_flight {
+            Some((t, _)) => t,
+            None => self.issued.last().copied().unwrap_or(1),
         }
     }
 
     fn step(&mut self, op: &Op, i: usize) {
         let context = format!("step {i}: {op:?}");
+        let before = self.c.clone();
         let now = self.now();
-        let ms = self.clock.ms;
         match op {
             Op::Resend => {
                 let got = self.c.resend(&self.config, now);
-                self.command(
-                    Kind::Resend,
-                    got.map(|o| (o.token, o.request)),
-                    None,
-                    &context,
-                );
+                self.command(Kind::Resend, got, None, &before, &context);
             }
             Op::Submit(k) => {
                 let otp = Otp::new(&format!(" {} ", OTPS[*k])).expect("valid OTP");
                 let got = self.c.submit(&self.config, &otp, now);
-                self.command(
-                    Kind::Submit,
-                    got.map(|o| (o.token, o.request)),
-                    Some(OTPS[*k]),
-                    &context,
-                );
+                self.command(Kind::Submit, got, Some(OTPS[*k]), &before, &context);
             }
             Op::CheckStatus => {
                 let got = self.c.check_status(&self.config, now);
-                self.command(
-                    Kind::OrderStatus,
-                    got.map(|o| (o.token, o.request)),
-                    None,
-                    &context,
-                );
+                self.command(Kind::OrderStatus, got, None, &before, &context);
             }
-            Op::BankPage => {
-                let before = self.c.clone();
-                let got = self.c.go_to_bank_page(now);
-                let want = self.model.bank_page(ms);
-                assert_eq!(got, want, "{context}");
-                self.refused_changes_nothing(&before, got.is_err(), &context);
-                self.secrets.check("go_to_bank_page", &format!("{got:?}"));
-            }
-            Op::Answer(http, body) => match self.model.phase {
-                Phase::InFlight { token: t, .. } => self.answer(t, *http, body, &context),
-                _ => {
-                    let t = self.issued.last().copied().unwrap_or(1);
-                    self.answer(t, *http, body, &context);
-                }
-            },
+            Op::BankPage => self.bank_page(&before, &context),
+            Op::Answer(http, body) => self.answer(self.current(), *http, body, &context),
             Op::Exchange(command, http, body) => {
                 self.step(command, i);
-                if let Phase::InFlight { token: t, .. } = self.model.phase {
+                if let Some((t, _)) = self.page.in_flight {
                     self.answer(t, *http, body, &context);
                 }
             }
-            Op::AnswerToken(p, http, body) => {
-                let t = self.pick(*p);
-                self.answer(t, *http, body, &context);
-            }
-            Op::Fail(maybe) => {
-                let t = match self.model.phase {
-                    Phase::InFlight { token: t, .. } => t,
-                    _ => self.issued.last().copied().unwrap_or(1),
-                };
-                self.fail(t, *maybe, &context);
-            }
-            Op::FailToken(p, maybe) => {
-                let t = self.pick(*p);
-                self.fail(t, *maybe, &context);
-            }
+            Op::AnswerToken(p, http, body) => self.answer(self.pick(*p), *http, body, &context),
+            Op::Fail(maybe) => self.fail(self.current(), *maybe, &context),
+            Op::FailToken(p, maybe) => self.fail(self.pick(*p), *maybe, &context),
             Op::Clock(m) => self.clock.apply(m, &self.c),
             Op::TimerAtDeadline(expiry_too) => {
-                let deadline = if *expiry_too {
-                    self.c.poll_timeout()
-                } else {
-                    self.c.resend_available_at()
-                };
-                if let Some(t) = deadline {
-                    self.clock = Clock {
-                        ms: ms_of(t),
-                        sub_ns: 0,
-                    };
+                if self.clock.jump_to_deadline(&self.c, *expiry_too).is_some() {
                     self.timer(&context, true);
                 }
             }
@@ -1633,178 +1419,410 @@ impl Run {
                 self.c = back;
             }
         }
+        // Counters never go down unless the bank said so (a stated count or limit).
+        if !self.c.is_final() && !op.answer().is_some_and(Body::states_counts) {
+            let counts = |c: &Challenge| {
+                (
+                    c.otp_sends(),
+                    c.attempts(),
+                    c.send_limit(),
+                    c.attempt_limit(),
+                )
+            };
+            let (b, a) = (counts(&before), counts(&self.c));
+            assert!(
+                a.0 >= b.0 && a.1 >= b.1 && a == (a.0, a.1, b.2, b.3),
+                "{context}: counts {b:?} -> {a:?}"
+            );
+        }
         self.check(&context);
     }
 
+    /// A command's result: accepted exactly when the bank and the page allow it, and then a
+    /// request of its kind for this transaction; refused with a true reason, changing nothing.
     fn command(
         &mut self,
         kind: Kind,
-        got: Result<(Token, direct_otp::Request), Refusal>,
+        got: Result<direct_otp::Outgoing, Refusal>,
         otp: Option<&str>,
+        before: &Challenge,
         context: &str,
     ) {
-        let want = self.model.command(kind, self.clock.ms);
-        match (&got, want) {
-            (Ok((t, request)), Ok(want_token)) => {
-                invariants::register_token(want_token, *t);
-                assert_eq!(t.kind(), kind.request_kind(), "{context}: token kind");
-                assert_eq!(t.record(), self.c.record_id(), "{context}: token record");
-                assert_eq!(t.revision(), self.c.revision(), "{context}: token revision");
-                self.issued.push(want_token);
-                self.check_request(kind, request, otp, context);
-                self.secrets.check_debug("outgoing request", request);
+        let now = self.effective();
+        let allowed = self.page.allows(&self.bank, kind, now);
+        match got {
+            Ok(out) => {
+                let ctx = || {
+                    format!("{context}: accepted, but the bank or the page does not allow it\n{:#?}\n{:#?}", self.bank, self.page)
+                };
+                assert!(allowed, "{}", ctx());
+                let n = self.page.next_token;
+                self.page.next_token += 1;
+                invariants::register_token(n, out.token);
+                assert_eq!(
+                    out.token.kind(),
+                    kind.request_kind(),
+                    "{context}: token kind"
+                );
+                assert_eq!(
+                    out.token.record(),
+                    self.c.record_id(),
+                    "{context}: token record"
+                );
+                assert_eq!(
+                    out.token.revision(),
+                    self.c.revision(),
+                    "{context}: token revision"
+                );
+                self.issued.push(n);
+                self.page.in_flight = Some((n, kind));
+                self.page.seen = now;
+                self.before_request = Some(before.clone());
+                self.check_request(kind, &out.request, otp, context);
+                self.secrets.check_debug("outgoing request", &out.request);
             }
-            (Err(got), Err(want)) => {
-                assert_eq!(got, &want, "{context}: refusal");
-                self.secrets.check_error("refusal", got);
+            Err(r) => {
+                assert!(!allowed, "{context}: refused with {r:?}, but the bank and the page allow it\n{:#?}\n{:#?}", self.bank, self.page);
+                let true_reason = self.page.true_reason(&self.bank, Some(kind), &r, now);
+                assert!(
+                    true_reason,
+                    "{context}: refused with {r:?}, not a true reason\n{:#?}\n{:#?}",
+                    self.bank, self.page
+                );
+                assert_eq!(
+                    &self.c, before,
+                    "{context}: a refused command changed the state"
+                );
+                self.secrets.check_error("refusal", &r);
             }
-            (got, want) => panic!("{context}: got {got:?}, the model wants {want:?}"),
+        }
+    }
+
+    fn bank_page(&mut self, before: &Challenge, context: &str) {
+        let now = self.effective();
+        let got = self.c.go_to_bank_page(self.now());
+        self.secrets.check("go_to_bank_page", &format!("{got:?}"));
+        let allowed =
+            self.page.allows(&self.bank, Kind::OrderStatus, now) && self.bank.fallback.is_some();
+        match got {
+            Ok(url) => {
+                assert!(allowed, "{context}: went to the bank page {url}");
+                assert_eq!(
+                    Some(&url),
+                    self.bank.fallback.as_ref(),
+                    "{context}: the bank page is the bank's"
+                );
+                if self.page.on_bank_page {
+                    assert_eq!(
+                        &self.c, before,
+                        "{context}: a page reload changed the state"
+                    );
+                } else {
+                    self.page.on_bank_page = true;
+                    self.page.seen = now;
+                }
+            }
+            Err(r) => {
+                assert!(!allowed, "{context}: refused with {r:?}");
+                let true_reason = self.page.true_reason(&self.bank, None, &r, now);
+                assert!(
+                    true_reason,
+                    "{context}: refused with {r:?}, not a true reason"
+                );
+                assert_eq!(
+                    &self.c, before,
+                    "{context}: a refused command changed the state"
+                );
+            }
         }
     }
 
     fn check_request(&self, kind: Kind, r: &direct_otp::Request, otp: Option<&str>, context: &str) {
         let base = self.config.base_url();
-        let (rk, method, url) = match kind {
+        let (method, url) = match kind {
             Kind::Resend => (
-                RequestKind::Resend,
                 Method::Post,
                 format!("{base}/v2/txns/{TXN_ID}/authenticate/{CHALLENGE_ID}/resend"),
             ),
             Kind::Submit => (
-                RequestKind::Submit,
                 Method::Post,
                 format!("{base}/v2/txns/{TXN_ID}/authenticate"),
             ),
-            Kind::OrderStatus => (
-                RequestKind::OrderStatus,
-                Method::Get,
-                format!("{base}/orders/{ORDER_ID}"),
-            ),
+            Kind::OrderStatus => (Method::Get, format!("{base}/orders/{ORDER_ID}")),
         };
         assert_eq!(
             (r.kind(), r.method(), r.url()),
-            (rk, method, url.as_str()),
+            (kind.request_kind(), method, url.as_str()),
             "{context}"
         );
         assert_eq!(r.header("x-routing-id"), Some(ROUTING), "{context}");
-        assert!(
-            r.header("authorization")
-                .is_some_and(|a| a.starts_with("Basic ")),
-            "{context}"
-        );
+        let basic = r
+            .header("authorization")
+            .is_some_and(|a| a.starts_with("Basic "));
+        assert!(basic, "{context}");
         let body = String::from_utf8_lossy(r.body());
         match otp {
             Some(otp) => {
-                assert!(
-                    body.contains(&format!("answer.otp={otp}")),
-                    "{context}: {body}"
-                );
-                assert!(
-                    body.contains(&format!("challenge_id={CHALLENGE_ID}")),
-                    "{context}: {body}"
-                );
+                let form = format!("challenge_id={CHALLENGE_ID}&answer.otp={otp}");
+                assert!(body.starts_with(&form), "{context}: {body}");
             }
             None => assert!(!body.contains("answer.otp"), "{context}: {body}"),
         }
     }
 
-    fn answer(&mut self, t: u64, http: u16, body: &Body, context: &str) {
-        let before = self.c.clone();
-        let bytes = body.render();
-        let got = self.c.handle_response(token(t), http, &bytes, self.now());
-        match self.model.refuse_token(t) {
-            Some(want) => {
-                assert_eq!(got, Err(want), "{context}");
-                self.refused_changes_nothing(&before, true, context);
-                if let Err(e) = &got {
-                    self.secrets.check_error("input error", e);
-                }
-            }
-            None => {
-                let want = self.model.answer(http, body, self.clock.ms);
-                let outcome = got.unwrap_or_else(|e| panic!("{context}: refused {e:?}"));
-                assert!(
-                    want.matches(&outcome),
-                    "{context}: got {outcome:?}, the model wants {want:?}"
-                );
-                self.outcome(&outcome, context);
-            }
+    /// The InputError an answer for `got` must get, if `got` is not the token in flight.
+    fn refuse_token(&self, got: u64) -> Option<InputError> {
+        let got_token = token(got);
+        match self.page.in_flight {
+            Some((t, _)) if t == got => None,
+            Some((t, _)) => Some(InputError::StaleToken {
+                got: got_token,
+                in_flight: token(t),
+            }),
+            None if self.bank.over.is_some() => Some(InputError::AlreadyFinal { got: got_token }),
+            None => Some(InputError::NothingInFlight { got: got_token }),
         }
     }
 
+    fn answer(&mut self, t: u64, http: u16, body: &Body, context: &str) {
+        let bytes = body.render();
+        let got = self.c.handle_response(token(t), http, &bytes, self.now());
+        self.handed_back(t, got, context, |bank, page, kind, now| {
+            bank.answer(page, kind, http, body, now)
+        });
+    }
+
     fn fail(&mut self, t: u64, maybe: bool, context: &str) {
-        let before = self.c.clone();
         let failure = if maybe {
             SendFailure::MaybeSent
         } else {
             SendFailure::NotSent
         };
         let got = self.c.handle_send_failure(token(t), failure, self.now());
-        match self.model.refuse_token(t) {
-            Some(want) => {
-                assert_eq!(got, Err(want), "{context}");
-                self.refused_changes_nothing(&before, true, context);
-            }
-            None => {
-                let want = self.model.send_failure(maybe, self.clock.ms);
-                let outcome = got.unwrap_or_else(|e| panic!("{context}: refused {e:?}"));
-                assert!(
-                    want.matches(&outcome),
-                    "{context}: got {outcome:?}, the model wants {want:?}"
-                );
-                self.outcome(&outcome, context);
-            }
-        }
+        self.handed_back(t, got, context, |bank, page, kind, now| {
+            bank.failure(page, kind, maybe, now)
+        });
     }
 
-    fn outcome(&self, outcome: &Outcome, context: &str) {
-        invariants::check_outcome(&self.c, outcome, self.now(), context);
-        self.secrets.check_debug("outcome", outcome);
-        if let Outcome::Rejected(e) | Outcome::CheckStatus(Uncertainty::Response(e)) = outcome {
+    /// An answer or a failure for the token `t`: applied only to the request in flight,
+    /// with the outcome of its family; refused and changing nothing for any other token.
+    fn handed_back(
+        &mut self,
+        t: u64,
+        got: Result<Outcome, InputError>,
+        context: &str,
+        expect: impl FnOnce(&mut Bank, &mut Page, Kind, i64) -> Expect,
+    ) {
+        let before = self.before_request.clone();
+        if let Some(want) = self.refuse_token(t) {
+            assert_eq!(got, Err(want), "{context}");
+            if let Err(e) = &got {
+                self.secrets.check_error("input error", e);
+            }
+            return;
+        }
+        let Some((_, kind)) = self.page.in_flight.take() else {
+            unreachable!("refuse_token accepts only the token in flight")
+        };
+        let now = self.effective();
+        self.page.seen = now;
+        let want = expect(&mut self.bank, &mut self.page, kind, now);
+        let outcome = got.unwrap_or_else(|e| panic!("{context}: refused {e:?}"));
+        assert!(
+            want.matches(&outcome, &self.bank),
+            "{context}: got {outcome:?}, the bank's answer means {want:?}\n{:#?}",
+            self.bank
+        );
+        if want.changes_nothing() {
+            let before = before.expect("a request was issued");
+            let at = self.now().max(at_ms(self.page.seen));
+            assert_eq!(
+                seen_by_caller(&self.c, at),
+                seen_by_caller(&before, at),
+                "{context}: {outcome:?} changed what the caller sees"
+            );
+        }
+        invariants::check_outcome(&self.c, &outcome, self.now(), context);
+        self.secrets.check_debug("outcome", &outcome);
+        if let Outcome::Rejected(e) | Outcome::CheckStatus(Uncertainty::Response(e)) = &outcome {
             self.secrets.check_error("response error", e);
         }
     }
 
+    /// A timer fires only when it is due: the expiry once the lifetime is over, "resend
+    /// available" once the cooldown is over; on an open page past its lifetime it must fire.
     fn timer(&mut self, context: &str, must_fire: bool) {
         let before = self.c.clone();
         let deadline = self.c.poll_timeout();
+        let now = self.effective();
+        let open = self.page.open(&self.bank);
         let got = self.c.handle_timeout(self.now());
-        let want = self.model.timeout(self.clock.ms);
-        assert_eq!(got, want, "{context}");
-        if must_fire {
-            assert!(got.is_some(), "{context}: the deadline did not fire");
-        }
+        let ctx = || {
+            format!(
+                "{context}: {got:?} at {now}\n{:#?}\n{:#?}",
+                self.bank, self.page
+            )
+        };
         match got {
-            None => assert_eq!(
-                self.c, before,
-                "{context}: a spurious timer changed the state"
-            ),
-            Some(_) => {
-                // No busy loop: the next deadline is strictly later, or there is none.
-                if let (Some(old), Some(new)) = (deadline, self.c.poll_timeout()) {
-                    assert!(new > old, "{context}: deadline {old} then {new}");
-                }
+            Some(TimerEvent::Expired) => {
+                assert!(open && now >= self.bank.expires, "{}", ctx());
+                self.page.expired = true;
+            }
+            Some(TimerEvent::ResendAvailable) => {
+                let cooled = self.bank.cooldown_end().is_some_and(|end| now >= end);
+                assert!(open && now < self.bank.expires && cooled, "{}", ctx());
+            }
+            Some(other) => panic!("{context}: a timer event this test does not know: {other:?}"),
+            None => {
+                // A timer that is due fires: the expiry on the open page, any deadline.
+                assert!(!(open && now >= self.bank.expires), "{}", ctx());
+                let due = deadline.is_some_and(|d| ms_of(d) <= now);
+                assert!(!must_fire && !due, "{context}: the deadline did not fire");
+                assert_eq!(
+                    self.c, before,
+                    "{context}: a spurious timer changed the state"
+                );
+            }
+        }
+        if got.is_some() {
+            self.page.seen = now;
+            // No busy loop: the next deadline is strictly later, or there is none.
+            if let (Some(old), Some(new)) = (deadline, self.c.poll_timeout()) {
+                assert!(new > old, "{context}: deadline {old} then {new}");
             }
         }
     }
 
-    fn refused_changes_nothing(&self, before: &Challenge, refused: bool, context: &str) {
-        if refused {
+    /// What holds after every step: the challenge agrees with the bank's record and the
+    /// caller's, and keeps every invariant.
+    fn check(&self, context: &str) {
+        let c = &self.c;
+        let (bank, page) = (&self.bank, &self.page);
+        let ctx = || format!("{context}\nbank: {bank:#?}\npage: {page:#?}\nchallenge: {c:#?}");
+        if let Some(f) = &self.final_state {
+            assert_eq!(c, f, "{context}: a final challenge changed");
+        }
+        // The bank's word.
+        assert_eq!(c.is_final(), bank.over.is_some(), "final; {}", ctx());
+        if let Some(s) = &bank.over {
+            assert_eq!(c.status().as_str(), s, "final status; {}", ctx());
+        } else {
+            let counts = (
+                c.otp_sends(),
+                c.send_limit(),
+                c.attempts(),
+                c.attempt_limit(),
+            );
+            let want = (
+                bank.sends,
+                bank.send_limit,
+                bank.attempts,
+                bank.attempt_limit,
+            );
+            assert_eq!(counts, want, "counters and limits; {}", ctx());
             assert_eq!(
-                &self.c, before,
-                "{context}: a refused input changed the state"
+                c.fallback_url(),
+                bank.fallback.as_deref(),
+                "bank page; {}",
+                ctx()
             );
         }
-    }
+        assert_eq!(c.expires_at(), at_ms(bank.expires), "expires_at; {}", ctx());
+        assert_eq!(
+            c.in_flight(),
+            page.in_flight.map(|(t, _)| token(t)),
+            "in flight; {}",
+            ctx()
+        );
 
-    fn check(&self, context: &str) {
-        if let Some(f) = &self.final_state {
-            assert_eq!(&self.c, f, "{context}: a final challenge changed");
+        // What the caller may do: exactly what the bank and the page allow, refused for a
+        // true reason.
+        let (at, now) = (self.now(), self.effective());
+        for (kind, got) in [
+            (Kind::Submit, c.may_submit(at)),
+            (Kind::Resend, c.may_resend(at)),
+        ] {
+            assert_eq!(
+                got.is_ok(),
+                page.allows(bank, kind, now),
+                "{kind:?}: {got:?}; {}",
+                ctx()
+            );
+            if let Err(r) = &got {
+                let true_reason = page.true_reason(bank, Some(kind), r, now);
+                assert!(true_reason, "{kind:?} refused with {r:?}; {}", ctx());
+            }
         }
-        self.model
-            .compare(&self.c, self.clock.ms, self.now(), context);
-        invariants::check_challenge(&self.c, &self.config, self.now(), context);
-        self.secrets.check_challenge(&self.c, self.now());
+
+        // While the OTP page is open, the payment waits for the OTP.
+        if page.open(bank) {
+            assert_eq!(c.status(), &Status::PendingVbv, "status; {}", ctx());
+        }
+
+        // Timers run only on the open page: the cooldown's end while a resend can follow it
+        // before the lifetime is over, else the expiry.
+        let open = page.open(bank);
+        let cooldown = c.resend_available_at();
+        let deadline = open.then(|| cooldown.unwrap_or(c.expires_at()));
+        assert_eq!(c.poll_timeout(), deadline, "poll_timeout; {}", ctx());
+        let end = bank.cooldown_end().filter(|&end| end < bank.expires);
+        let resend_follows = open && bank.resend_allowed && bank.sends < bank.send_limit;
+        match cooldown {
+            Some(t) => {
+                assert!(
+                    resend_follows && Some(ms_of(t)) == end,
+                    "resend_available_at; {}",
+                    ctx()
+                );
+                if ms_of(t).max(page.seen) < bank.expires {
+                    assert_eq!(
+                        c.may_resend(t),
+                        Ok(()),
+                        "resend at the cooldown's end; {}",
+                        ctx()
+                    );
+                }
+            }
+            // Not yet over, so its timer cannot have fired.
+            None => assert!(
+                !(resend_follows && end.is_some_and(|end| now < end)),
+                "no resend_available_at; {}",
+                ctx()
+            ),
+        }
+
+        // What the page shows agrees with what the commands do.
+        let step = c.next_step(at);
+        let submit = c.may_submit(at).is_ok();
+        let shown = match &step {
+            NextStep::EnterOtp => submit,
+            NextStep::Wait(t) => c.in_flight() == Some(*t),
+            NextStep::Finished(_) => c.is_final(),
+            NextStep::BankPage(url) => {
+                !submit && !page.on_bank_page && Some(url) == bank.fallback.as_ref()
+            }
+            NextStep::AwaitBankPage => page.on_bank_page,
+            NextStep::CheckStatus => {
+                let closed_for_now = bank.fallback.is_none() && !page.expired && now < bank.expires;
+                !submit && !page.on_bank_page && (page.must_check || closed_for_now)
+            }
+            NextStep::Expired => bank.fallback.is_none() && (page.expired || now >= bank.expires),
+            _ => false,
+        };
+        assert!(shown, "next_step {step:?}; {}", ctx());
+        assert!(
+            !submit || step == NextStep::EnterOtp,
+            "next_step {step:?}; {}",
+            ctx()
+        );
+        // A lost or unknown request shows "check status" until the bank says more.
+        let unknown = page.must_check && !page.on_bank_page && !page.expired;
+        if unknown && bank.over.is_none() && page.in_flight.is_none() {
+            assert_eq!(step, NextStep::CheckStatus, "{}", ctx());
+        }
+
+        invariants::check_challenge(c, &self.config, at, context);
+        self.secrets.check_challenge(c, at);
     }
 
     fn after_step(&mut self) {
@@ -1828,7 +1846,8 @@ fn start_ms() -> BoxedStrategy<i64> {
 proptest! {
     #![proptest_config(proptest_config(512))]
 
-    /// Random lifecycles follow the reference model step by step and keep every invariant.
+    /// Random lifecycles keep to what the bank allows, step by step, and keep every
+    /// invariant.
     #[test]
     fn lifecycle_follows_the_model(
         policy in policy(),
@@ -2147,16 +2166,7 @@ impl SandboxRun {
             }
             SOp::Clock(m) => self.clock.apply(m, &self.c),
             SOp::TimerAtDeadline(expiry_too) => {
-                let deadline = if *expiry_too {
-                    self.c.poll_timeout()
-                } else {
-                    self.c.resend_available_at()
-                };
-                if let Some(t) = deadline {
-                    self.clock = Clock {
-                        ms: ms_of(t),
-                        sub_ns: 0,
-                    };
+                if let Some(t) = self.clock.jump_to_deadline(&self.c, *expiry_too) {
                     assert!(
                         self.c.handle_timeout(t).is_some(),
                         "{context}: the deadline did not fire"
@@ -2243,6 +2253,13 @@ impl SandboxRun {
                 self.c.attempts()
             );
         }
+        // The page shows the OTP input exactly when a submit would be accepted.
+        let enter_otp = self.c.next_step(self.now()) == NextStep::EnterOtp;
+        assert_eq!(
+            enter_otp,
+            self.c.may_submit(self.now()).is_ok(),
+            "{context}"
+        );
         invariants::check_challenge(&self.c, &self.config, self.now(), context);
         self.secrets.check_challenge(&self.c, self.now());
         self.secrets.check_debug("sandbox", &self.sandbox);

@@ -10,7 +10,7 @@
 //!   digits and `*-._` kept, space as `+`, everything else `%XX` of the UTF-8 bytes);
 //! * one vector is Juspay's own (its Java sample, see `src/settle/return_url.rs`).
 
-mod common;
+use crate::common;
 
 use common::{secs, KEY, ROUTING, T0};
 use direct_otp::sandbox::{
