@@ -23,7 +23,7 @@
 //! `order_id=order_1727694028`, `status=AUTHORIZATION_FAILED`, `status_id=27`,
 //! `myQP=aGVsbG9Xb3JsZA==`, signature `8Esx2nrz3KE059rdsTkffYKu6AXXk07KzBo3KOexl3I=`)
 //! is reproduced only with the per-pair encoding *and* the whole-string encoding, and is a
-//! test in `tests/settle.rs`. Juspay's other integration kits differ in the characters
+//! test in `tests/it/settle.rs`. Juspay's other integration kits differ in the characters
 //! outside that vector (the PHP kit's `urlencode` also encodes `*`; the Node kit's
 //! `encodeURIComponent` keeps `~!'()` and writes space as `%20`); all of them agree on
 //! letters, digits, `-._` and on encoding the reserved characters (`%`, `&`, `=`, `+`,
