@@ -2,11 +2,12 @@
 //! `tests/`, and each linked the crate and every dev-dependency again. Run one module with a
 //! filter, e.g. `cargo test --test it model::` (see `docs/testing.md`).
 //!
-//! Three binaries stay apart, each for a reason that holds the whole process:
-//! `tests/allocations.rs` and `tests/hostile.rs` install their own counting
-//! `#[global_allocator]`, and `tests/proxy_env.rs` sets proxy variables in the process
-//! environment. They include the helpers below by `#[path]`, and so does the fuzz crate
-//! (`fuzz/src/lib.rs` includes `invariants`).
+//! Five binaries stay apart: `tests/allocations.rs` and `tests/hostile.rs` install their
+//! own counting `#[global_allocator]`, `tests/proxy_env.rs` sets proxy variables in the
+//! process environment, `tests/workers.rs` sets a process-wide panic hook and runs a copy
+//! of itself that exits mid-request, and `tests/checkout_browser.rs` drives Chromium in
+//! real time (see `docs/testing.md`). Those that need the helpers below include them by
+//! `#[path]`, and so does the fuzz crate (`fuzz/src/lib.rs` includes `invariants`).
 
 // Shared helpers (each keeps `#![allow(dead_code)]` for the binaries that use a part).
 #[macro_use]
@@ -19,6 +20,7 @@ mod sandbox_support;
 // One module per former test file.
 mod adapters_sandbox;
 mod concurrency;
+mod driver;
 mod faults;
 mod lifecycle;
 mod model;
