@@ -426,6 +426,9 @@ impl<S: Store<Payment>> Store<Payment> for Watched<S> {
     ) -> Result<Vec<String>, StoreError> {
         self.inner.in_flight_before(cutoff, limit)
     }
+    fn latest_for_order(&self, order_id: &str) -> Result<Option<Payment>, StoreError> {
+        self.inner.latest_for_order(order_id)
+    }
 }
 
 impl<S: AsyncStore<Payment> + Sync> AsyncStore<Payment> for Watched<S> {
@@ -449,6 +452,9 @@ impl<S: AsyncStore<Payment> + Sync> AsyncStore<Payment> for Watched<S> {
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
         self.inner.in_flight_before(cutoff, limit).await
+    }
+    async fn latest_for_order(&self, order_id: &str) -> Result<Option<Payment>, StoreError> {
+        self.inner.latest_for_order(order_id).await
     }
 }
 

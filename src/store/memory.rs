@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use time::OffsetDateTime;
 
 use super::{
-    check_key, decode, encode, sql_revision, unix_ms, AsyncStore, Record, Store, StoreError,
+    check_key, decode, decode_in_order, encode, sql_revision, unix_ms, AsyncStore, Record, Store,
+    StoreError,
 };
 
 /// A store in memory, **for tests**: it keeps nothing when the process ends and is shared
@@ -42,6 +43,20 @@ struct MemoryRow {
     revision: i64,
     in_flight_since: Option<i64>,
     state: String,
+    order_id: Option<String>,
+    attempt: Option<i64>,
+}
+
+impl From<super::Row> for MemoryRow {
+    fn from(row: super::Row) -> Self {
+        MemoryRow {
+            revision: row.revision,
+            in_flight_since: row.in_flight_since,
+            state: row.state,
+            order_id: row.order_id,
+            attempt: row.attempt,
+        }
+    }
 }
 
 impl MemoryStore {
@@ -52,6 +67,8 @@ impl MemoryStore {
 
     /// Writes a row as given, unchecked, replacing any row under `key`: for tests of how
     /// code handles a row that does not load (`state` not JSON, or another record's JSON).
+    /// The row belongs to no order; [`insert_raw_in_order`](Self::insert_raw_in_order)
+    /// gives it one.
     pub fn insert_raw(
         &self,
         key: &str,
@@ -65,6 +82,30 @@ impl MemoryStore {
                 revision: i64::try_from(revision).unwrap_or(i64::MAX),
                 in_flight_since: in_flight_since.map(unix_ms),
                 state: state.to_owned(),
+                order_id: None,
+                attempt: None,
+            },
+        );
+    }
+
+    /// Writes a row as given, unchecked, as attempt `attempt` of the order `order_id` (what
+    /// [`Store::latest_for_order`] looks up): for tests of a corrupt row found by its order.
+    pub fn insert_raw_in_order(
+        &self,
+        key: &str,
+        revision: u64,
+        order_id: &str,
+        attempt: u32,
+        state: &str,
+    ) {
+        self.rows().insert(
+            key.to_owned(),
+            MemoryRow {
+                revision: i64::try_from(revision).unwrap_or(i64::MAX),
+                in_flight_since: None,
+                state: state.to_owned(),
+                order_id: Some(order_id.to_owned()),
+                attempt: Some(i64::from(attempt)),
             },
         );
     }
@@ -106,14 +147,8 @@ impl MemoryStore {
                 key: row.key,
             });
         }
-        rows.insert(
-            row.key,
-            MemoryRow {
-                revision: row.revision,
-                in_flight_since: row.in_flight_since,
-                state: row.state,
-            },
-        );
+        let key = row.key.clone();
+        rows.insert(key, row.into());
         Ok(())
     }
 
@@ -126,11 +161,7 @@ impl MemoryStore {
                 key: row.key,
             }),
             Some(stored) => {
-                *stored = MemoryRow {
-                    revision: row.revision,
-                    in_flight_since: row.in_flight_since,
-                    state: row.state,
-                };
+                *stored = row.into();
                 Ok(())
             }
         }
@@ -149,6 +180,21 @@ impl MemoryStore {
         found.sort_unstable();
         found.truncate(limit);
         found.into_iter().map(|(_, key)| key).collect()
+    }
+
+    fn latest_row<R: Record>(&self, order_id: &str) -> Result<Option<R>, StoreError> {
+        check_key(order_id)?;
+        let latest = self
+            .rows()
+            .iter()
+            .filter(|(_, row)| row.order_id.as_deref() == Some(order_id))
+            .max_by(|(ka, a), (kb, b)| (a.attempt, ka).cmp(&(b.attempt, kb)))
+            .map(|(key, row)| (key.clone(), row.clone()));
+        latest
+            .map(|(key, row)| {
+                decode_in_order(&key, row.revision, &row.state, order_id, row.attempt)
+            })
+            .transpose()
     }
 }
 
@@ -173,6 +219,10 @@ impl<R: Record> Store<R> for MemoryStore {
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
         Ok(self.list_in_flight(cutoff, limit))
+    }
+
+    fn latest_for_order(&self, order_id: &str) -> Result<Option<R>, StoreError> {
+        self.latest_row(order_id)
     }
 }
 
@@ -208,5 +258,9 @@ impl<R: Record> AsyncStore<R> for MemoryStore {
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
         Ok(self.list_in_flight(cutoff, limit))
+    }
+
+    async fn latest_for_order(&self, order_id: &str) -> Result<Option<R>, StoreError> {
+        self.latest_row(order_id)
     }
 }

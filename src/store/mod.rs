@@ -9,7 +9,9 @@
 //!   (compare-and-swap: `UPDATE ... WHERE key = $k AND revision = $expected`); anything else
 //!   is a [`StoreError::Conflict`] and nothing is written;
 //! * **list** the keys whose request has been in flight since before a given time, for a
-//!   recovery sweep ([`Store::in_flight_before`]).
+//!   recovery sweep ([`Store::in_flight_before`]);
+//! * **find** the latest attempt of an order ([`Store::latest_for_order`]), for a return URL
+//!   or a webhook, which name the order and not the attempt.
 //!
 //! The blocking contract is [`Store`], the async one [`AsyncStore`] (its futures are
 //! `Send`). Implement either for your own database; the stores here are:
@@ -63,13 +65,14 @@ pub const MAX_KEY_LEN: usize = 1024;
 /// nanosecond would take 292 years to reach it.
 pub const MAX_REVISION: u64 = i64::MAX as u64;
 
-/// A record the stores can keep: a serde blob plus the three facts the stores index.
+/// A record the stores can keep: a serde blob plus the facts the stores index.
 ///
 /// The stores write `serde_json::to_string(record)` in the `state` column and copy
-/// [`key`](Record::key), [`revision`](Record::revision) and
-/// [`in_flight_since`](Record::in_flight_since) into their own columns, so that a
-/// compare-and-swap and the recovery listing read no JSON. On load they check that the JSON
-/// agrees with the row's columns.
+/// [`key`](Record::key), [`revision`](Record::revision),
+/// [`in_flight_since`](Record::in_flight_since) and, when the record has one, its
+/// [`order_attempt`](Record::order_attempt) into their own columns, so that a
+/// compare-and-swap, the recovery listing and the lookup by order read no JSON. On load they
+/// check that the JSON agrees with the row's columns.
 ///
 /// ```
 /// use direct_otp::store::Record;
@@ -95,6 +98,16 @@ pub trait Record: serde::Serialize + serde::de::DeserializeOwned {
     /// When the request in flight went out, or `None` when no request is in flight. Kept by
     /// the stores to the millisecond.
     fn in_flight_since(&self) -> Option<OffsetDateTime>;
+
+    /// The order this record is an attempt of, and the attempt's number (1, 2, ...), when
+    /// records are grouped by order: a [`Payment`](crate::Payment) gives its order id and
+    /// attempt. [`Store::latest_for_order`] finds the record of an order with the highest
+    /// attempt. `None` (the default): the record belongs to no order and no lookup by order
+    /// finds it. Neither may change over the record's life. The order id is checked like a
+    /// key (not empty, at most [`MAX_KEY_LEN`] bytes, no NUL).
+    fn order_attempt(&self) -> Option<(&str, u32)> {
+        None
+    }
 }
 
 /// A payment is the record the stores are for: keyed `{order_id}/{attempt}`.
@@ -109,6 +122,13 @@ impl Record for crate::Payment {
 
     fn in_flight_since(&self) -> Option<OffsetDateTime> {
         crate::Payment::in_flight_since(self)
+    }
+
+    fn order_attempt(&self) -> Option<(&str, u32)> {
+        Some((
+            crate::Payment::order_id(self),
+            crate::Payment::attempt(self),
+        ))
     }
 }
 
@@ -168,6 +188,14 @@ pub trait Store<R: Record> {
         cutoff: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<String>, StoreError>;
+
+    /// The latest attempt of the order `order_id`: of the records whose
+    /// [`order_attempt`](Record::order_attempt) names this order, the one with the highest
+    /// attempt (ties, which keys `{order_id}/{attempt}` never make, by the greatest key), or
+    /// `None`. One indexed lookup. `order_id` is checked like a key
+    /// ([`StoreError::Rejected`] when empty, too long or holding a NUL); a row that does not
+    /// load is [`StoreError::Corrupt`], as on [`load`](Self::load).
+    fn latest_for_order(&self, order_id: &str) -> Result<Option<R>, StoreError>;
 }
 
 /// The async store contract: the same four steps as [`Store`], with futures that are
@@ -196,6 +224,12 @@ pub trait AsyncStore<R: Record> {
         cutoff: OffsetDateTime,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// See [`Store::latest_for_order`].
+    fn latest_for_order(
+        &self,
+        order_id: &str,
+    ) -> impl Future<Output = Result<Option<R>, StoreError>> + Send;
 }
 
 /// What went wrong in a store, and what to do about it.
@@ -376,6 +410,10 @@ pub(crate) struct Row {
     pub revision: i64,
     pub in_flight_since: Option<i64>,
     pub state: String,
+    /// The order this record is an attempt of ([`Record::order_attempt`]), if any.
+    pub order_id: Option<String>,
+    /// The attempt's number, with `order_id`.
+    pub attempt: Option<i64>,
 }
 
 /// Refuses a key no store can keep.
@@ -421,6 +459,13 @@ pub(crate) fn encode<R: Record>(record: &R, expected: Option<u64>) -> Result<Row
         }
     }
     let sql_rev = sql_revision(key, revision)?;
+    let (order_id, attempt) = match record.order_attempt() {
+        Some((order_id, attempt)) => {
+            check_key(order_id)?;
+            (Some(order_id.to_owned()), Some(i64::from(attempt)))
+        }
+        None => (None, None),
+    };
     let state = serde_json::to_string(record).map_err(|e| {
         rejected(
             key,
@@ -434,6 +479,8 @@ pub(crate) fn encode<R: Record>(record: &R, expected: Option<u64>) -> Result<Row
         revision: sql_rev,
         in_flight_since: record.in_flight_since().map(unix_ms),
         state,
+        order_id,
+        attempt,
     })
 }
 
@@ -456,6 +503,48 @@ pub(crate) fn decode<R: Record>(key: &str, revision: i64, state: &str) -> Result
         ));
     }
     Ok(record)
+}
+
+/// A row found by [`Store::latest_for_order`] as a record: checked against its columns,
+/// its order and attempt too.
+pub(crate) fn decode_in_order<R: Record>(
+    key: &str,
+    revision: i64,
+    state: &str,
+    order_id: &str,
+    attempt: Option<i64>,
+) -> Result<R, StoreError> {
+    let record: R = decode(key, revision, state)?;
+    let agrees = record
+        .order_attempt()
+        .is_some_and(|(o, a)| o == order_id && Some(i64::from(a)) == attempt);
+    if !agrees {
+        return Err(corrupt(
+            key,
+            Mismatch(format!(
+                "its JSON does not name order {} attempt {}",
+                ShortKey(order_id),
+                attempt.map_or_else(|| "NULL".to_owned(), |a| a.to_string())
+            )),
+        ));
+    }
+    Ok(record)
+}
+
+/// The order and attempt a stored row's JSON names at its top level (`"order_id"`, a
+/// string that is a valid key, and `"attempt"`, a `u32`): how a table made before the
+/// `order_id` and `attempt` columns existed fills them (a [`Payment`](crate::Payment)'s
+/// JSON has both). A row that is not JSON, or lacks either, gets none.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn order_attempt_of(state: &str) -> Option<(String, i64)> {
+    #[derive(serde::Deserialize)]
+    struct Grouping {
+        order_id: String,
+        attempt: u32,
+    }
+    let g: Grouping = serde_json::from_str(state).ok()?;
+    check_key(&g.order_id).ok()?;
+    Some((g.order_id, i64::from(g.attempt)))
 }
 
 /// A [`StoreError::Corrupt`] for the row `key`.

@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 use tokio_postgres::NoTls;
 
 use super::{
-    check_key, decode, encode, now_ms, sql_limit, sql_revision, unix_ms, AsyncStore, Record, Row,
-    StoreError,
+    check_key, decode, decode_in_order, encode, now_ms, order_attempt_of, sql_limit, sql_revision,
+    unix_ms, AsyncStore, Record, Row, StoreError,
 };
 
 /// Connections the pool of [`PgStore::connect`] opens at most.
@@ -69,6 +69,7 @@ struct Sql {
     replace: String,
     revision: String,
     in_flight: String,
+    latest: String,
 }
 
 impl Sql {
@@ -77,11 +78,13 @@ impl Sql {
             table: table.to_owned(),
             load: format!("SELECT revision, state FROM {table} WHERE key = $1"),
             insert: format!(
-                "INSERT INTO {table} (key, revision, in_flight_since, state, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key) DO NOTHING"
+                "INSERT INTO {table} \
+                 (key, revision, in_flight_since, state, updated_at, order_id, attempt) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key) DO NOTHING"
             ),
             replace: format!(
-                "UPDATE {table} SET revision = $3, in_flight_since = $4, state = $5, updated_at = $6 \
+                "UPDATE {table} SET revision = $3, in_flight_since = $4, state = $5, \
+                 updated_at = $6, order_id = $7, attempt = $8 \
                  WHERE key = $1 AND revision = $2"
             ),
             revision: format!("SELECT revision FROM {table} WHERE key = $1"),
@@ -90,10 +93,15 @@ impl Sql {
                  WHERE in_flight_since IS NOT NULL AND in_flight_since < $1 \
                  ORDER BY in_flight_since, key LIMIT $2"
             ),
+            latest: format!(
+                "SELECT key, revision, state, attempt FROM {table} \
+                 WHERE order_id = $1 ORDER BY attempt DESC, key DESC LIMIT 1"
+            ),
         }
     }
 
-    fn schema(&self) -> String {
+    /// The table, if absent.
+    fn table(&self) -> String {
         let table = &self.table;
         format!(
             "CREATE TABLE IF NOT EXISTS {table} (
@@ -101,10 +109,29 @@ impl Sql {
                 revision        BIGINT NOT NULL,
                 in_flight_since BIGINT,
                 state           TEXT NOT NULL,
-                updated_at      BIGINT NOT NULL
-            );
-            CREATE INDEX IF NOT EXISTS {table}_in_flight
-                ON {table} (in_flight_since) WHERE in_flight_since IS NOT NULL;"
+                updated_at      BIGINT NOT NULL,
+                order_id        TEXT,
+                attempt         BIGINT
+            );"
+        )
+    }
+
+    /// A table made before the lookup by order: the two columns it lacks.
+    fn add_order_columns(&self) -> String {
+        let table = &self.table;
+        format!(
+            "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS order_id TEXT, \
+             ADD COLUMN IF NOT EXISTS attempt BIGINT;"
+        )
+    }
+
+    /// The indexes, made after the columns exist.
+    fn indexes(&self) -> String {
+        let table = &self.table;
+        format!(
+            "CREATE INDEX IF NOT EXISTS {table}_in_flight
+                ON {table} (in_flight_since) WHERE in_flight_since IS NOT NULL;
+            CREATE INDEX IF NOT EXISTS {table}_order ON {table} (order_id, attempt);"
         )
     }
 }
@@ -199,9 +226,12 @@ impl PgStore {
         &self.pool
     }
 
-    /// Creates the table and its index if they do not exist (`CREATE ... IF NOT EXISTS`),
+    /// Creates the table and its indexes if they do not exist (`CREATE ... IF NOT EXISTS`),
     /// in one transaction under an advisory lock, so several servers may call it at once on
-    /// every start. It never alters or drops anything.
+    /// every start. A table made by an earlier version, without the `order_id` and
+    /// `attempt` columns of the lookup by order ([`AsyncStore::latest_for_order`]), gets
+    /// them, filled from each row's JSON (a payment's `order_id` and `attempt`; a row that
+    /// is not JSON or lacks them keeps `NULL`s), and their index. It never drops anything.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         /// The advisory lock's number: "dotp" in ASCII, any fixed value would do.
         const LOCK: i64 = 0x646f_7470;
@@ -210,7 +240,43 @@ impl PgStore {
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])
             .await
             .map_err(backend)?;
-        tx.batch_execute(&self.sql.schema())
+        tx.batch_execute(&self.sql.table()).await.map_err(backend)?;
+        let has_order = tx
+            .query_opt(
+                "SELECT 1 FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = $1 \
+                 AND column_name = 'order_id'",
+                &[&self.sql.table],
+            )
+            .await
+            .map_err(backend)?
+            .is_some();
+        if !has_order {
+            tx.batch_execute(&self.sql.add_order_columns())
+                .await
+                .map_err(backend)?;
+            let table = &self.sql.table;
+            let rows = tx
+                .query(&format!("SELECT key, state FROM {table}"), &[])
+                .await
+                .map_err(backend)?;
+            let fill = tx
+                .prepare(&format!(
+                    "UPDATE {table} SET order_id = $2, attempt = $3 WHERE key = $1"
+                ))
+                .await
+                .map_err(backend)?;
+            for row in rows {
+                let key: &str = row.try_get(0).map_err(backend)?;
+                let state: &str = row.try_get(1).map_err(backend)?;
+                if let Some((order_id, attempt)) = order_attempt_of(state) {
+                    tx.execute(&fill, &[&key, &order_id, &attempt])
+                        .await
+                        .map_err(backend)?;
+                }
+            }
+        }
+        tx.batch_execute(&self.sql.indexes())
             .await
             .map_err(backend)?;
         tx.commit().await.map_err(backend)
@@ -263,6 +329,8 @@ impl PgStore {
                     &row.in_flight_since,
                     &row.state,
                     &now_ms(),
+                    &row.order_id,
+                    &row.attempt,
                 ],
             )
             .await
@@ -293,6 +361,8 @@ impl PgStore {
                     &row.in_flight_since,
                     &row.state,
                     &now_ms(),
+                    &row.order_id,
+                    &row.attempt,
                 ],
             )
             .await
@@ -329,6 +399,30 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    async fn latest_row<R: Record>(&self, order_id: &str) -> Result<Option<R>, StoreError> {
+        check_key(order_id)?;
+        let client = self.pool.get().await.map_err(backend)?;
+        let stmt = client
+            .prepare_cached(&self.sql.latest)
+            .await
+            .map_err(backend)?;
+        let Some(row) = client
+            .query_opt(&stmt, &[&order_id])
+            .await
+            .map_err(backend)?
+        else {
+            return Ok(None);
+        };
+        drop(client);
+        let key: &str = row.try_get(0).map_err(backend)?;
+        let revision: i64 = row.try_get(1).map_err(backend)?;
+        let state: &str = row.try_get(2).map_err(backend)?;
+        let attempt: Option<i64> = row.try_get(3).map_err(backend)?;
+        decode_in_order(key, revision, state, order_id, attempt).map(Some)
+    }
+}
+
 impl<R: Record> AsyncStore<R> for PgStore {
     fn load(&self, key: &str) -> impl Future<Output = Result<Option<R>, StoreError>> + Send {
         self.load_row(key)
@@ -359,5 +453,12 @@ impl<R: Record> AsyncStore<R> for PgStore {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
         self.list_in_flight(cutoff, limit)
+    }
+
+    fn latest_for_order(
+        &self,
+        order_id: &str,
+    ) -> impl Future<Output = Result<Option<R>, StoreError>> + Send {
+        self.latest_row(order_id)
     }
 }

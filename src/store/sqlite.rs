@@ -7,38 +7,55 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use time::OffsetDateTime;
 
 use super::{
-    check_key, corrupt, decode, encode, now_ms, sql_limit, sql_revision, unix_ms, Mismatch, Record,
-    Row, Store, StoreError,
+    check_key, corrupt, decode, decode_in_order, encode, now_ms, order_attempt_of, sql_limit,
+    sql_revision, unix_ms, Mismatch, Record, Row, Store, StoreError,
 };
 
-/// The schema [`SqliteStore::open`] creates (if absent).
-const SCHEMA: &str = "
+/// The table [`SqliteStore::open`] creates (if absent).
+const TABLE: &str = "
 CREATE TABLE IF NOT EXISTS direct_otp_records (
     key             TEXT PRIMARY KEY NOT NULL,
     revision        INTEGER NOT NULL,
     in_flight_since INTEGER,
     state           TEXT NOT NULL,
-    updated_at      INTEGER NOT NULL
+    updated_at      INTEGER NOT NULL,
+    order_id        TEXT,
+    attempt         INTEGER
 );
+";
+
+/// A table made before the lookup by order: the two columns it lacks.
+const ADD_ORDER_COLUMNS: &str = "
+ALTER TABLE direct_otp_records ADD COLUMN order_id TEXT;
+ALTER TABLE direct_otp_records ADD COLUMN attempt INTEGER;
+";
+
+/// The indexes, made after the columns exist.
+const INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS direct_otp_records_in_flight
     ON direct_otp_records (in_flight_since) WHERE in_flight_since IS NOT NULL;
+CREATE INDEX IF NOT EXISTS direct_otp_records_order
+    ON direct_otp_records (order_id, attempt);
 ";
 
 const LOAD: &str = "SELECT revision, state FROM direct_otp_records WHERE key = ?1";
-const INSERT: &str =
-    "INSERT INTO direct_otp_records (key, revision, in_flight_since, state, updated_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (key) DO NOTHING";
+const INSERT: &str = "INSERT INTO direct_otp_records \
+     (key, revision, in_flight_since, state, updated_at, order_id, attempt) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (key) DO NOTHING";
 const REPLACE: &str = "UPDATE direct_otp_records \
-     SET revision = ?3, in_flight_since = ?4, state = ?5, updated_at = ?6 \
+     SET revision = ?3, in_flight_since = ?4, state = ?5, updated_at = ?6, \
+     order_id = ?7, attempt = ?8 \
      WHERE key = ?1 AND revision = ?2";
 const REVISION: &str = "SELECT revision FROM direct_otp_records WHERE key = ?1";
 const IN_FLIGHT: &str = "SELECT key FROM direct_otp_records \
      WHERE in_flight_since IS NOT NULL AND in_flight_since < ?1 \
      ORDER BY in_flight_since, key LIMIT ?2";
+const LATEST: &str = "SELECT key, revision, state, attempt FROM direct_otp_records \
+     WHERE order_id = ?1 ORDER BY attempt DESC, key DESC LIMIT 1";
 
 /// Connections kept open between calls, at most. A thread takes one for the length of a
 /// call and opens a new one when none is idle.
@@ -142,9 +159,50 @@ impl SqliteStore {
                 "SQLite refused WAL mode (journal_mode is {mode})"
             )));
         }
-        conn.execute_batch(SCHEMA).map_err(StoreError::backend)?;
+        Self::migrate(&conn)?;
         store.put_back(conn);
         Ok(store)
+    }
+
+    /// Creates the table and its indexes if absent; a table made before the lookup by order
+    /// gets its `order_id` and `attempt` columns, filled from each row's JSON
+    /// ([`order_attempt_of`]). One write transaction, so processes opening the file at once
+    /// take turns.
+    fn migrate(conn: &Connection) -> Result<(), StoreError> {
+        let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
+            .map_err(StoreError::backend)?;
+        tx.execute_batch(TABLE).map_err(StoreError::backend)?;
+        let has_order: bool = tx
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('direct_otp_records') WHERE name = 'order_id'",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .map_err(StoreError::backend)?
+            > 0;
+        if !has_order {
+            tx.execute_batch(ADD_ORDER_COLUMNS)
+                .map_err(StoreError::backend)?;
+            let rows: Vec<(String, String)> = tx
+                .prepare("SELECT key, state FROM direct_otp_records")
+                .and_then(|mut s| {
+                    s.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                        .collect::<Result<_, _>>()
+                })
+                .map_err(StoreError::backend)?;
+            let mut fill = tx
+                .prepare("UPDATE direct_otp_records SET order_id = ?2, attempt = ?3 WHERE key = ?1")
+                .map_err(StoreError::backend)?;
+            for (key, state) in rows {
+                if let Some((order_id, attempt)) = order_attempt_of(&state) {
+                    fill.execute(params![key, order_id, attempt])
+                        .map_err(StoreError::backend)?;
+                }
+            }
+            drop(fill);
+        }
+        tx.execute_batch(INDEXES).map_err(StoreError::backend)?;
+        tx.commit().map_err(StoreError::backend)
     }
 
     /// Sets how long a write waits for a lock held by another connection before it fails
@@ -210,7 +268,9 @@ impl SqliteStore {
                         row.revision,
                         row.in_flight_since,
                         row.state,
-                        now_ms()
+                        now_ms(),
+                        row.order_id,
+                        row.attempt
                     ])
                 })
                 .map_err(StoreError::backend)?;
@@ -235,7 +295,9 @@ impl SqliteStore {
                         row.revision,
                         row.in_flight_since,
                         row.state,
-                        now_ms()
+                        now_ms(),
+                        row.order_id,
+                        row.attempt
                     ])
                 })
                 .map_err(StoreError::backend)?;
@@ -296,6 +358,11 @@ impl<R: Record + Send + 'static> super::AsyncStore<R> for SqliteStore {
         let store = self.clone();
         blocking(move || Store::<R>::in_flight_before(&store, cutoff, limit)).await
     }
+
+    async fn latest_for_order(&self, order_id: &str) -> Result<Option<R>, StoreError> {
+        let (store, order_id) = (self.clone(), order_id.to_owned());
+        blocking(move || Store::latest_for_order(&store, &order_id)).await
+    }
 }
 
 /// Runs `call` on tokio's blocking pool; a panic in it is resumed here.
@@ -320,20 +387,23 @@ impl<R: Record> Store<R> for SqliteStore {
             let Some(row) = rows.next().map_err(StoreError::backend)? else {
                 return Ok(None);
             };
-            // What is in the row is checked here, not by rusqlite: a wrong type or bad
-            // UTF-8 is the row's fault (Corrupt), not the database's (Backend).
-            let revision = row.get_ref(0).map_err(StoreError::backend)?;
-            let revision = revision.as_i64().map_err(|_| {
-                corrupt(
-                    key,
-                    Mismatch(format!("its revision column holds {revision:?}")),
-                )
-            })?;
-            let state = row.get_ref(1).map_err(StoreError::backend)?;
-            let state = state.as_str().map_err(|e| {
-                corrupt(key, Mismatch(format!("its state column is not text: {e}")))
-            })?;
+            let (revision, state) = revision_and_state(key, row, 0)?;
             decode(key, revision, state).map(Some)
+        })
+    }
+
+    fn latest_for_order(&self, order_id: &str) -> Result<Option<R>, StoreError> {
+        check_key(order_id)?;
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare_cached(LATEST).map_err(StoreError::backend)?;
+            let mut rows = stmt.query([order_id]).map_err(StoreError::backend)?;
+            let Some(row) = rows.next().map_err(StoreError::backend)? else {
+                return Ok(None);
+            };
+            let key: String = row.get(0).map_err(StoreError::backend)?;
+            let (revision, state) = revision_and_state(&key, row, 1)?;
+            let attempt = row.get_ref(3).map_err(StoreError::backend)?.as_i64().ok();
+            decode_in_order(&key, revision, state, order_id, attempt).map(Some)
         })
     }
 
@@ -362,4 +432,26 @@ impl<R: Record> Store<R> for SqliteStore {
             Ok(keys)
         })
     }
+}
+
+/// The revision and state columns of a row, at `first` and `first + 1`. What is in the row
+/// is checked here, not by rusqlite: a wrong type or bad UTF-8 is the row's fault
+/// (Corrupt), not the database's (Backend).
+fn revision_and_state<'r>(
+    key: &str,
+    row: &'r rusqlite::Row<'_>,
+    first: usize,
+) -> Result<(i64, &'r str), StoreError> {
+    let revision = row.get_ref(first).map_err(StoreError::backend)?;
+    let revision = revision.as_i64().map_err(|_| {
+        corrupt(
+            key,
+            Mismatch(format!("its revision column holds {revision:?}")),
+        )
+    })?;
+    let state = row.get_ref(first + 1).map_err(StoreError::backend)?;
+    let state = state
+        .as_str()
+        .map_err(|e| corrupt(key, Mismatch(format!("its state column is not text: {e}"))))?;
+    Ok((revision, state))
 }

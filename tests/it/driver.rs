@@ -174,6 +174,9 @@ impl Store<Payment> for Racy {
     ) -> Result<Vec<String>, StoreError> {
         Store::<Payment>::in_flight_before(&self.inner, cutoff, limit)
     }
+    fn latest_for_order(&self, order_id: &str) -> Result<Option<Payment>, StoreError> {
+        Store::latest_for_order(&self.inner, order_id)
+    }
 }
 
 fn start_request(order: &str) -> StartRequest {

@@ -36,6 +36,9 @@ struct Rec {
     in_flight_ms: Option<i64>,
     note: String,
     count: u64,
+    /// The order and attempt, for the lookup by order (absent: no order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    order: Option<(String, u32)>,
 }
 
 impl Record for Rec {
@@ -50,6 +53,9 @@ impl Record for Rec {
             OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap()
         })
     }
+    fn order_attempt(&self) -> Option<(&str, u32)> {
+        self.order.as_ref().map(|(o, a)| (o.as_str(), *a))
+    }
 }
 
 fn rec(key: &str, revision: u64) -> Rec {
@@ -59,6 +65,15 @@ fn rec(key: &str, revision: u64) -> Rec {
         in_flight_ms: None,
         note: format!("revision {revision} of {key}"),
         count: 0,
+        order: None,
+    }
+}
+
+/// Attempt `attempt` of `order`, keyed `{order}/{attempt}`.
+fn attempt_rec(order: &str, attempt: u32, revision: u64) -> Rec {
+    Rec {
+        order: Some((order.to_owned(), attempt)),
+        ..rec(&format!("{order}/{attempt}"), revision)
     }
 }
 
@@ -90,6 +105,7 @@ trait Ops: Send + Sync {
         cutoff: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<String>, StoreError>;
+    fn latest_for_order(&self, order_id: &str) -> Result<Option<Rec>, StoreError>;
 }
 
 struct Blocking<S>(S);
@@ -110,6 +126,9 @@ impl<S: Store<Rec> + Send + Sync> Ops for Blocking<S> {
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
         self.0.in_flight_before(cutoff, limit)
+    }
+    fn latest_for_order(&self, order_id: &str) -> Result<Option<Rec>, StoreError> {
+        self.0.latest_for_order(order_id)
     }
 }
 
@@ -141,17 +160,30 @@ impl<S: AsyncStore<Rec> + Send + Sync> Ops for Async<S> {
         self.rt
             .block_on(send(self.store.in_flight_before(cutoff, limit)))
     }
+    fn latest_for_order(&self, order_id: &str) -> Result<Option<Rec>, StoreError> {
+        self.rt
+            .block_on(send(self.store.latest_for_order(order_id)))
+    }
 }
 
 /// Around the store: write a row as given, read a row as stored (revision, state text).
 trait Raw {
     fn write(&self, key: &str, revision: i64, state: &str);
+    /// Writes a row as attempt `attempt` of `order`.
+    fn write_in_order(&self, key: &str, revision: i64, order: &str, attempt: i64, state: &str);
     fn read(&self, key: &str) -> Option<(i64, String)>;
 }
 
 impl Raw for MemoryStore {
     fn write(&self, key: &str, revision: i64, state: &str) {
         self.insert_raw(key, u64::try_from(revision).unwrap(), None, state);
+    }
+    fn write_in_order(&self, key: &str, revision: i64, order: &str, attempt: i64, state: &str) {
+        let (revision, attempt) = (
+            u64::try_from(revision).unwrap(),
+            u32::try_from(attempt).unwrap(),
+        );
+        self.insert_raw_in_order(key, revision, order, attempt, state);
     }
     fn read(&self, key: &str) -> Option<(i64, String)> {
         self.raw(key)
@@ -202,6 +234,16 @@ impl Raw for TempDb {
         )
         .unwrap();
     }
+    fn write_in_order(&self, key: &str, revision: i64, order: &str, attempt: i64, state: &str) {
+        let conn = rusqlite::Connection::open(&self.0).unwrap();
+        conn.execute(
+            "INSERT OR REPLACE INTO direct_otp_records \
+             (key, revision, in_flight_since, state, updated_at, order_id, attempt) \
+             VALUES (?1, ?2, NULL, ?3, 0, ?4, ?5)",
+            rusqlite::params![key, revision, state, order, attempt],
+        )
+        .unwrap();
+    }
     fn read(&self, key: &str) -> Option<(i64, String)> {
         let conn = rusqlite::Connection::open(&self.0).unwrap();
         let mut stmt = conn
@@ -231,6 +273,21 @@ impl Raw for PgTable {
             let client = self.store.pool().get().await.unwrap();
             client
                 .execute(&sql, &[&key, &revision, &state])
+                .await
+                .unwrap();
+        });
+    }
+    fn write_in_order(&self, key: &str, revision: i64, order: &str, attempt: i64, state: &str) {
+        let sql = format!(
+            "INSERT INTO {} (key, revision, in_flight_since, state, updated_at, order_id, attempt) \
+             VALUES ($1, $2, NULL, $3, 0, $4, $5) \
+             ON CONFLICT (key) DO UPDATE SET revision = $2, state = $3, order_id = $4, attempt = $5",
+            self.store.table()
+        );
+        self.rt.block_on(async {
+            let client = self.store.pool().get().await.unwrap();
+            client
+                .execute(&sql, &[&key, &revision, &state, &order, &attempt])
                 .await
                 .unwrap();
         });
@@ -302,6 +359,14 @@ const CASES: &[(&str, Case)] = &[
     (
         "concurrent compare-and-swap: one winner per revision",
         concurrent_cas,
+    ),
+    (
+        "the latest attempt of an order, by attempt number",
+        latest_for_order,
+    ),
+    (
+        "a corrupt latest attempt is reported, bad order ids refused",
+        latest_for_order_refusals,
     ),
 ];
 
@@ -573,6 +638,86 @@ fn bad_keys(t: &Target) {
     assert!(err.len() < 300 && err.contains("1025 bytes"), "{err}");
 }
 
+fn latest_for_order(t: &Target) {
+    assert_eq!(t.ops.latest_for_order("order_a").unwrap(), None);
+    // Attempts stored out of order; 10 sorts after 9 as a number, not as text.
+    for attempt in [2, 1, 10, 9] {
+        t.ops.insert(&attempt_rec("order_a", attempt, 1)).unwrap();
+    }
+    t.ops.insert(&attempt_rec("order_b", 1, 1)).unwrap();
+    // A record of no order is never found by one, whatever its key.
+    t.ops.insert(&rec("order_c/1", 1)).unwrap();
+    let latest = t.ops.latest_for_order("order_a").unwrap().unwrap();
+    assert_eq!(latest, attempt_rec("order_a", 10, 1));
+    assert_eq!(
+        t.ops.latest_for_order("order_b").unwrap(),
+        Some(attempt_rec("order_b", 1, 1))
+    );
+    assert_eq!(t.ops.latest_for_order("order_c").unwrap(), None);
+    assert_eq!(t.ops.latest_for_order("order_").unwrap(), None);
+    assert_eq!(t.ops.latest_for_order("ORDER_A").unwrap(), None);
+    // A replacement keeps it found, with its new revision.
+    t.ops.replace(1, &next(&latest, "settled")).unwrap();
+    let found = t.ops.latest_for_order("order_a").unwrap().unwrap();
+    assert_eq!((found.revision, found.note.as_str()), (2, "settled"));
+    // Attempt 11 then becomes the latest.
+    t.ops.insert(&attempt_rec("order_a", 11, 1)).unwrap();
+    assert_eq!(
+        t.ops.latest_for_order("order_a").unwrap().unwrap().key,
+        "order_a/11"
+    );
+    // Hostile order ids are values like any other.
+    for order in ["o'; DROP TABLE x; --", "100%_%", "заказ", "🧾"] {
+        t.ops.insert(&attempt_rec(order, 3, 1)).unwrap();
+        let found = t.ops.latest_for_order(order).unwrap();
+        assert_eq!(found, Some(attempt_rec(order, 3, 1)), "{order:?}");
+    }
+    assert_eq!(t.ops.latest_for_order("100%").unwrap(), None, "no LIKE");
+}
+
+fn latest_for_order_refusals(t: &Target) {
+    let long = "o".repeat(MAX_KEY_LEN + 1);
+    for (order, want) in [
+        ("", Rejection::EmptyKey),
+        ("nul\0order", Rejection::KeyHasNul),
+        (
+            long.as_str(),
+            Rejection::KeyTooLong {
+                len: MAX_KEY_LEN + 1,
+            },
+        ),
+    ] {
+        match t.ops.latest_for_order(order) {
+            Err(StoreError::Rejected { reason, .. }) => assert_eq!(reason, want, "{order:?}"),
+            other => panic!("{order:?}: expected a refusal, got {other:?}"),
+        }
+        // A record naming such an order is refused too, nothing written.
+        let mut r = rec("order_bad/1", 1);
+        r.order = Some((order.to_owned(), 1));
+        assert!(
+            matches!(t.ops.insert(&r), Err(StoreError::Rejected { .. })),
+            "{order:?}"
+        );
+        assert_eq!(t.raw.read("order_bad/1"), None);
+    }
+    // A row whose JSON does not load, or names another order, is Corrupt, left untouched.
+    let other = Rec {
+        order: Some(("order_y".into(), 9)),
+        ..rec("order_x/3", 1)
+    };
+    let other = serde_json::to_string(&other).unwrap();
+    for (key, state) in [("order_x/2", "{not json"), ("order_x/3", other.as_str())] {
+        t.raw.write_in_order(key, 1, "order_x", 9, state);
+        match t.ops.latest_for_order("order_x") {
+            Err(e @ StoreError::Corrupt { .. }) => assert_eq!(e.key(), Some(key)),
+            other => panic!("{key}: expected Corrupt, got {other:?}"),
+        }
+        assert_eq!(t.raw.read(key), Some((1, state.to_owned())));
+        // Put aside (another attempt number) for the next one.
+        t.raw.write_in_order(key, 1, "order_x_aside", 9, state);
+    }
+}
+
 const THREADS: usize = 8;
 const WINS_EACH: u64 = 12;
 
@@ -810,6 +955,154 @@ fn sqlite_store_several_processes() {
     let last: Rec = Store::load(&store, key).unwrap().unwrap();
     let total = (PROCESSES as u64 + 1) * WINS;
     assert_eq!((last.revision, last.count), (total + 1, total));
+}
+
+/// The table as versions before the lookup by order made it (no `order_id`, `attempt`).
+const OLD_TABLE: &str = "CREATE TABLE direct_otp_records (
+    key             TEXT PRIMARY KEY NOT NULL,
+    revision        INTEGER NOT NULL,
+    in_flight_since INTEGER,
+    state           TEXT NOT NULL,
+    updated_at      INTEGER NOT NULL
+)";
+
+/// Payments stored before the migration: attempts 1 and 2 of one order, and rows the
+/// migration must leave alone (not JSON; a record of no order).
+fn old_rows() -> Vec<(String, i64, String)> {
+    use direct_otp::{Payment, PaymentSource, StartRequest};
+    let card = PaymentSource::Token {
+        card_token: "tok_1".into(),
+        cvv: None,
+    };
+    let start = StartRequest::new("ord_old", "acme", "cust_1", card).unwrap();
+    let mut rows: Vec<(String, i64, String)> = [1, 2]
+        .into_iter()
+        .map(|attempt| {
+            let p = Payment::new(&start, attempt, at_ms(T0_MS));
+            let state = serde_json::to_string(&p).unwrap();
+            (p.key().to_owned(), 1, state)
+        })
+        .collect();
+    rows.push(("ord_old/junk".into(), 1, "{not json".into()));
+    let plain = rec("ord_old/plain", 1);
+    rows.push((plain.key.clone(), 1, serde_json::to_string(&plain).unwrap()));
+    rows
+}
+
+fn check_migrated(latest: Option<direct_otp::Payment>) {
+    let latest = latest.expect("the old payment is found by its order");
+    assert_eq!((latest.key(), latest.attempt()), ("ord_old/2", 2));
+}
+
+/// A file made by an earlier version gains the columns, filled from its rows, on `open`.
+#[test]
+fn sqlite_store_migrates_an_old_table() {
+    let db = TempDb::new();
+    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    conn.execute_batch(OLD_TABLE).unwrap();
+    for (key, revision, state) in old_rows() {
+        conn.execute(
+            "INSERT INTO direct_otp_records VALUES (?1, ?2, NULL, ?3, 0)",
+            rusqlite::params![key, revision, state],
+        )
+        .unwrap();
+    }
+    drop(conn);
+    // Two processes' worth of `open` at once: one migrates, the other finds it done.
+    let stores: Vec<SqliteStore> = std::thread::scope(|s| {
+        let opens: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| SqliteStore::open(&db.0).unwrap()))
+            .collect();
+        opens.into_iter().map(|o| o.join().unwrap()).collect()
+    });
+    for store in &stores {
+        check_migrated(Store::latest_for_order(store, "ord_old").unwrap());
+    }
+    // The rows are untouched but for the new columns; the junk row got none.
+    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    let groups: Vec<(String, Option<String>, Option<i64>)> = conn
+        .prepare("SELECT key, order_id, attempt FROM direct_otp_records ORDER BY key")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        groups,
+        [
+            ("ord_old/1".into(), Some("ord_old".into()), Some(1)),
+            ("ord_old/2".into(), Some("ord_old".into()), Some(2)),
+            ("ord_old/junk".into(), None, None),
+            ("ord_old/plain".into(), None, None),
+        ]
+    );
+    assert_eq!(
+        TempDb::read(&db, "ord_old/junk"),
+        Some((1, "{not json".to_owned()))
+    );
+    // The lookup uses the index.
+    let plan: String = conn
+        .query_row(
+            "EXPLAIN QUERY PLAN SELECT key, revision, state, attempt FROM direct_otp_records \
+             WHERE order_id = ?1 ORDER BY attempt DESC, key DESC LIMIT 1",
+            ["ord_old"],
+            |r| r.get(3),
+        )
+        .unwrap();
+    assert!(plan.contains("direct_otp_records_order"), "{plan}");
+}
+
+/// `migrate` on a table made by an earlier version adds the columns and fills them.
+#[test]
+fn postgres_store_migrates_an_old_table_needs_database_url() {
+    let Some(url) = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: PostgreSQL migration test (set DATABASE_URL=postgres://...)"
+        );
+        return;
+    };
+    let rt = runtime();
+    let store = rt
+        .block_on(PgStore::connect(&url))
+        .unwrap()
+        .with_table(&unique("dotp_old"))
+        .unwrap();
+    let table = store.table().to_owned();
+    let old = OLD_TABLE
+        .replace("direct_otp_records", &table)
+        .replace("INTEGER", "BIGINT");
+    rt.block_on(async {
+        let client = store.pool().get().await.unwrap();
+        client.batch_execute(&old).await.unwrap();
+        for (key, revision, state) in old_rows() {
+            client
+                .execute(
+                    &format!("INSERT INTO {table} VALUES ($1, $2, NULL, $3, 0)"),
+                    &[&key, &revision, &state],
+                )
+                .await
+                .unwrap();
+        }
+    });
+    let guard = PgTable {
+        store: store.clone(),
+        rt: rt.clone(),
+    };
+    rt.block_on(store.migrate()).unwrap();
+    rt.block_on(store.migrate()).unwrap();
+    check_migrated(
+        rt.block_on(AsyncStore::latest_for_order(&store, "ord_old"))
+            .unwrap(),
+    );
+    assert_eq!(
+        guard.read("ord_old/junk"),
+        Some((1, "{not json".to_owned()))
+    );
+    let plain: Option<Rec> = rt
+        .block_on(AsyncStore::latest_for_order(&store, "ord_old/plain"))
+        .unwrap();
+    assert_eq!(plain, None);
 }
 
 #[test]
