@@ -13,6 +13,7 @@ use crate::order::OrderStatusCheck;
 use crate::policy::Policy;
 use crate::request::{self, Form, Request};
 use crate::response::{self, TxnBody};
+use crate::settle::ExpectedAmount;
 use crate::status::Status;
 
 /// What starting authentication gave.
@@ -86,6 +87,7 @@ pub struct StartRequest {
     save_to_locker: Option<bool>,
     gateway_id: Option<FormValue>,
     policy: Policy,
+    expected: Option<ExpectedAmount>,
 }
 
 impl StartRequest {
@@ -112,6 +114,7 @@ impl StartRequest {
             save_to_locker: None,
             gateway_id: None,
             policy: Policy::default(),
+            expected: None,
         })
     }
 
@@ -138,6 +141,33 @@ impl StartRequest {
     pub fn with_policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
         self
+    }
+
+    /// The amount and currency this payment is for: a success then counts as paid only when
+    /// an order body shows them ([`Payment::with_expected_amount`](crate::Payment::with_expected_amount)
+    /// says how). Not sent to the bank. [`Driver::start`](crate::driver::Driver::start) and
+    /// [`AsyncDriver::start`](crate::driver::AsyncDriver::start) set it on the payment they
+    /// store, before its start is written ahead; driving a [`Payment`](crate::Payment) by
+    /// hand, pass it to `Payment::with_expected_amount` yourself.
+    ///
+    /// ```
+    /// use direct_otp::{Amount, ExpectedAmount, PaymentSource, StartRequest};
+    /// let card = PaymentSource::Token { card_token: "tok_123".into(), cvv: None };
+    /// let expected = ExpectedAmount::new(Amount::parse("1499.00")?, "INR")?;
+    /// let start = StartRequest::new("ord_1", "acme", "customer_1", card)?
+    ///     .with_expected_amount(expected.clone());
+    /// assert_eq!(start.expected_amount(), Some(&expected));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_expected_amount(mut self, expected: ExpectedAmount) -> Self {
+        self.expected = Some(expected);
+        self
+    }
+
+    /// The amount and currency this payment is for, if set
+    /// ([`with_expected_amount`](Self::with_expected_amount)).
+    pub fn expected_amount(&self) -> Option<&ExpectedAmount> {
+        self.expected.as_ref()
     }
 
     /// The `POST /txns` request. Sending it twice starts two transactions (and two SMS):

@@ -3,11 +3,16 @@
 use std::time::Duration;
 
 use super::{
-    answer_error, default_grace, loaded, needs_check, refused, reply, to_time, too_late,
-    write_ahead_error, AsyncSend, BankPage, Command, Done, DriveError, Swept,
+    answer_error, default_grace, expect_amount, fresh_payment, loaded, needs_check, not_applied,
+    pause, refused, reply, retry_answer, settled, store_error, to_time, too_late, wants_check,
+    write_ahead_error, AsyncSend, BankPage, Command, Done, DriveError, Settled, Swept,
+    EARLIER_ATTEMPTS, SETTLE_TRIES,
 };
-use crate::store::AsyncStore;
-use crate::{Config, Outgoing, Payment, Reply, SendFailure, StartRequest};
+use crate::store::{AsyncStore, StoreError};
+use crate::{
+    Config, Outcome, Outgoing, Payment, Reply, SendFailure, SettleError, SettleOutcome, Settlement,
+    StartRequest,
+};
 
 /// Runs the write-ahead protocol for stored [`Payment`]s, async: the same steps as the
 /// blocking [`Driver`](super::Driver) (see there and the [module](super) docs), with
@@ -108,15 +113,19 @@ impl<S: AsyncStore<Payment>, T: AsyncSend> AsyncDriver<S, T> {
     ///
     /// [`DriveError::Busy`] if another worker started this attempt first: only one
     /// `POST /txns` goes out. The card data stays in `start`; the payment never keeps it.
+    ///
+    /// The expected amount and currency, if `start` has one
+    /// ([`StartRequest::with_expected_amount`]), are set on the payment before its
+    /// write-ahead.
     pub async fn start(&self, start: &StartRequest, attempt: u32) -> Result<Done, DriveError> {
         let now = self.transport.now();
-        let fresh = Payment::new(start, attempt, now);
+        let fresh = fresh_payment(start, attempt, now);
         let key = fresh.key().to_owned();
         let stored = self
             .store
             .load(&key)
             .await
-            .map_err(|e| super::store_error(&key, false, e))?;
+            .map_err(|e| store_error(&key, false, e))?;
         let (mut payment, loaded) = match stored {
             Some(payment) => {
                 let revision = payment.revision();
@@ -124,14 +133,17 @@ impl<S: AsyncStore<Payment>, T: AsyncSend> AsyncDriver<S, T> {
             }
             None => (fresh, None),
         };
-        let out = payment
-            .start(&self.config, start, now)
-            .map_err(|r| refused(&key, r))?;
-        match loaded {
+        let before = loaded.map(|_| payment.clone());
+        let issued = expect_amount(&mut payment, start)
+            .and_then(|()| payment.start(&self.config, start, now));
+        let out = issued.map_err(|r| refused(&key, r, before.as_ref()))?;
+        let written = match loaded {
             None => self.store.insert(&payment).await,
             Some(revision) => self.store.replace(revision, &payment).await,
+        };
+        if let Err(e) = written {
+            return Err(self.write_ahead_failed(&key, e).await);
         }
-        .map_err(|e| write_ahead_error(&key, e))?;
         self.exchange(payment, out).await
     }
 
@@ -139,32 +151,116 @@ impl<S: AsyncStore<Payment>, T: AsyncSend> AsyncDriver<S, T> {
     /// write-ahead, the send, the answer stored. See [`DriveError`] for what each failure
     /// means and which HTTP status to answer.
     pub async fn run(&self, key: &str, command: Command) -> Result<Done, DriveError> {
-        let mut payment = self.load(key).await?;
-        let loaded = payment.revision();
+        let stored = self.load(key).await?;
+        let loaded = stored.revision();
+        let mut payment = stored.clone();
         let out = command
             .issue(&mut payment, &self.config, self.transport.now())
-            .map_err(|r| refused(key, r))?;
-        self.store
-            .replace(loaded, &payment)
-            .await
-            .map_err(|e| write_ahead_error(key, e))?;
+            .map_err(|r| refused(key, r, Some(&stored)))?;
+        if let Err(e) = self.store.replace(loaded, &payment).await {
+            return Err(self.write_ahead_failed(key, e).await);
+        }
         self.exchange(payment, out).await
+    }
+
+    /// Applies a settlement hint (a verified return URL or an authenticated webhook) to the
+    /// latest started attempt of its order, stores it with compare-and-swap (reloading and
+    /// applying it again on a conflict) and runs the order status check the payment then
+    /// needs: the same steps as the blocking [`Driver::settle`](super::Driver::settle), see
+    /// there.
+    pub async fn settle(&self, settlement: Settlement) -> Result<Settled, DriveError> {
+        let order_id = settlement.order_id().to_owned();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let (payment, loaded, outcome) = self.apply(&order_id, &settlement).await?;
+            let key = payment.key().to_owned();
+            if payment.revision() != loaded {
+                match self.store.replace(loaded, &payment).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_conflict() && tries < SETTLE_TRIES => continue,
+                    Err(e) => return Err(self.write_ahead_failed(&key, e).await),
+                }
+            }
+            let check = if wants_check(&payment, &outcome, self.transport.now()) {
+                Some(self.run(&key, Command::CheckStatus).await)
+            } else {
+                None
+            };
+            return Ok(settled(payment, outcome, check));
+        }
+    }
+
+    /// The hint applied to the latest started attempt of `order_id` (see the blocking
+    /// driver's).
+    async fn apply(
+        &self,
+        order_id: &str,
+        settlement: &Settlement,
+    ) -> Result<(Payment, u64, SettleOutcome), DriveError> {
+        let mut payment = self
+            .store
+            .latest_for_order(order_id)
+            .await
+            .map_err(|e| store_error(order_id, false, e))?
+            .ok_or_else(|| DriveError::UnknownOrder {
+                order_id: order_id.to_owned(),
+            })?;
+        let latest = payment.key().to_owned();
+        let (mut attempt, mut looked) = (payment.attempt(), 0);
+        loop {
+            let loaded = payment.revision();
+            match payment.settle(settlement.clone(), self.transport.now()) {
+                Ok(outcome) => return Ok((payment, loaded, outcome)),
+                Err(SettleError::NotStarted) => {
+                    let mut earlier = None;
+                    while earlier.is_none() && attempt > 1 && looked < EARLIER_ATTEMPTS {
+                        attempt -= 1;
+                        looked += 1;
+                        let key = Payment::key_for(order_id, attempt);
+                        earlier = self
+                            .store
+                            .load(&key)
+                            .await
+                            .map_err(|e| store_error(&key, false, e))?;
+                    }
+                    payment =
+                        earlier.ok_or_else(|| not_applied(&latest, SettleError::NotStarted))?;
+                }
+                Err(e) => return Err(not_applied(payment.key(), e)),
+            }
+        }
+    }
+
+    /// The payment under `key` as stored now, if it loads (for an error to carry).
+    async fn reload(&self, key: &str) -> Option<Payment> {
+        self.store.load(key).await.ok().flatten()
+    }
+
+    /// A failed write-ahead as the caller's error (a conflict: with the payment reloaded).
+    async fn write_ahead_failed(&self, key: &str, e: StoreError) -> DriveError {
+        let reloaded = if e.is_conflict() {
+            self.reload(key).await
+        } else {
+            None
+        };
+        write_ahead_error(key, e, || reloaded)
     }
 
     /// Sends the browser to the bank's page ([`Payment::go_to_bank_page`]): the URL, with
     /// the payment stored (it now waits for the browser's return; check the order status
     /// then). Nothing is sent. [`DriveError::Busy`] if someone else changed it first.
     pub async fn bank_page(&self, key: &str) -> Result<BankPage, DriveError> {
-        let mut payment = self.load(key).await?;
-        let loaded = payment.revision();
+        let stored = self.load(key).await?;
+        let loaded = stored.revision();
+        let mut payment = stored.clone();
         let url = payment
             .go_to_bank_page(self.transport.now())
-            .map_err(|r| refused(key, r))?;
+            .map_err(|r| refused(key, r, Some(&stored)))?;
         if payment.revision() != loaded {
-            self.store
-                .replace(loaded, &payment)
-                .await
-                .map_err(|e| write_ahead_error(key, e))?;
+            if let Err(e) = self.store.replace(loaded, &payment).await {
+                return Err(self.write_ahead_failed(key, e).await);
+            }
         }
         Ok(BankPage { url, payment })
     }
@@ -195,7 +291,7 @@ impl<S: AsyncStore<Payment>, T: AsyncSend> AsyncDriver<S, T> {
             .store
             .in_flight_before(now - to_time(self.grace), limit)
             .await
-            .map_err(|e| super::store_error("", false, e))?;
+            .map_err(|e| store_error("", false, e))?;
         let mut swept = Vec::with_capacity(keys.len());
         for key in keys {
             swept.push(self.sweep_one(key, check).await);
@@ -218,7 +314,7 @@ impl<S: AsyncStore<Payment>, T: AsyncSend> AsyncDriver<S, T> {
             Ok(()) => {}
             Err(e) if e.is_conflict() => return Swept::Moved { key },
             Err(e) => {
-                let error = super::store_error(&key, false, e);
+                let error = store_error(&key, false, e);
                 return Swept::Failed { key, error };
             }
         }
@@ -259,15 +355,40 @@ impl<S: AsyncStore<Payment>, T: AsyncSend> AsyncDriver<S, T> {
                 key: key.clone(),
                 source,
             })?;
-        self.store
-            .replace(ahead, &payment)
-            .await
-            .map_err(|e| answer_error(&key, outcome.clone(), e))?;
+        self.store_answer(ahead, &payment, &outcome).await?;
         Ok(Done {
             payment,
             outcome,
             transport_error,
         })
+    }
+
+    /// Stores the answer with compare-and-swap on the write-ahead's revision, a store
+    /// failure that may pass retried (see the blocking driver's).
+    async fn store_answer(
+        &self,
+        ahead: u64,
+        payment: &Payment,
+        outcome: &Outcome,
+    ) -> Result<(), DriveError> {
+        let mut failures = 0;
+        loop {
+            let error = match self.store.replace(ahead, payment).await {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            if failures > 0
+                && error.is_conflict()
+                && self.reload(payment.key()).await.as_ref() == Some(payment)
+            {
+                return Ok(());
+            }
+            match retry_answer(&error, failures) {
+                Some(wait) => pause(wait).await,
+                None => return Err(answer_error(payment.key(), outcome.clone(), error)),
+            }
+            failures += 1;
+        }
     }
 }
 

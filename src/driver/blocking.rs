@@ -1,13 +1,20 @@
 //! The blocking driver: any [`Store`] and any [`BlockingSend`].
 
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::{
-    answer_error, default_grace, loaded, needs_check, refused, reply, to_time, too_late,
-    write_ahead_error, BankPage, BlockingSend, Command, Done, DriveError, Swept,
+    answer_error, default_grace, expect_amount, fresh_payment, loaded, needs_check, not_applied,
+    refused, reply, retry_answer, settled, store_error, to_time, too_late, wants_check,
+    write_ahead_error, BankPage, BlockingSend, Command, Done, DriveError, Settled, Swept,
+    EARLIER_ATTEMPTS, SETTLE_TRIES,
 };
 use crate::store::Store;
-use crate::{Config, Outgoing, Payment, Reply, SendFailure, StartRequest};
+use crate::{
+    Config, Outcome, Outgoing, Payment, Reply, SendFailure, SettleError, Settlement, StartRequest,
+};
 
 /// Runs the write-ahead protocol for stored [`Payment`]s, blocking: load, command,
 /// compare-and-swap of the request in flight, send, compare-and-swap of the answer; and the
@@ -113,14 +120,18 @@ impl<S: Store<Payment>, T: BlockingSend> Driver<S, T> {
     ///
     /// [`DriveError::Busy`] if another worker started this attempt first: only one
     /// `POST /txns` goes out. The card data stays in `start`; the payment never keeps it.
+    ///
+    /// The expected amount and currency, if `start` has one
+    /// ([`StartRequest::with_expected_amount`]), are set on the payment before its
+    /// write-ahead: a success then counts as paid only for that amount.
     pub fn start(&self, start: &StartRequest, attempt: u32) -> Result<Done, DriveError> {
         let now = self.transport.now();
-        let fresh = Payment::new(start, attempt, now);
+        let fresh = fresh_payment(start, attempt, now);
         let key = fresh.key().to_owned();
         let stored = self
             .store
             .load(&key)
-            .map_err(|e| super::store_error(&key, false, e))?;
+            .map_err(|e| store_error(&key, false, e))?;
         let (mut payment, loaded) = match stored {
             Some(payment) => {
                 let revision = payment.revision();
@@ -128,14 +139,15 @@ impl<S: Store<Payment>, T: BlockingSend> Driver<S, T> {
             }
             None => (fresh, None),
         };
-        let out = payment
-            .start(&self.config, start, now)
-            .map_err(|r| refused(&key, r))?;
+        let before = loaded.map(|_| payment.clone());
+        let issued = expect_amount(&mut payment, start)
+            .and_then(|()| payment.start(&self.config, start, now));
+        let out = issued.map_err(|r| refused(&key, r, before.as_ref()))?;
         match loaded {
             None => self.store.insert(&payment),
             Some(revision) => self.store.replace(revision, &payment),
         }
-        .map_err(|e| write_ahead_error(&key, e))?;
+        .map_err(|e| write_ahead_error(&key, e, || self.reload(&key)))?;
         self.exchange(payment, out)
     }
 
@@ -186,30 +198,164 @@ impl<S: Store<Payment>, T: BlockingSend> Driver<S, T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn run(&self, key: &str, command: Command) -> Result<Done, DriveError> {
-        let mut payment = self.load(key)?;
-        let loaded = payment.revision();
+        let stored = self.load(key)?;
+        let loaded = stored.revision();
+        let mut payment = stored.clone();
         let out = command
             .issue(&mut payment, &self.config, self.transport.now())
-            .map_err(|r| refused(key, r))?;
+            .map_err(|r| refused(key, r, Some(&stored)))?;
         self.store
             .replace(loaded, &payment)
-            .map_err(|e| write_ahead_error(key, e))?;
+            .map_err(|e| write_ahead_error(key, e, || self.reload(key)))?;
         self.exchange(payment, out)
+    }
+
+    /// Applies a settlement hint, a verified return URL or an authenticated webhook, to the
+    /// payment it is about, in one call: finds the latest attempt of its order
+    /// ([`Store::latest_for_order`]), [`settle`](Payment::settle)s it, stores it with
+    /// compare-and-swap when it changed (on a conflict: reloads and applies the hint
+    /// again, up to 5 times, then [`DriveError::Busy`]), and, when the payment then needs
+    /// the order status (to confirm what the hint said, or because the hint could not
+    /// settle it), runs that check as [`run`](Self::run)`(key, Command::CheckStatus)` does.
+    ///
+    /// If the latest attempt was never started (its start surely did not leave), the hint
+    /// is about an earlier one: the earlier attempts are tried, latest first.
+    ///
+    /// A webhook handler answers `200` to `Ok` and to any error whose
+    /// [`http_status`](DriveError::http_status) is under 500 (`UnknownOrder`,
+    /// `NotApplied`, `BadKey`, `Busy`: log them; Juspay would retry anything else in
+    /// vain), and 5xx only to a store failure, which a retry may fix.
+    ///
+    /// ```
+    /// # use std::sync::Mutex;
+    /// # use direct_otp::sandbox::{BankPageResult, Sandbox, SandboxConfig, SANDBOX_RESPONSE_KEY};
+    /// # struct InProcess(Mutex<Sandbox>);
+    /// # #[derive(Debug, thiserror::Error)]
+    /// # #[error("dropped")]
+    /// # struct Dropped;
+    /// # impl direct_otp::driver::BlockingSend for InProcess {
+    /// #     type Error = Dropped;
+    /// #     fn send(&self, r: direct_otp::Request) -> Result<(u16, Vec<u8>), Dropped> {
+    /// #         let a = self.0.lock().unwrap().handle_request(&r, self.now());
+    /// #         if a.is_delivered() { Ok((a.status, a.body)) } else { Err(Dropped) }
+    /// #     }
+    /// #     fn send_failure(&self, _: &Dropped) -> direct_otp::SendFailure {
+    /// #         direct_otp::SendFailure::MaybeSent
+    /// #     }
+    /// #     fn timeout(&self) -> std::time::Duration { std::time::Duration::from_secs(30) }
+    /// # }
+    /// use direct_otp::driver::{DriveError, Driver};
+    /// use direct_otp::store::MemoryStore;
+    /// use direct_otp::{Config, PaymentSource, ResponseKey, ReturnParams, StartRequest};
+    ///
+    /// // The in-process sandbox as the bank (see `BlockingSend`), a memory store.
+    /// let sandbox = Sandbox::new(SandboxConfig::new("sk_test"));
+    /// let config = Config::new(sandbox.base_url(), "sk_test")?;
+    /// let driver = Driver::new(MemoryStore::new(), InProcess(Mutex::new(sandbox)), config);
+    /// let card = PaymentSource::Token { card_token: "tok_1".into(), cvv: None };
+    /// let done = driver.start(&StartRequest::new("ord_1", "acme", "cust_1", card)?, 1)?;
+    /// # let txn = done.payment.challenge().unwrap().txn_id().to_owned();
+    /// # let query = {
+    /// #     let mut bank = driver.transport().0.lock().unwrap();
+    /// #     bank.complete_bank_page(&txn, BankPageResult::Success).unwrap();
+    /// #     bank.return_query("ord_1").unwrap()
+    /// # };
+    /// let response_key = ResponseKey::new(SANDBOX_RESPONSE_KEY)?;
+    ///
+    /// // GET /return?order_id=ord_1&status=CHARGED&...: the browser is back from the bank.
+    /// let verified = ReturnParams::from_query(&query)?.verify(&response_key)?;
+    /// let settled = driver.settle(verified.into())?;
+    /// assert_eq!(settled.payment.key(), "ord_1/1"); // the latest attempt of ord_1
+    /// assert!(settled.check.is_some());             // the order status was asked
+    /// assert!(settled.payment.is_paid() && settled.payment.is_confirmed());
+    ///
+    /// // A return about an order this shop never stored: log it (a webhook: answer 200).
+    /// # let mut verified = ReturnParams::from_query(&query)?.verify(&response_key)?;
+    /// # verified.order_id = "ord_9".into();
+    /// let e = driver.settle(verified.into()).unwrap_err();
+    /// assert!(matches!(e, DriveError::UnknownOrder { .. }));
+    /// assert_eq!((e.code(), e.http_status()), ("unknown_order", 404));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn settle(&self, settlement: Settlement) -> Result<Settled, DriveError> {
+        let order_id = settlement.order_id().to_owned();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let (payment, loaded, outcome) = self.apply(&order_id, &settlement)?;
+            let key = payment.key().to_owned();
+            if payment.revision() != loaded {
+                match self.store.replace(loaded, &payment) {
+                    Ok(()) => {}
+                    Err(e) if e.is_conflict() && tries < SETTLE_TRIES => continue,
+                    Err(e) => return Err(write_ahead_error(&key, e, || self.reload(&key))),
+                }
+            }
+            let check = wants_check(&payment, &outcome, self.transport.now())
+                .then(|| self.run(&key, Command::CheckStatus));
+            return Ok(settled(payment, outcome, check));
+        }
+    }
+
+    /// The hint applied to the latest started attempt of `order_id`: the payment, the
+    /// revision it was loaded at, and what the hint did.
+    fn apply(
+        &self,
+        order_id: &str,
+        settlement: &Settlement,
+    ) -> Result<(Payment, u64, crate::SettleOutcome), DriveError> {
+        let mut payment = self
+            .store
+            .latest_for_order(order_id)
+            .map_err(|e| store_error(order_id, false, e))?
+            .ok_or_else(|| DriveError::UnknownOrder {
+                order_id: order_id.to_owned(),
+            })?;
+        let latest = payment.key().to_owned();
+        let (mut attempt, mut looked) = (payment.attempt(), 0);
+        loop {
+            let loaded = payment.revision();
+            match payment.settle(settlement.clone(), self.transport.now()) {
+                Ok(outcome) => return Ok((payment, loaded, outcome)),
+                Err(SettleError::NotStarted) => {
+                    // Never started: the hint is about an earlier attempt.
+                    let mut earlier = None;
+                    while earlier.is_none() && attempt > 1 && looked < EARLIER_ATTEMPTS {
+                        attempt -= 1;
+                        looked += 1;
+                        let key = Payment::key_for(order_id, attempt);
+                        earlier = self
+                            .store
+                            .load(&key)
+                            .map_err(|e| store_error(&key, false, e))?;
+                    }
+                    payment =
+                        earlier.ok_or_else(|| not_applied(&latest, SettleError::NotStarted))?;
+                }
+                Err(e) => return Err(not_applied(payment.key(), e)),
+            }
+        }
+    }
+
+    /// The payment under `key` as stored now, if it loads (for an error to carry).
+    fn reload(&self, key: &str) -> Option<Payment> {
+        self.store.load(key).ok().flatten()
     }
 
     /// Sends the browser to the bank's page ([`Payment::go_to_bank_page`]): the URL, with
     /// the payment stored (it now waits for the browser's return; check the order status
     /// then). Nothing is sent. [`DriveError::Busy`] if someone else changed it first.
     pub fn bank_page(&self, key: &str) -> Result<BankPage, DriveError> {
-        let mut payment = self.load(key)?;
-        let loaded = payment.revision();
+        let stored = self.load(key)?;
+        let loaded = stored.revision();
+        let mut payment = stored.clone();
         let url = payment
             .go_to_bank_page(self.transport.now())
-            .map_err(|r| refused(key, r))?;
+            .map_err(|r| refused(key, r, Some(&stored)))?;
         if payment.revision() != loaded {
             self.store
                 .replace(loaded, &payment)
-                .map_err(|e| write_ahead_error(key, e))?;
+                .map_err(|e| write_ahead_error(key, e, || self.reload(key)))?;
         }
         Ok(BankPage { url, payment })
     }
@@ -239,7 +385,7 @@ impl<S: Store<Payment>, T: BlockingSend> Driver<S, T> {
         let keys = self
             .store
             .in_flight_before(now - to_time(self.grace), limit)
-            .map_err(|e| super::store_error("", false, e))?;
+            .map_err(|e| store_error("", false, e))?;
         Ok(keys
             .into_iter()
             .map(|key| self.sweep_one(key, check))
@@ -261,7 +407,7 @@ impl<S: Store<Payment>, T: BlockingSend> Driver<S, T> {
             Ok(()) => {}
             Err(e) if e.is_conflict() => return Swept::Moved { key },
             Err(e) => {
-                let error = super::store_error(&key, false, e);
+                let error = store_error(&key, false, e);
                 return Swept::Failed { key, error };
             }
         }
@@ -299,13 +445,134 @@ impl<S: Store<Payment>, T: BlockingSend> Driver<S, T> {
                 key: key.clone(),
                 source,
             })?;
-        self.store
-            .replace(ahead, &payment)
-            .map_err(|e| answer_error(&key, outcome.clone(), e))?;
+        self.store_answer(ahead, &payment, &outcome)?;
         Ok(Done {
             payment,
             outcome,
             transport_error,
         })
+    }
+
+    /// Stores the answer with compare-and-swap on the write-ahead's revision. The bank has
+    /// answered: a store failure that may pass (not a conflict) is retried with the same
+    /// compare-and-swap, a few times with a growing pause ([`retry_answer`]); a conflict
+    /// right after a failure is checked against the stored row, which may be this very
+    /// write (the failure came after it was applied).
+    fn store_answer(
+        &self,
+        ahead: u64,
+        payment: &Payment,
+        outcome: &Outcome,
+    ) -> Result<(), DriveError> {
+        let mut failures = 0;
+        loop {
+            let error = match self.store.replace(ahead, payment) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            if failures > 0
+                && error.is_conflict()
+                && self.reload(payment.key()).as_ref() == Some(payment)
+            {
+                return Ok(());
+            }
+            match retry_answer(&error, failures) {
+                Some(pause) => std::thread::sleep(pause),
+                None => return Err(answer_error(payment.key(), outcome.clone(), error)),
+            }
+            failures += 1;
+        }
+    }
+}
+
+/// The recovery sweep on a thread of its own, for the blocking driver.
+impl<S, T> Driver<S, T>
+where
+    S: Store<Payment> + Send + Sync + 'static,
+    T: BlockingSend + Send + Sync + 'static,
+{
+    /// The recovery sweep, on a thread of its own until stopped: a
+    /// [`sweep_and_check`](Self::sweep_and_check) of up to `limit` payments at once and
+    /// then every `every` (half the grace or less; at least 1 ms), each result handed to
+    /// `report` (to log it). Start it once per service; [`SweepHandle::stop`] (or dropping
+    /// the handle) ends it after the sweep under way, if any. Fails only if the thread
+    /// cannot be spawned.
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use std::time::Duration;
+    /// # use direct_otp::driver::Driver;
+    /// # use direct_otp::store::SqliteStore;
+    /// # use direct_otp::transport::UreqTransport;
+    /// # use direct_otp::Config;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let driver = Arc::new(Driver::new(
+    ///     SqliteStore::open("payments.sqlite3")?,
+    ///     UreqTransport::with_default_agent(),
+    ///     Config::sandbox("your_api_key")?,
+    /// ));
+    /// let sweeper = driver.sweep_every(Duration::from_secs(30), 100, |swept| match swept {
+    ///     Ok(swept) => swept.iter().for_each(|s| eprintln!("swept {}", s.key())),
+    ///     Err(e) => eprintln!("sweep failed: {e}"),
+    /// })?;
+    /// // ... serve requests with `driver` ...
+    /// sweeper.stop(); // on shutdown
+    /// # Ok(()) }
+    /// ```
+    pub fn sweep_every(
+        self: &Arc<Self>,
+        every: Duration,
+        limit: usize,
+        mut report: impl FnMut(Result<Vec<Swept>, DriveError>) + Send + 'static,
+    ) -> std::io::Result<SweepHandle> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let driver = Arc::clone(self);
+        let every = every.max(Duration::from_millis(1));
+        let thread = std::thread::Builder::new()
+            .name("direct-otp-sweep".into())
+            .spawn(move || loop {
+                report(driver.sweep_and_check(limit));
+                match stopped.recv_timeout(every) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            })?;
+        Ok(SweepHandle {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+/// The periodic sweep of [`Driver::sweep_every`], running on its own thread. Dropping it
+/// stops the sweep without waiting; [`stop`](Self::stop) waits for it to end.
+#[derive(Debug)]
+pub struct SweepHandle {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SweepHandle {
+    /// Stops the sweep and waits until its thread has ended (after the sweep under way,
+    /// if any). A panic in the sweep (in `report`, say) is resumed here.
+    pub fn stop(mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            if let Err(panic) = thread.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    }
+
+    /// Whether the sweep's thread is still running.
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+}
+
+impl Drop for SweepHandle {
+    fn drop(&mut self) {
+        // The thread sees the channel closed at its next wait, and ends.
+        drop(self.stop.take());
     }
 }

@@ -52,17 +52,17 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::store::StoreError;
+use crate::store::{Rejection, StoreError};
 use crate::{
     Config, InputError, NextStep, Otp, Outcome, Outgoing, Payment, Refusal, Reply, Request,
-    SendFailure,
+    SendFailure, SettleError, SettleOutcome, StartRequest,
 };
 
 mod asynchronous;
 mod blocking;
 
 pub use self::asynchronous::AsyncDriver;
-pub use self::blocking::Driver;
+pub use self::blocking::{Driver, SweepHandle};
 
 /// What the blocking [`Driver`] sends requests with: one exchange, blocking the thread.
 ///
@@ -215,6 +215,27 @@ pub struct BankPage {
     pub payment: Payment,
 }
 
+/// A settlement hint applied through the driver ([`Driver::settle`]): the payment it was
+/// applied to, as stored now, what the hint did, and the confirming order status check,
+/// when one was made.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Settled {
+    /// The payment as stored now (after the status check, when one was made and stored):
+    /// the latest attempt of the order that was started. Render [`Payment::view`] from it.
+    pub payment: Payment,
+    /// What the hint did ([`SettleOutcome::is_terminal`]: it settled the payment, to be
+    /// confirmed). Log it; answer a webhook `200` whatever it is.
+    pub outcome: SettleOutcome,
+    /// The order status check made afterwards because the payment then needed it (to
+    /// confirm the hint, or because the hint could not settle it): its outcome, or why it
+    /// did not go through (e.g. [`DriveError::Refused`] with a request in flight, whose
+    /// answer settles it). `None`: no check was needed.
+    pub check: Option<Result<Outcome, DriveError>>,
+    /// The transport's error of the status check, when it got no usable answer (for logs).
+    pub transport_error: Option<Box<dyn StdError + Send + Sync>>,
+}
+
 /// What a recovery sweep did with one payment it found in flight past the grace.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -270,23 +291,62 @@ pub enum DriveError {
         /// The key asked for.
         key: String,
     },
+    /// The key is one no store can hold (empty, longer than
+    /// [`MAX_KEY_LEN`](crate::store::MAX_KEY_LEN) bytes, or holding a NUL, like a path
+    /// `/pay/%00`): so no payment has it. Nothing was read or written. **Answer HTTP 400.**
+    #[error("{} is not a payment key ({reason}); nothing was read", ShortKey(key))]
+    BadKey {
+        /// The key as given (a hostile one may be huge; [`Display`](std::fmt::Display)
+        /// shows its start).
+        key: String,
+        /// Why no store can hold it.
+        reason: Rejection,
+    },
+    /// No payment of this order is stored: a return URL or a webhook about an order this
+    /// store does not know (another shop on the same account, a test order, a record
+    /// removed). Nothing was written. **Log it**; a webhook handler answers `200` (Juspay
+    /// retries anything else, in vain), a return URL handler 404.
+    #[error(
+        "no payment of order {} is stored; nothing was written",
+        ShortKey(order_id)
+    )]
+    UnknownOrder {
+        /// The order the hint names.
+        order_id: String,
+    },
+    /// The settlement hint does not apply to any stored attempt of its order
+    /// ([`SettleError`]: no attempt was started, or the webhook's event id is unusable).
+    /// Nothing was written. **Log it**; a webhook handler answers `200`.
+    #[error("payment {key:?}: {source}; nothing was written")]
+    NotApplied {
+        /// The key of the order's latest attempt.
+        key: String,
+        /// Why.
+        source: SettleError,
+    },
     /// The payment refused the command (a request in flight, a limit, the cooldown, final,
-    /// ...). Nothing was written or sent. **Show the stored payment**;
-    /// [`Refusal::http_status`] is the HTTP status to answer.
+    /// ...). Nothing was written or sent. **Show the stored payment** (`payment`, unless
+    /// none is stored); [`Refusal::http_status`] is the HTTP status to answer.
     #[error("payment {key:?}: {refusal}; nothing was sent")]
     Refused {
         /// The payment's key.
         key: String,
         /// Why.
         refusal: Refusal,
+        /// The payment as stored (unchanged), to show; `None` for a start refused before
+        /// anything was stored.
+        payment: Option<Box<Payment>>,
     },
     /// Someone else changed the payment between the load and the write-ahead (or started
-    /// this attempt first): they are on it. Nothing was sent. **Answer HTTP 409** and let
-    /// the page reload the stored payment.
+    /// this attempt first): they are on it. Nothing was sent. **Answer HTTP 409** and show
+    /// `payment`, the payment as stored after them.
     #[error("payment {key:?} was changed by someone else first; nothing was sent: reload it")]
     Busy {
         /// The payment's key.
         key: String,
+        /// The payment as reloaded after the conflict; `None` if that reload failed (then
+        /// reload it yourself).
+        payment: Option<Box<Payment>>,
     },
     /// The write-ahead was older than the grace less the transport's timeout when the
     /// request was about to go (this worker paused too long): nothing was sent, and the
@@ -335,12 +395,19 @@ pub enum DriveError {
 }
 
 impl DriveError {
-    /// The HTTP status a web handler would answer with: 404 not found, 409 busy or
+    /// The HTTP status a web handler would answer with: 400 a bad key, 404 not found (or
+    /// an unknown order, or no started attempt), 409 busy or
     /// overtaken (the page reloads), the refusal's own ([`Refusal::http_status`]), 502 an
     /// answer about something else, 503 late or a store failure (retry), 500 a corrupt row.
     pub fn http_status(&self) -> u16 {
         match self {
-            DriveError::NotFound { .. } => 404,
+            DriveError::NotFound { .. } | DriveError::UnknownOrder { .. } => 404,
+            DriveError::BadKey { .. } => 400,
+            DriveError::NotApplied { source, .. } => match source {
+                SettleError::BadEventId => 400,
+                SettleError::NotStarted => 404,
+                _ => 409,
+            },
             DriveError::Refused { refusal, .. } => refusal.http_status(),
             DriveError::Busy { .. } | DriveError::Overtaken { .. } => 409,
             DriveError::Unanswerable { .. } => 502,
@@ -352,11 +419,19 @@ impl DriveError {
         }
     }
 
-    /// A stable snake_case code: `not_found`, `busy`, `late`, `overtaken`,
-    /// `unanswerable`, `store`, or the refusal's own [`code`](Refusal::code).
+    /// A stable snake_case code: `not_found`, `bad_key`, `unknown_order`, `not_started`,
+    /// `bad_event_id`, `other_order`, `busy`, `late`, `overtaken`, `unanswerable`, `store`,
+    /// or the refusal's own [`code`](Refusal::code).
     pub fn code(&self) -> &'static str {
         match self {
             DriveError::NotFound { .. } => "not_found",
+            DriveError::BadKey { .. } => "bad_key",
+            DriveError::UnknownOrder { .. } => "unknown_order",
+            DriveError::NotApplied { source, .. } => match source {
+                SettleError::NotStarted => "not_started",
+                SettleError::BadEventId => "bad_event_id",
+                _ => "other_order",
+            },
             DriveError::Refused { refusal, .. } => refusal.code(),
             DriveError::Busy { .. } => "busy",
             DriveError::Late { .. } => "late",
@@ -377,6 +452,17 @@ impl DriveError {
         )
     }
 
+    /// The payment as stored, when the error carries it (`Refused`, `Busy`): show it
+    /// without reloading.
+    pub fn payment(&self) -> Option<&Payment> {
+        match self {
+            DriveError::Refused { payment, .. } | DriveError::Busy { payment, .. } => {
+                payment.as_deref()
+            }
+            _ => None,
+        }
+    }
+
     /// Seconds to wait before trying again, when the refusal says
     /// ([`Refusal::retry_after`]: a resend cooldown): the `Retry-After` header.
     pub fn retry_after(&self, now: OffsetDateTime) -> Option<u64> {
@@ -386,12 +472,15 @@ impl DriveError {
         }
     }
 
-    /// The key of the payment concerned.
+    /// The key of the payment concerned (for `UnknownOrder`, the order id).
     pub fn key(&self) -> &str {
         match self {
             DriveError::NotFound { key }
+            | DriveError::BadKey { key, .. }
+            | DriveError::UnknownOrder { order_id: key }
+            | DriveError::NotApplied { key, .. }
             | DriveError::Refused { key, .. }
-            | DriveError::Busy { key }
+            | DriveError::Busy { key, .. }
             | DriveError::Late { key }
             | DriveError::Overtaken { key, .. }
             | DriveError::Unanswerable { key, .. }
@@ -430,11 +519,17 @@ fn loaded(key: &str, result: Result<Option<Payment>, StoreError>) -> Result<Paym
     }
 }
 
-/// A store error on the write-ahead: a conflict means someone else is on it.
-fn write_ahead_error(key: &str, source: StoreError) -> DriveError {
+/// A store error on the write-ahead: a conflict means someone else is on it (and
+/// `reloaded` is the payment as they left it).
+fn write_ahead_error(
+    key: &str,
+    source: StoreError,
+    reloaded: impl FnOnce() -> Option<Payment>,
+) -> DriveError {
     if source.is_conflict() {
         DriveError::Busy {
             key: key.to_owned(),
+            payment: reloaded().map(Box::new),
         }
     } else {
         store_error(key, false, source)
@@ -453,18 +548,165 @@ fn answer_error(key: &str, outcome: Outcome, source: StoreError) -> DriveError {
     }
 }
 
+/// A store error; a key no store can hold (refused before the database) is no payment's.
 fn store_error(key: &str, sent: bool, source: StoreError) -> DriveError {
-    DriveError::Store {
+    match source {
+        StoreError::Rejected {
+            key,
+            reason:
+                reason @ (Rejection::EmptyKey | Rejection::KeyTooLong { .. } | Rejection::KeyHasNul),
+        } if !sent => DriveError::BadKey { key, reason },
+        source => DriveError::Store {
+            key: key.to_owned(),
+            sent,
+            source,
+        },
+    }
+}
+
+/// `refusal`, with the payment as stored (`None`: nothing stored).
+fn refused(key: &str, refusal: Refusal, stored: Option<&Payment>) -> DriveError {
+    DriveError::Refused {
         key: key.to_owned(),
-        sent,
+        refusal,
+        payment: stored.map(|p| Box::new(p.clone())),
+    }
+}
+
+/// How many times the driver tries to store an answer when the store fails in a way that
+/// may pass (not a conflict): the first try and 4 more.
+const ANSWER_TRIES: u32 = 5;
+
+/// The pause before the first retry of an answer's write; it doubles for each next one
+/// (25, 50, 100, 200 ms: 375 ms in all, within a web request's patience).
+const ANSWER_BACKOFF: Duration = Duration::from_millis(25);
+
+/// After `failures` earlier failed tries, whether (and after which pause) to try storing an
+/// answer again after `error`: only a database failure ([`StoreError::Backend`]: busy,
+/// locked, a dropped connection), never a conflict or a refusal, at most [`ANSWER_TRIES`]
+/// tries in all.
+fn retry_answer(error: &StoreError, failures: u32) -> Option<Duration> {
+    let transient = matches!(error, StoreError::Backend { .. });
+    (transient && failures + 1 < ANSWER_TRIES).then(|| ANSWER_BACKOFF.saturating_mul(1 << failures))
+}
+
+/// A pause that needs no particular async runtime (a retry after a store failure is rare):
+/// a short-lived thread sleeps, then wakes the task.
+fn pause(wait: Duration) -> impl Future<Output = ()> + Send {
+    use std::sync::{Arc, Mutex};
+    use std::task::{Poll, Waker};
+
+    #[derive(Default)]
+    struct State {
+        started: bool,
+        done: bool,
+        waker: Option<Waker>,
+    }
+    let state = Arc::new(Mutex::new(State::default()));
+    std::future::poll_fn(move |cx| {
+        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.done {
+            return Poll::Ready(());
+        }
+        st.waker = Some(cx.waker().clone());
+        if !st.started {
+            st.started = true;
+            let state = Arc::clone(&state);
+            let spawned = std::thread::Builder::new().spawn(move || {
+                std::thread::sleep(wait);
+                let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                st.done = true;
+                if let Some(waker) = st.waker.take() {
+                    waker.wake();
+                }
+            });
+            if spawned.is_err() {
+                // No thread to wait on: retry at once rather than never.
+                return Poll::Ready(());
+            }
+        }
+        Poll::Pending
+    })
+}
+
+/// How many times a settlement hint is applied again after losing a compare-and-swap (each
+/// time on the payment reloaded) before the driver answers [`DriveError::Busy`].
+const SETTLE_TRIES: usize = 5;
+
+/// How many earlier attempts a hint is offered to when the latest was never started.
+const EARLIER_ATTEMPTS: u32 = 8;
+
+/// A hint that does not apply: no started attempt, or an unusable event id.
+fn not_applied(key: &str, source: SettleError) -> DriveError {
+    DriveError::NotApplied {
+        key: key.to_owned(),
         source,
     }
 }
 
-fn refused(key: &str, refusal: Refusal) -> DriveError {
-    DriveError::Refused {
-        key: key.to_owned(),
-        refusal,
+/// Whether a payment a hint was just applied to needs the order status now: it says so
+/// (the hint could not settle it, sources disagree, an amount is unchecked), or a hint
+/// settled it and the order status API has not confirmed it. Not while a request is in
+/// flight: its answer comes first.
+fn wants_check(payment: &Payment, outcome: &SettleOutcome, now: OffsetDateTime) -> bool {
+    if payment.in_flight().is_some() {
+        return false;
+    }
+    matches!(payment.next_step(now), NextStep::CheckStatus)
+        || matches!(
+            outcome,
+            SettleOutcome::CheckStatus(_)
+                | SettleOutcome::AmountUnknown(_)
+                | SettleOutcome::Conflict(_)
+        )
+        || (payment.is_final() && !payment.is_confirmed())
+}
+
+/// The result of a settlement, with the status check made after it (if any).
+fn settled(
+    stored: Payment,
+    outcome: SettleOutcome,
+    check: Option<Result<Done, DriveError>>,
+) -> Settled {
+    match check {
+        Some(Ok(done)) => Settled {
+            payment: done.payment,
+            outcome,
+            check: Some(Ok(done.outcome)),
+            transport_error: done.transport_error,
+        },
+        Some(Err(e)) => Settled {
+            payment: stored,
+            outcome,
+            check: Some(Err(e)),
+            transport_error: None,
+        },
+        None => Settled {
+            payment: stored,
+            outcome,
+            check: None,
+            transport_error: None,
+        },
+    }
+}
+
+/// The payment a fresh start stores: `start`'s expected amount set on it.
+fn fresh_payment(start: &StartRequest, attempt: u32, now: OffsetDateTime) -> Payment {
+    let fresh = Payment::new(start, attempt, now);
+    match start.expected_amount() {
+        Some(expected) => fresh.with_expected_amount(expected.clone()),
+        None => fresh,
+    }
+}
+
+/// A stored payment started again: `start`'s expected amount set on it, refused once it
+/// was started (as the start itself would be).
+fn expect_amount(payment: &mut Payment, start: &StartRequest) -> Result<(), Refusal> {
+    match start.expected_amount() {
+        Some(expected) if payment.expected_amount() != Some(expected) => {
+            payment.set_expected_amount(expected.clone())
+        }
+        _ => Ok(()),
     }
 }
 
@@ -485,6 +727,15 @@ fn needs_check(payment: &Payment, now: OffsetDateTime) -> bool {
         payment.next_step(now),
         NextStep::CheckStatus | NextStep::AwaitBankPage | NextStep::Expired
     )
+}
+
+/// A key in a message: escaped, cut after 64 characters (a hostile key may be huge).
+struct ShortKey<'a>(&'a str);
+
+impl std::fmt::Display for ShortKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        crate::store::short_key(f, self.0)
+    }
 }
 
 // ----- The transports here ----------------------------------------------------------------
@@ -561,10 +812,17 @@ mod tests {
         let refused = DriveError::Refused {
             key: key(),
             refusal: Refusal::NotStarted,
+            payment: None,
         };
         let cases = [
             (refused, true),
-            (DriveError::Busy { key: key() }, true),
+            (
+                DriveError::Busy {
+                    key: key(),
+                    payment: None,
+                },
+                true,
+            ),
             (DriveError::NotFound { key: key() }, false),
             (DriveError::Late { key: key() }, false),
         ];

@@ -382,11 +382,16 @@ struct ShortKey<'a>(&'a str);
 
 impl fmt::Display for ShortKey<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const SHOWN: usize = 64;
-        match self.0.char_indices().nth(SHOWN) {
-            None => write!(f, "{:?}", self.0),
-            Some((cut, _)) => write!(f, "{:?}... ({} bytes)", &self.0[..cut], self.0.len()),
-        }
+        short_key(f, self.0)
+    }
+}
+
+/// Writes `key` escaped, cut after 64 characters.
+pub(crate) fn short_key(f: &mut fmt::Formatter<'_>, key: &str) -> fmt::Result {
+    const SHOWN: usize = 64;
+    match key.char_indices().nth(SHOWN) {
+        None => write!(f, "{key:?}"),
+        Some((cut, _)) => write!(f, "{:?}... ({} bytes)", &key[..cut], key.len()),
     }
 }
 
