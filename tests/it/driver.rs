@@ -5,18 +5,25 @@
 //!
 //! The same protocol under load, over HTTP, with SQLite and PostgreSQL: `tests/workers.rs`.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use direct_otp::driver::{
-    AsyncDriver, AsyncSend, BlockingSend, Command, DriveError, Driver, Swept,
+    AsyncDriver, AsyncSend, BlockingSend, Command, Done, DriveError, Driver, Settled, Swept,
 };
-use direct_otp::sandbox::{Endpoint, Fault, OtpSource, Sandbox, SandboxConfig};
-use direct_otp::store::{MemoryStore, Record, Store, StoreError};
+use direct_otp::sandbox::{
+    BankPageResult, Endpoint, Fault, OtpSource, Sandbox, SandboxConfig, SANDBOX_RESPONSE_KEY,
+    SANDBOX_WEBHOOK_PASSWORD, SANDBOX_WEBHOOK_USER,
+};
+use direct_otp::store::{
+    AsyncStore, MemoryStore, PgStore, Record, Rejection, SqliteStore, Store, StoreError,
+};
 use direct_otp::{
-    Config, InputError, NextStep, Otp, Outcome, Payment, PaymentSource, Refusal, Request,
-    RequestKind, SendFailure, StartRequest, Status,
+    Amount, Config, ExpectedAmount, InputError, NextStep, Otp, Outcome, Payment, PaymentSource,
+    Refusal, Request, RequestKind, ResponseKey, ReturnParams, SendFailure, Settlement,
+    StartRequest, Status, WebhookCredentials,
 };
 use time::OffsetDateTime;
 
@@ -294,6 +301,11 @@ fn a_write_ahead_that_loses_sends_nothing() {
     assert!(matches!(e, DriveError::Busy { .. }), "{e}");
     assert_eq!((e.http_status(), e.code()), (409, "busy"));
     assert_eq!(
+        e.payment(),
+        Some(&w.store.get(&key)),
+        "Busy carries the payment as the winner stored it"
+    );
+    assert_eq!(
         w.bank.requests_to(Endpoint::Submit),
         0,
         "the loser sent nothing"
@@ -317,6 +329,11 @@ fn a_write_ahead_that_loses_sends_nothing() {
         "{e}"
     );
     assert_eq!(e.http_status(), 409);
+    assert_eq!(
+        e.payment(),
+        Some(&stored),
+        "Refused carries the stored payment"
+    );
 }
 
 #[test]
@@ -819,4 +836,600 @@ fn the_periodic_sweep_settles_a_dead_workers_payment() {
         let p = driver.load(&key).await.unwrap();
         assert_eq!(p.in_flight_since(), None);
     });
+}
+
+// ----- Settlement through the driver: return URLs and webhooks, bound to the attempt ------
+
+/// Both drivers behind one face, so one scenario runs on every store.
+trait Drives {
+    fn start(&self, start: &StartRequest, attempt: u32) -> Result<Done, DriveError>;
+    fn run(&self, key: &str, command: Command) -> Result<Done, DriveError>;
+    fn settle(&self, settlement: Settlement) -> Result<Settled, DriveError>;
+    fn load(&self, key: &str) -> Result<Payment, DriveError>;
+}
+
+impl<S: Store<Payment>> Drives for Driver<S, Bank> {
+    fn start(&self, start: &StartRequest, attempt: u32) -> Result<Done, DriveError> {
+        Driver::start(self, start, attempt)
+    }
+    fn run(&self, key: &str, command: Command) -> Result<Done, DriveError> {
+        Driver::run(self, key, command)
+    }
+    fn settle(&self, settlement: Settlement) -> Result<Settled, DriveError> {
+        Driver::settle(self, settlement)
+    }
+    fn load(&self, key: &str) -> Result<Payment, DriveError> {
+        Driver::load(self, key)
+    }
+}
+
+/// The async driver, each call run to its end on a runtime of its own.
+struct OnRuntime<S> {
+    driver: AsyncDriver<S, Bank>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl<S: AsyncStore<Payment> + Sync> Drives for OnRuntime<S> {
+    fn start(&self, start: &StartRequest, attempt: u32) -> Result<Done, DriveError> {
+        self.rt
+            .block_on(assert_send(self.driver.start(start, attempt)))
+    }
+    fn run(&self, key: &str, command: Command) -> Result<Done, DriveError> {
+        self.rt.block_on(assert_send(self.driver.run(key, command)))
+    }
+    fn settle(&self, settlement: Settlement) -> Result<Settled, DriveError> {
+        self.rt
+            .block_on(assert_send(self.driver.settle(settlement)))
+    }
+    fn load(&self, key: &str) -> Result<Payment, DriveError> {
+        self.rt.block_on(self.driver.load(key))
+    }
+}
+
+fn on_runtime<S: AsyncStore<Payment>>(store: S, bank: &Bank) -> OnRuntime<S> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    OnRuntime {
+        driver: AsyncDriver::new(store, bank.clone(), bank.config()),
+        rt,
+    }
+}
+
+impl Bank {
+    /// The cardholder finishes the bank page of `payment`'s transaction.
+    fn finish_bank_page(&self, payment: &Payment, result: BankPageResult) {
+        let txn = payment.challenge().unwrap().txn_id().to_owned();
+        self.sandbox
+            .lock()
+            .unwrap()
+            .complete_bank_page(&txn, result)
+            .unwrap();
+    }
+
+    /// The browser's signed return for the order's current status, verified.
+    fn verified_return(&self, order: &str) -> Settlement {
+        let query = self.sandbox.lock().unwrap().return_query(order).unwrap();
+        let key = ResponseKey::new(SANDBOX_RESPONSE_KEY).unwrap();
+        ReturnParams::from_query(&query)
+            .unwrap()
+            .verify(&key)
+            .unwrap()
+            .into()
+    }
+
+    /// The webhooks the bank queued for the order, authenticated.
+    fn webhooks(&self, order: &str) -> Vec<Settlement> {
+        let credentials =
+            WebhookCredentials::new(SANDBOX_WEBHOOK_USER, SANDBOX_WEBHOOK_PASSWORD).unwrap();
+        let requests = self.sandbox.lock().unwrap().take_webhooks(order);
+        requests
+            .into_iter()
+            .map(|r| {
+                credentials
+                    .verify(r.header("authorization"), &r.body)
+                    .unwrap()
+                    .into()
+            })
+            .collect()
+    }
+}
+
+/// A verified return for an order nobody stored.
+fn return_for_unknown_order(bank: &Bank, known: &str) -> Settlement {
+    let Settlement::ReturnUrl(mut verified) = bank.verified_return(known) else {
+        unreachable!()
+    };
+    verified.order_id = "ord_nobody".into();
+    verified.into()
+}
+
+/// A failed first attempt, then a second one paid on the bank page; the returns and
+/// webhooks of both are handed to `settle`: each goes to the latest attempt, one call
+/// each, with the status check made, and what is returned is what is stored.
+fn settle_scenario(d: &dyn Drives, bank: &Bank, order: &str) {
+    let checks = || bank.requests_to(Endpoint::OrderStatus);
+    // Attempt 1: the cardholder fails on the bank page and comes back.
+    let first = d.start(&start_request(order), 1).unwrap().payment;
+    bank.finish_bank_page(&first, BankPageResult::Failure);
+    let before = checks();
+    let settled = d.settle(bank.verified_return(order)).unwrap();
+    assert_eq!(settled.payment.key(), format!("{order}/1"));
+    assert!(
+        matches!(settled.check, Some(Ok(_))),
+        "the order status confirms a return: {:?}",
+        settled.check
+    );
+    assert_eq!(checks(), before + 1, "one status check");
+    assert!(settled.payment.is_final() && !settled.payment.is_paid());
+    assert_eq!(d.load(settled.payment.key()).unwrap(), settled.payment);
+    let first = settled.payment;
+
+    // Attempt 2 on the same order, paid on the bank page.
+    let second = d.start(&start_request(order), 2).unwrap().payment;
+    assert_eq!(second.key(), format!("{order}/2"));
+    bank.finish_bank_page(&second, BankPageResult::Success);
+    let before = checks();
+    let settled = d.settle(bank.verified_return(order)).unwrap();
+    assert_eq!(
+        settled.payment.key(),
+        format!("{order}/2"),
+        "the latest attempt"
+    );
+    assert!(matches!(settled.check, Some(Ok(_))), "{:?}", settled.check);
+    assert_eq!(checks(), before + 1);
+    assert!(settled.payment.is_paid() && settled.payment.is_confirmed());
+    assert_eq!(d.load(settled.payment.key()).unwrap(), settled.payment);
+
+    // Every webhook of the order (both attempts', any order): applied to attempt 2, never
+    // an error, never undoing its settlement; attempt 1 is never touched.
+    for hook in bank.webhooks(order) {
+        let settled = d.settle(hook).unwrap();
+        assert_eq!(settled.payment.key(), format!("{order}/2"));
+        assert!(settled.payment.is_paid(), "{}", settled.outcome);
+    }
+    let second = d.load(&format!("{order}/2")).unwrap();
+    assert!(second.is_paid() && second.is_confirmed());
+    assert_eq!(d.load(&format!("{order}/1")).unwrap(), first);
+
+    // The same return again: nothing to do, nothing sent.
+    let before = checks();
+    let again = d.settle(bank.verified_return(order)).unwrap();
+    assert_eq!(again.payment, second);
+    assert!(again.check.is_none());
+    assert_eq!(checks(), before);
+
+    // An order nobody stored: typed, not a server error; nothing written.
+    let e = d.settle(return_for_unknown_order(bank, order)).unwrap_err();
+    assert!(matches!(&e, DriveError::UnknownOrder { order_id } if order_id == "ord_nobody"));
+    assert_eq!((e.http_status(), e.code()), (404, "unknown_order"));
+    assert!(matches!(
+        d.load("ord_nobody/1"),
+        Err(DriveError::NotFound { .. })
+    ));
+
+    // Keys no store can hold: 400, never a store failure.
+    for key in ["", "ord\0x/1", &"k".repeat(5_000)] {
+        for e in [
+            d.run(key, Command::CheckStatus).unwrap_err(),
+            d.load(key).unwrap_err(),
+        ] {
+            assert!(matches!(e, DriveError::BadKey { .. }), "{key:?}: {e}");
+            assert_eq!((e.http_status(), e.code()), (400, "bad_key"));
+            assert!(e.to_string().len() < 300, "a huge key is cut: {e}");
+        }
+    }
+}
+
+#[test]
+fn settle_through_the_blocking_driver_on_memory_and_sqlite() {
+    let bank = Bank::new();
+    let memory = Driver::new(MemoryStore::new(), bank.clone(), bank.config());
+    settle_scenario(&memory, &bank, "ord_settle_mem");
+    let db = crate::stores::TempDb::new();
+    let sqlite = Driver::new(
+        SqliteStore::open(&db.0).unwrap(),
+        bank.clone(),
+        bank.config(),
+    );
+    settle_scenario(&sqlite, &bank, "ord_settle_sqlite");
+}
+
+#[test]
+fn settle_through_the_async_driver_on_memory_sqlite_and_postgres() {
+    let bank = Bank::new();
+    settle_scenario(
+        &on_runtime(MemoryStore::new(), &bank),
+        &bank,
+        "ord_asettle_mem",
+    );
+    let db = crate::stores::TempDb::new();
+    let sqlite = on_runtime(SqliteStore::open(&db.0).unwrap(), &bank);
+    settle_scenario(&sqlite, &bank, "ord_asettle_sqlite");
+    let Some(url) = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) else {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: settling through PostgreSQL (set DATABASE_URL=postgres://...)"
+        );
+        return;
+    };
+    let table = crate::stores::unique("dotp_settle");
+    let pg = on_runtime(MemoryStore::new(), &bank);
+    let store = pg
+        .rt
+        .block_on(PgStore::connect(&url))
+        .unwrap()
+        .with_table(&table)
+        .unwrap();
+    pg.rt.block_on(store.migrate()).unwrap();
+    let on_pg = OnRuntime {
+        driver: AsyncDriver::new(store.clone(), bank.clone(), bank.config()),
+        rt: pg.rt,
+    };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        settle_scenario(&on_pg, &bank, "ord_asettle_pg")
+    }));
+    on_pg.rt.block_on(async {
+        let client = store.pool().get().await.unwrap();
+        client
+            .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+            .await
+            .unwrap();
+    });
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[test]
+fn a_settlement_that_loses_its_write_reloads_and_applies_again() {
+    let w = world();
+    let key = w.started("ord_settle_race");
+    let paid = w.store.get(&key);
+    w.bank.finish_bank_page(&paid, BankPageResult::Success);
+    let hint = w.bank.verified_return("ord_settle_race");
+    // Between our load and our write, the same return is applied by another worker.
+    let (store, other_hint, bank) = (w.store.clone(), hint.clone(), w.bank.clone());
+    let raced = Arc::new(AtomicUsize::new(0));
+    let ran = raced.clone();
+    w.store.before_next_write(move || {
+        let mut other = store.get("ord_settle_race/1");
+        let loaded = other.revision();
+        other.settle(other_hint, BlockingSend::now(&bank)).unwrap();
+        Store::replace(&store.inner, loaded, &other).unwrap();
+        ran.fetch_add(1, Ordering::SeqCst);
+    });
+    let settled = w.driver.settle(hint).unwrap();
+    assert_eq!(
+        raced.load(Ordering::SeqCst),
+        1,
+        "the other worker went first"
+    );
+    // Ours was applied again to what they stored, and the status check made once.
+    assert_eq!(settled.payment, w.store.get(&key));
+    assert!(matches!(settled.check, Some(Ok(_))), "{:?}", settled.check);
+    assert_eq!(w.bank.requests_to(Endpoint::OrderStatus), 1);
+    assert!(settled.payment.is_paid() && settled.payment.is_confirmed());
+}
+
+#[test]
+fn a_settlement_always_overtaken_gives_up_busy_after_five_tries() {
+    let bank = Bank::new();
+    let store = Flaky::default();
+    let driver = Driver::new(store.clone(), bank.clone(), bank.config());
+    let key = driver
+        .start(&start_request("ord_settle_busy"), 1)
+        .unwrap()
+        .payment
+        .key()
+        .to_owned();
+    bank.finish_bank_page(&store.get(&key), BankPageResult::Success);
+    let before = store.get(&key);
+    store.fail_next(vec![Failure::Conflict; 5]);
+    let writes = store.writes();
+    let e = driver
+        .settle(bank.verified_return("ord_settle_busy"))
+        .unwrap_err();
+    assert!(matches!(e, DriveError::Busy { .. }), "{e}");
+    assert_eq!(e.payment(), Some(&before), "with the payment as stored");
+    assert_eq!(store.writes() - writes, 5, "bounded: five tries");
+    assert_eq!(store.get(&key), before, "nothing written");
+    assert_eq!(bank.requests_to(Endpoint::OrderStatus), 0, "nothing sent");
+    // Two conflicts only: the third try wins.
+    store.fail_next(vec![Failure::Conflict; 2]);
+    let settled = driver
+        .settle(bank.verified_return("ord_settle_busy"))
+        .unwrap();
+    assert_eq!(settled.payment, store.get(&key));
+    assert!(settled.payment.is_paid());
+}
+
+#[test]
+fn a_settlement_for_a_never_started_attempt_goes_to_the_earlier_one() {
+    let w = world();
+    let first = w.started("ord_walk");
+    // Attempt 2 is stored, but its start surely never left (connection refused).
+    let refusing = Driver::new(w.store.clone(), Refusing(w.bank.clone()), w.bank.config());
+    let done = refusing.start(&start_request("ord_walk"), 2).unwrap();
+    assert_eq!(
+        done.payment.next_step(BlockingSend::now(&w.bank)),
+        NextStep::Start
+    );
+    let second = w.store.get("ord_walk/2");
+    // The cardholder of attempt 1 finishes on the bank page and comes back.
+    w.bank
+        .finish_bank_page(&w.store.get(&first), BankPageResult::Success);
+    let settled = w.driver.settle(w.bank.verified_return("ord_walk")).unwrap();
+    assert_eq!(settled.payment.key(), first);
+    assert!(settled.payment.is_paid());
+    assert_eq!(w.store.get("ord_walk/2"), second, "attempt 2 untouched");
+
+    // Only a never-started attempt: the hint applies to nothing stored.
+    let e = refusing
+        .start(&start_request("ord_walk_none"), 1)
+        .map(|d| d.outcome);
+    assert_eq!(e.unwrap(), Outcome::NotDelivered);
+    let Settlement::ReturnUrl(mut hint) = w.bank.verified_return("ord_walk") else {
+        unreachable!()
+    };
+    hint.order_id = "ord_walk_none".into();
+    let e = w.driver.settle(hint.into()).unwrap_err();
+    assert!(matches!(e, DriveError::NotApplied { .. }), "{e}");
+    assert_eq!((e.http_status(), e.code()), (404, "not_started"));
+}
+
+#[test]
+fn the_expected_amount_is_set_at_the_start_through_the_driver() {
+    let w = world();
+    let amount = |a: &str| ExpectedAmount::new(Amount::parse(a).unwrap(), "INR").unwrap();
+    for (order, expected, paid) in [
+        ("ord_amount_ok", "1499.00", true),
+        ("ord_amount_bad", "1.00", false),
+    ] {
+        let start = start_request(order).with_expected_amount(amount(expected));
+        let done = w.driver.start(&start, 1).unwrap();
+        let stored = w.store.get(done.payment.key());
+        assert_eq!(
+            stored.expected_amount(),
+            Some(&amount(expected)),
+            "stored with it"
+        );
+        w.bank.finish_bank_page(&stored, BankPageResult::Success);
+        let settled = w.driver.settle(w.bank.verified_return(order)).unwrap();
+        assert!(settled.payment.is_final(), "{order}");
+        assert_eq!(
+            settled.payment.is_paid(),
+            paid,
+            "{order}: {}",
+            settled.outcome
+        );
+    }
+    // A stored attempt started again takes the amount too (its start never left).
+    let refusing = Driver::new(w.store.clone(), Refusing(w.bank.clone()), w.bank.config());
+    refusing
+        .start(&start_request("ord_amount_again"), 1)
+        .unwrap();
+    let start = start_request("ord_amount_again").with_expected_amount(amount("1499"));
+    let done = w.driver.start(&start, 1).unwrap();
+    assert_eq!(done.payment.expected_amount(), Some(&amount("1499")));
+}
+
+// ----- A store that fails on purpose --------------------------------------------------------
+
+#[derive(Debug, Clone, Copy)]
+enum Failure {
+    /// The database fails ("database is locked"); nothing written.
+    Locked,
+    /// The write is applied, then the database reports a failure (a lost acknowledgement).
+    LockedAfterWrite,
+    /// Someone else wrote first (without changing anything).
+    Conflict,
+}
+
+/// A memory store whose next `replace`s fail as told.
+#[derive(Clone, Default)]
+struct Flaky {
+    inner: MemoryStore,
+    failures: Arc<Mutex<VecDeque<Failure>>>,
+    writes: Arc<AtomicUsize>,
+}
+
+impl Flaky {
+    fn fail_next(&self, failures: Vec<Failure>) {
+        self.failures.lock().unwrap().extend(failures);
+    }
+    fn writes(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
+    }
+    fn get(&self, key: &str) -> Payment {
+        Store::<Payment>::load(&self.inner, key).unwrap().unwrap()
+    }
+}
+
+impl Store<Payment> for Flaky {
+    fn load(&self, key: &str) -> Result<Option<Payment>, StoreError> {
+        Store::load(&self.inner, key)
+    }
+    fn insert(&self, record: &Payment) -> Result<(), StoreError> {
+        Store::insert(&self.inner, record)
+    }
+    fn replace(&self, expected: u64, record: &Payment) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        let failure = self.failures.lock().unwrap().pop_front();
+        match failure {
+            None => Store::replace(&self.inner, expected, record),
+            Some(Failure::Locked) => Err(StoreError::backend("database is locked")),
+            Some(Failure::LockedAfterWrite) => {
+                Store::replace(&self.inner, expected, record)?;
+                Err(StoreError::backend("connection reset after the commit"))
+            }
+            Some(Failure::Conflict) => Err(StoreError::Conflict {
+                key: record.key().to_owned(),
+                found: None,
+            }),
+        }
+    }
+    fn in_flight_before(
+        &self,
+        cutoff: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        Store::<Payment>::in_flight_before(&self.inner, cutoff, limit)
+    }
+    fn latest_for_order(&self, order_id: &str) -> Result<Option<Payment>, StoreError> {
+        Store::latest_for_order(&self.inner, order_id)
+    }
+}
+
+/// What the driver does with an answer whose write fails.
+#[derive(Debug)]
+enum Expect {
+    /// Stored, after this many writes of the answer (the failed ones included).
+    Stored(usize),
+    /// Given up after five tries: `Store { sent: true }`, the payment left for the sweep.
+    GaveUp,
+    /// A conflict: not retried, reported as `Overtaken`.
+    Overtaken,
+}
+
+#[test]
+fn an_answer_whose_write_fails_is_stored_by_a_retry() {
+    let cases: [(&str, Vec<Failure>, Expect); 5] = [
+        ("locked twice", vec![Failure::Locked; 2], Expect::Stored(3)),
+        (
+            "locked four times",
+            vec![Failure::Locked; 4],
+            Expect::Stored(5),
+        ),
+        // The retry conflicts with the failed write itself, which had landed.
+        (
+            "applied, then failed",
+            vec![Failure::LockedAfterWrite],
+            Expect::Stored(2),
+        ),
+        (
+            "locked five times",
+            vec![Failure::Locked; 5],
+            Expect::GaveUp,
+        ),
+        (
+            "a conflict is not retried",
+            vec![Failure::Conflict],
+            Expect::Overtaken,
+        ),
+    ];
+    for (i, (name, failures, expect)) in cases.into_iter().enumerate() {
+        let bank = Bank::new();
+        let store = Flaky::default();
+        let driver = Driver::new(store.clone(), bank.clone(), bank.config());
+        let order = format!("ord_retry_{i}");
+        let key = driver
+            .start(&start_request(&order), 1)
+            .unwrap()
+            .payment
+            .key()
+            .to_owned();
+        // The failures hit the write after the bank answered, not the write-ahead.
+        let armed = store.clone();
+        bank.before_next_send(move || armed.fail_next(failures));
+        let writes = store.writes();
+        let result = driver.run(&key, otp(OTP));
+        assert_eq!(bank.requests_to(Endpoint::Submit), 1, "{name}: sent once");
+        // The writes of the answer: all but the write-ahead.
+        let answer_writes = store.writes() - writes - 1;
+        match (result, expect) {
+            (Ok(done), Expect::Stored(tries)) => {
+                assert!(done.outcome.is_terminal(), "{name}");
+                assert_eq!(done.payment, store.get(&key), "{name}: stored");
+                assert_eq!(answer_writes, tries, "{name}");
+            }
+            (Err(e @ DriveError::Store { sent: true, .. }), Expect::GaveUp) => {
+                assert_eq!(e.http_status(), 503, "{name}");
+                assert_eq!(answer_writes, 5, "{name}: five tries, no more");
+                assert!(
+                    store.get(&key).in_flight().is_some(),
+                    "{name}: left for the sweep"
+                );
+            }
+            (Err(e @ DriveError::Overtaken { .. }), Expect::Overtaken) => {
+                assert_eq!(answer_writes, 1, "{name}: not retried");
+                assert_eq!(e.http_status(), 409);
+            }
+            (other, expect) => panic!("{name}: expected {expect:?}, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_blocking_periodic_sweep_settles_a_dead_workers_payment_and_stops() {
+    let w = world();
+    let key = w.started("ord_swept_blocking");
+    // A dead worker: its status check written ahead, never sent.
+    let mut p = w.store.get(&key);
+    let loaded = p.revision();
+    p.check_status(&w.bank.config(), BlockingSend::now(&w.bank))
+        .unwrap();
+    Store::replace(&w.store.inner, loaded, &p).unwrap();
+    w.bank.advance(GRACE + Duration::from_secs(1));
+    let (report, reports) = std::sync::mpsc::channel();
+    let sweeper = w
+        .driver
+        .sweep_every(Duration::from_millis(5), 10, move |r| {
+            let _ =
+                report.send(r.map(|s| s.iter().map(|s| s.key().to_owned()).collect::<Vec<_>>()));
+        })
+        .unwrap();
+    let first = reports
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap()
+        .unwrap();
+    assert_eq!(first, [key.as_str()]);
+    let second = reports
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap()
+        .unwrap();
+    assert!(second.is_empty(), "{second:?}");
+    assert!(sweeper.is_running());
+    sweeper.stop();
+    // Stopped: no more reports once the channel is drained.
+    while reports.try_recv().is_ok() {}
+    std::thread::sleep(Duration::from_millis(30));
+    assert!(
+        reports.try_recv().is_err(),
+        "the sweep went on after stop()"
+    );
+    assert_eq!(w.store.get(&key).in_flight_since(), None);
+}
+
+#[test]
+fn bad_keys_are_400_through_sqlite_too() {
+    let bank = Bank::new();
+    let db = crate::stores::TempDb::new();
+    let driver = Driver::new(
+        SqliteStore::open(&db.0).unwrap(),
+        bank.clone(),
+        bank.config(),
+    );
+    let long = "x".repeat(5_000);
+    let cases = [
+        ("", Rejection::EmptyKey),
+        ("/pay/\0", Rejection::KeyHasNul),
+        (long.as_str(), Rejection::KeyTooLong { len: 5_000 }),
+    ];
+    for (key, want) in cases {
+        for e in [
+            driver.run(key, otp(OTP)).unwrap_err(),
+            driver.bank_page(key).unwrap_err(),
+        ] {
+            match &e {
+                DriveError::BadKey { reason, .. } => assert_eq!(reason, &want),
+                other => panic!("{key:?}: {other}"),
+            }
+            assert_eq!(e.http_status(), 400);
+            assert!(!e.shows_payment());
+        }
+    }
 }

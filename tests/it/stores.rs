@@ -192,11 +192,11 @@ impl Raw for MemoryStore {
 }
 
 /// A temporary SQLite file, removed (with its WAL files) on drop.
-struct TempDb(PathBuf);
+pub(crate) struct TempDb(pub(crate) PathBuf);
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
-fn unique(what: &str) -> String {
+pub(crate) fn unique(what: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -209,7 +209,7 @@ fn unique(what: &str) -> String {
 }
 
 impl TempDb {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         TempDb(std::env::temp_dir().join(format!("{}.sqlite3", unique("direct_otp_stores"))))
     }
 }
