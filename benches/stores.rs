@@ -25,6 +25,16 @@
 //! on tmpfs, `/dev/shm`; PostgreSQL with `synchronous_commit = off` on every connection),
 //! which leaves the store's own cost visible next to the statements'.
 //!
+//! **Concurrent writers** (SQLite): 8 and then 16 threads on one durable SQLite file, each
+//! taking protected steps on a payment of its own, all at once: through the store, and
+//! through the floor (a rusqlite connection of its own per thread, the plain `UPDATE`s with
+//! the store's busy timeout: a hand-written integration). The phases alternate in blocks
+//! of 10 steps per thread, all threads in the same phase (so each is measured under its own
+//! contention), the order swapped every block: the latency of one step under write
+//! contention, p50 and p99, and the steps that failed (`database is locked`).
+//! `STORES_BENCH_CONTENDED_ROUNDS` sets the steps per thread and phase (default 200, after
+//! 20 of warm-up).
+//!
 //! SQLite's durable file is in `std::env::temp_dir()`. PostgreSQL runs only when
 //! `DATABASE_URL` is set, on a table of its own (dropped afterwards). `STORES_BENCH_ROUNDS`
 //! sets the rounds (default 1,000, after 100 rounds of warm-up).
@@ -164,6 +174,10 @@ impl Times {
     fn median(&self) -> u64 {
         self.quantile(0.5)
     }
+    fn mean(&self) -> u64 {
+        let n = u64::try_from(self.0.len()).unwrap().max(1);
+        self.0.iter().sum::<u64>() / n
+    }
 }
 
 fn time(f: &mut impl FnMut()) -> u64 {
@@ -300,6 +314,192 @@ fn sqlite(dir: &Path, mode: &'static str) -> Line {
     }
 }
 
+// ----- SQLite, concurrent writers -----------------------------------------------------------
+
+/// Steps per writer thread, after the warm-up.
+fn contended_rounds() -> usize {
+    std::env::var("STORES_BENCH_CONTENDED_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(200)
+}
+
+const CONTENDED_WARM_UP: usize = 20;
+
+/// One line of the contention table.
+struct Contended {
+    writers: usize,
+    ours: Times,
+    floor: Times,
+    /// Steps that failed (a replace answered an error): through the store, the floor.
+    failed: (usize, usize),
+}
+
+/// What one writer thread measured.
+struct Writer {
+    ours: Vec<u64>,
+    floor: Vec<u64>,
+    failed: (usize, usize),
+}
+
+fn nanos(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Steps each writer takes in one block of one phase.
+const BLOCK: usize = 10;
+
+/// One writer: its own payment through the store, its own row through the floor. The
+/// writers run the same phase at once (all through the store, then all through the floor,
+/// the order swapped every block), so each phase is measured under its own contention.
+fn writer(store: &SqliteStore, path: &Path, id: usize, barrier: &std::sync::Barrier) -> Writer {
+    let mut last = payment(&format!("order_w{id}/1"));
+    store.insert(&last).unwrap();
+    let floor_key = format!("order_f{id}/1");
+    let floor_row = payment(&floor_key);
+    store.insert(&floor_row).unwrap();
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.busy_timeout(SqliteStore::DEFAULT_BUSY_TIMEOUT)
+        .unwrap();
+    let mut stmt = conn.prepare(SQLITE_REPLACE).unwrap();
+    let (ahead_text, answer_text) = texts(&floor_row);
+    let mut floor_rev: i64 = 1;
+    let mut out = Writer {
+        ours: Vec::new(),
+        floor: Vec::new(),
+        failed: (0, 0),
+    };
+    let blocks = (CONTENDED_WARM_UP + contended_rounds()).div_ceil(BLOCK);
+    for block in 0..blocks {
+        let measured = block * BLOCK >= CONTENDED_WARM_UP;
+        for part in [block % 2, 1 - block % 2] {
+            barrier.wait();
+            for _ in 0..BLOCK {
+                if part == 0 {
+                    let (ahead, answer) = step(&last);
+                    let start = Instant::now();
+                    let ok = store.replace(last.revision, &ahead).is_ok()
+                        && store.replace(ahead.revision, &answer).is_ok();
+                    let took = nanos(start);
+                    if ok {
+                        last = answer;
+                    } else {
+                        out.failed.0 += 1;
+                        last = store.load(&last.key).unwrap().unwrap();
+                    }
+                    if measured {
+                        out.ours.push(took);
+                    }
+                } else {
+                    let start = Instant::now();
+                    let first = stmt.execute(rusqlite::params![
+                        floor_key,
+                        floor_rev,
+                        floor_rev + 1,
+                        Some(T0_MS),
+                        ahead_text,
+                        now_ms()
+                    ]);
+                    let second = first.is_ok().then(|| {
+                        stmt.execute(rusqlite::params![
+                            floor_key,
+                            floor_rev + 1,
+                            floor_rev + 2,
+                            None::<i64>,
+                            answer_text,
+                            now_ms()
+                        ])
+                    });
+                    let took = nanos(start);
+                    match (first, second) {
+                        (Ok(1), Some(Ok(1))) => floor_rev += 2,
+                        _ => {
+                            out.failed.1 += 1;
+                            floor_rev = conn
+                                .query_row(
+                                    "SELECT revision FROM direct_otp_records WHERE key = ?1",
+                                    [&floor_key],
+                                    |r| r.get(0),
+                                )
+                                .unwrap();
+                        }
+                    }
+                    if measured {
+                        out.floor.push(took);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn sqlite_contended(dir: &Path, writers: usize) -> Contended {
+    let file = TempFile(dir.join(format!(
+        "direct_otp_bench_contended_{}_{writers}.sqlite3",
+        std::process::id()
+    )));
+    let store = SqliteStore::open(&file.0).unwrap();
+    let barrier = std::sync::Barrier::new(writers);
+    let each: Vec<Writer> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..writers)
+            .map(|id| {
+                let (store, path, barrier) = (&store, &file.0, &barrier);
+                s.spawn(move || writer(store, path, id, barrier))
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let mut line = Contended {
+        writers,
+        ours: Times(Vec::new()),
+        floor: Times(Vec::new()),
+        failed: (0, 0),
+    };
+    for w in each {
+        line.ours.0.extend(w.ours);
+        line.floor.0.extend(w.floor);
+        line.failed.0 += w.failed.0;
+        line.failed.1 += w.failed.1;
+    }
+    line
+}
+
+fn ms(ns: u64) -> String {
+    format!("{:.2}", ns as f64 / 1e6)
+}
+
+fn print_contended(lines: &[Contended]) {
+    if lines.is_empty() {
+        return;
+    }
+    println!(
+        "\n== Concurrent writers on one durable SQLite file: one protected step each, {} steps per writer and phase, store and floor phases alternated in blocks",
+        contended_rounds()
+    );
+    println!("| writers | floor p50 ms | store p50 ms | p50 store / floor | floor p99 ms | store p99 ms | p99 store / floor | floor mean ms | store mean ms | failed steps (floor) | failed steps (store) |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for l in lines {
+        let ratio = |q: f64| l.ours.quantile(q) as f64 / l.floor.quantile(q) as f64;
+        println!(
+            "| {} | {} | {} | {:.2}x | {} | {} | {:.2}x | {} | {} | {} of {} | {} of {} |",
+            l.writers,
+            ms(l.floor.median()),
+            ms(l.ours.median()),
+            ratio(0.5),
+            ms(l.floor.quantile(0.99)),
+            ms(l.ours.quantile(0.99)),
+            ratio(0.99),
+            ms(l.floor.mean()),
+            ms(l.ours.mean()),
+            l.failed.1,
+            l.floor.0.len(),
+            l.failed.0,
+            l.ours.0.len(),
+        );
+    }
+}
+
 // ----- PostgreSQL --------------------------------------------------------------------------
 
 fn postgres(url: &str, mode: &'static str) -> Line {
@@ -419,7 +619,20 @@ fn main() {
     if wanted("memory") {
         lines.push(memory());
     }
+    let mut contended = Vec::new();
+    if wanted("sqlite-contended") {
+        for writers in [8, 16] {
+            contended.push(sqlite_contended(&std::env::temp_dir(), writers));
+        }
+    }
 
+    if !lines.is_empty() {
+        print_lines(&lines);
+    }
+    print_contended(&contended);
+}
+
+fn print_lines(lines: &[Line]) {
     let json = serde_json::to_string(&step(&payment("order_bench/1")).0)
         .unwrap()
         .len();
@@ -429,7 +642,7 @@ fn main() {
     );
     println!("| store | disk wait | floor median µs | store median µs | store / floor (target <= 1.3) | floor p90 µs | store p90 µs |");
     println!("|---|---|---:|---:|---:|---:|---:|");
-    for line in &lines {
+    for line in lines {
         let (floor_med, floor_p90, r) = match &line.floor {
             Some(f) => (
                 us(f.median()),

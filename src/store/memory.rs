@@ -161,7 +161,13 @@ impl MemoryStore {
                 key: row.key,
             }),
             Some(stored) => {
-                *stored = row.into();
+                // The order and attempt are the insert's (they never change), as in SQL.
+                let (order_id, attempt) = (stored.order_id.take(), stored.attempt);
+                *stored = MemoryRow {
+                    order_id,
+                    attempt,
+                    ..row.into()
+                };
                 Ok(())
             }
         }

@@ -82,9 +82,9 @@ impl Sql {
                  (key, revision, in_flight_since, state, updated_at, order_id, attempt) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key) DO NOTHING"
             ),
+            // `order_id` and `attempt` are written by the insert only: they never change.
             replace: format!(
-                "UPDATE {table} SET revision = $3, in_flight_since = $4, state = $5, \
-                 updated_at = $6, order_id = $7, attempt = $8 \
+                "UPDATE {table} SET revision = $3, in_flight_since = $4, state = $5, updated_at = $6 \
                  WHERE key = $1 AND revision = $2"
             ),
             revision: format!("SELECT revision FROM {table} WHERE key = $1"),
@@ -230,8 +230,9 @@ impl PgStore {
     /// in one transaction under an advisory lock, so several servers may call it at once on
     /// every start. A table made by an earlier version, without the `order_id` and
     /// `attempt` columns of the lookup by order ([`AsyncStore::latest_for_order`]), gets
-    /// them, filled from each row's JSON (a payment's `order_id` and `attempt`; a row that
-    /// is not JSON or lacks them keeps `NULL`s), and their index. It never drops anything.
+    /// them and their index; rows without them are filled from their JSON (a payment's
+    /// `order_id` and `attempt`; a row that is not JSON or lacks them keeps `NULL`s). It
+    /// never drops anything.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         /// The advisory lock's number: "dotp" in ASCII, any fixed value would do.
         const LOCK: i64 = 0x646f_7470;
@@ -255,9 +256,19 @@ impl PgStore {
             tx.batch_execute(&self.sql.add_order_columns())
                 .await
                 .map_err(backend)?;
+        }
+        tx.batch_execute(&self.sql.indexes())
+            .await
+            .map_err(backend)?;
+        // Rows without an order: a table just given the columns, or rows an older version
+        // inserted since (a rolling upgrade); the index finds them.
+        {
             let table = &self.sql.table;
             let rows = tx
-                .query(&format!("SELECT key, state FROM {table}"), &[])
+                .query(
+                    &format!("SELECT key, state FROM {table} WHERE order_id IS NULL"),
+                    &[],
+                )
                 .await
                 .map_err(backend)?;
             let fill = tx
@@ -276,9 +287,6 @@ impl PgStore {
                 }
             }
         }
-        tx.batch_execute(&self.sql.indexes())
-            .await
-            .map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
 
@@ -361,8 +369,6 @@ impl PgStore {
                     &row.in_flight_since,
                     &row.state,
                     &now_ms(),
-                    &row.order_id,
-                    &row.attempt,
                 ],
             )
             .await

@@ -1050,6 +1050,21 @@ fn sqlite_store_migrates_an_old_table() {
         )
         .unwrap();
     assert!(plan.contains("direct_otp_records_order"), "{plan}");
+
+    // A rolling upgrade: an older version still inserts rows without the columns; the
+    // next open fills them.
+    let (key, _, state) = old_rows().remove(1);
+    let state = state.replace("\"attempt\":2", "\"attempt\":3");
+    let key = key.replace("/2", "/3");
+    conn.execute(
+        "INSERT INTO direct_otp_records (key, revision, in_flight_since, state, updated_at) \
+         VALUES (?1, 1, NULL, ?2, 0)",
+        rusqlite::params![key, state],
+    )
+    .unwrap();
+    let store = SqliteStore::open(&db.0).unwrap();
+    let latest: direct_otp::Payment = Store::latest_for_order(&store, "ord_old").unwrap().unwrap();
+    assert_eq!((latest.key(), latest.attempt()), ("ord_old/3", 3));
 }
 
 /// `migrate` on a table made by an earlier version adds the columns and fills them.
