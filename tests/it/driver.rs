@@ -1363,6 +1363,72 @@ fn an_answer_whose_write_fails_is_stored_by_a_retry() {
     }
 }
 
+/// The same store through the async contract (each call done at once).
+impl AsyncStore<Payment> for Flaky {
+    async fn load(&self, key: &str) -> Result<Option<Payment>, StoreError> {
+        Store::load(self, key)
+    }
+    async fn insert(&self, record: &Payment) -> Result<(), StoreError> {
+        Store::insert(self, record)
+    }
+    async fn replace(&self, expected: u64, record: &Payment) -> Result<(), StoreError> {
+        Store::replace(self, expected, record)
+    }
+    async fn in_flight_before(
+        &self,
+        cutoff: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        Store::in_flight_before(self, cutoff, limit)
+    }
+    async fn latest_for_order(&self, order_id: &str) -> Result<Option<Payment>, StoreError> {
+        Store::latest_for_order(self, order_id)
+    }
+}
+
+/// The async driver retries the same way; its pause needs no timer of the runtime's (a
+/// current-thread runtime without `enable_time` here).
+#[test]
+fn the_async_driver_retries_an_answers_write_too() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let bank = Bank::new();
+    let store = Flaky::default();
+    let driver = AsyncDriver::new(store.clone(), bank.clone(), bank.config());
+    rt.block_on(async {
+        let key = driver
+            .start(&start_request("ord_async_retry"), 1)
+            .await
+            .unwrap()
+            .payment
+            .key()
+            .to_owned();
+        let armed = store.clone();
+        bank.before_next_send(move || {
+            armed.fail_next(vec![Failure::Locked, Failure::LockedAfterWrite])
+        });
+        let writes = store.writes();
+        let done = driver.run(&key, otp(OTP)).await.unwrap();
+        assert!(done.outcome.is_terminal());
+        assert_eq!(done.payment, store.get(&key));
+        // The write-ahead, then: locked, applied-then-failed, the conflict with itself.
+        assert_eq!(store.writes() - writes, 4);
+        assert_eq!(bank.requests_to(Endpoint::Submit), 1);
+        // A settlement that conflicts twice is applied on the third try.
+        let done = driver.start(&start_request("ord_async_settle"), 1).await;
+        let key = done.unwrap().payment.key().to_owned();
+        bank.finish_bank_page(&store.get(&key), BankPageResult::Success);
+        store.fail_next(vec![Failure::Conflict; 2]);
+        let settled = driver
+            .settle(bank.verified_return("ord_async_settle"))
+            .await
+            .unwrap();
+        assert_eq!(settled.payment, store.get(&key));
+        assert!(settled.payment.is_paid());
+    });
+}
+
 #[test]
 fn the_blocking_periodic_sweep_settles_a_dead_workers_payment_and_stops() {
     let w = world();
