@@ -483,7 +483,7 @@ fn reply<E: StdError + Send + Sync + 'static>(
 fn needs_check(payment: &Payment, now: OffsetDateTime) -> bool {
     matches!(
         payment.next_step(now),
-        NextStep::CheckStatus | NextStep::AwaitBankPage | NextStep::Expired
+        NextStep::CheckStatus | NextStep::Confirming | NextStep::AwaitBankPage | NextStep::Expired
     )
 }
 
