@@ -159,7 +159,9 @@ impl World {
 
 fn api_code(outcome: &Outcome) -> (u16, Option<String>) {
     match outcome {
-        Outcome::Rejected(ResponseError::Api(e)) => (e.http_status(), e.code().map(str::to_owned)),
+        Outcome::Rejected(ResponseError::Api(e)) | Outcome::Unauthorized(e) => {
+            (e.http_status(), e.code().map(str::to_owned))
+        }
         other => panic!("expected an API refusal, got {other:?}"),
     }
 }
