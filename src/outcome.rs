@@ -69,6 +69,10 @@ pub enum Refusal {
     /// now (the OTP page stays usable where the payment has one): check the order status.
     #[error("the payment is being confirmed with the bank; check the order status")]
     Confirming,
+    /// This attempt is still open (the bank may still settle it): finish it, or check the
+    /// order status, before starting the next attempt on the order.
+    #[error("this payment attempt is still open; finish it or check the order status before a new attempt")]
+    AttemptOpen,
 }
 
 impl Refusal {
@@ -94,6 +98,7 @@ impl Refusal {
             Refusal::AlreadyStarted => "already_started",
             Refusal::OtherOrder => "other_order",
             Refusal::Confirming => "confirming",
+            Refusal::AttemptOpen => "attempt_open",
         }
     }
 
@@ -110,7 +115,8 @@ impl Refusal {
             | Refusal::AlreadyFinal(_)
             | Refusal::NotStarted
             | Refusal::AlreadyStarted
-            | Refusal::Confirming => 409,
+            | Refusal::Confirming
+            | Refusal::AttemptOpen => 409,
             Refusal::Expired => 410,
             Refusal::Cooldown { .. } => 429,
             Refusal::SendLimitReached { .. }

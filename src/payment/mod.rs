@@ -169,6 +169,56 @@ impl Payment {
         }
     }
 
+    /// The next attempt on this payment's order (attempt + 1, nothing sent yet), once this
+    /// one is over: final and not paid, or [`NextStep::NewAttempt`]. The new record keeps
+    /// the expected amount and knows the transactions of the attempts before it, so an
+    /// order status about one of them is never taken for its own (a lost start whose order
+    /// still shows an earlier attempt's transaction never arrived: it may start again).
+    /// Store it under its own [`key`](Self::key).
+    ///
+    /// Refused with [`Refusal::AlreadyFinal`] once paid, [`Refusal::NotStarted`] before this
+    /// attempt was started (start it instead), [`Refusal::InFlight`] while a request is out,
+    /// [`Refusal::AttemptOpen`] while the bank may still settle it, and
+    /// [`Refusal::OtherOrder`] for a start request of another order or customer.
+    ///
+    /// ```
+    /// use direct_otp::{Config, Payment, PaymentSource, StartRequest};
+    /// # let now = time::macros::datetime!(2026-11-25 10:00 UTC);
+    /// let config = Config::sandbox("my_api_key")?;
+    /// let start = StartRequest::new("ord_1", "acme", "customer_1",
+    ///     PaymentSource::Token { card_token: "tok_123".into(), cvv: None })?;
+    /// let mut first = Payment::new(&start, 1, now);
+    /// let out = first.start(&config, &start, now)?;
+    /// let declined = br#"{"order_id":"ord_1","txn_id":"acme-ord_1-1","status":"JUSPAY_DECLINED"}"#;
+    /// first.handle_response(out.token, 200, declined, now)?;
+    /// let second = first.next_attempt(&start, now)?;
+    /// assert_eq!(second.key(), "ord_1/2");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn next_attempt(
+        &self,
+        start: &StartRequest,
+        now: OffsetDateTime,
+    ) -> Result<Payment, Refusal> {
+        if self.is_paid() {
+            return Err(Refusal::AlreadyFinal(self.status()));
+        }
+        if let Some(token) = self.in_flight() {
+            return Err(Refusal::InFlight(token));
+        }
+        match self.next_step(now) {
+            NextStep::Finished(_) | NextStep::NewAttempt => {}
+            NextStep::Start => return Err(Refusal::NotStarted),
+            _ => return Err(Refusal::AttemptOpen),
+        }
+        if start.order_id() != &self.order_id || start.routing_id() != &self.routing_id {
+            return Err(Refusal::OtherOrder);
+        }
+        let mut next = Payment::new(start, self.attempt.saturating_add(1), now);
+        next.settle.after(&self.settle);
+        Ok(next)
+    }
+
     // ----- Commands -------------------------------------------------------------------
 
     /// Starts authentication: `POST /txns` built from `start` (which holds the card data;
@@ -683,9 +733,12 @@ impl Payment {
                 return Outcome::rejected(e);
             }
         };
-        if matches!(self.stage, Stage::Unknown { .. }) {
-            // The start's answer was lost: the order's transaction is this attempt's.
-            self.settle.learn_txn(http_status, body);
+        if matches!(self.stage, Stage::Unknown { .. }) && !self.settle.learn_txn(http_status, body)
+        {
+            // The order's latest transaction is an earlier attempt's: had this start
+            // arrived, its transaction would be the latest. It may start again.
+            self.stage = Stage::New;
+            return Outcome::NotDelivered;
         }
         if status.is_final() {
             return self.finish(status);

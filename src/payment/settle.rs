@@ -43,6 +43,9 @@ use crate::token::RequestKind;
 /// How many webhook ids a payment remembers (the most recent ones it applied).
 const MAX_WEBHOOK_IDS: usize = 16;
 
+/// How many earlier attempts' transactions a payment remembers.
+const MAX_EARLIER: usize = 8;
+
 /// Longest transaction id a payment keeps.
 const MAX_TXN_ID: usize = 256;
 
@@ -260,6 +263,9 @@ pub(super) struct SettleState {
     /// was lost, from the order status).
     #[serde(skip_serializing_if = "Option::is_none")]
     txn_id: Option<String>,
+    /// The transactions of the attempts before this one on the order (the newest last).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    earlier: Vec<String>,
     /// Who settled it, once final.
     #[serde(skip_serializing_if = "Option::is_none")]
     by: Option<SettlementSource>,
@@ -313,13 +319,31 @@ impl SettleState {
     }
 
     /// Learns this attempt's transaction from an order body, when it is not known yet.
-    pub(super) fn learn_txn(&mut self, http_status: u16, body: &[u8]) {
-        if self.txn_id.is_none() {
-            self.txn_id = OrderSnapshot::from_order_status(http_status, body)
-                .ok()
-                .and_then(|o| o.txn_id)
-                .filter(|t| valid_id(t, MAX_TXN_ID));
+    /// False when the body names an earlier attempt's transaction (this attempt's start
+    /// never reached the bank).
+    pub(super) fn learn_txn(&mut self, http_status: u16, body: &[u8]) -> bool {
+        if self.txn_id.is_some() {
+            return true;
         }
+        let named = OrderSnapshot::from_order_status(http_status, body)
+            .ok()
+            .and_then(|o| o.txn_id)
+            .filter(|t| valid_id(t, MAX_TXN_ID));
+        if named.as_ref().is_some_and(|t| self.earlier.contains(t)) {
+            return false;
+        }
+        self.txn_id = named;
+        true
+    }
+
+    /// The state a next attempt starts from: the expected amount, and the transactions of
+    /// `previous` and of the attempts before it (the last [`MAX_EARLIER`]).
+    pub(super) fn after(&mut self, previous: &SettleState) {
+        self.expected.clone_from(&previous.expected);
+        self.earlier = previous.earlier.clone();
+        self.earlier.extend(previous.txn_id.clone());
+        let excess = self.earlier.len().saturating_sub(MAX_EARLIER);
+        self.earlier.drain(..excess);
     }
 
     /// Remembers an applied webhook: its id (the last [`MAX_WEBHOOK_IDS`]) and its date.
@@ -915,7 +939,10 @@ impl Payment {
         {
             return Some("too many or malformed webhook ids");
         }
-        if s.txn_id.as_ref().is_some_and(|t| !valid_id(t, MAX_TXN_ID)) {
+        if s.txn_id.as_ref().is_some_and(|t| !valid_id(t, MAX_TXN_ID))
+            || s.earlier.len() > MAX_EARLIER
+            || s.earlier.iter().any(|t| !valid_id(t, MAX_TXN_ID))
+        {
             return Some("a malformed transaction id");
         }
         let settled = matches!(self.stage, Stage::Final { .. } | Stage::Confirming(_));
@@ -1098,7 +1125,8 @@ mod tests {
     #[test]
     fn a_return_or_an_unbound_webhook_is_a_reason_to_confirm() {
         // (payment, hint, the order status, what it settles as, where it goes back to)
-        let cases: [(fn(Option<&str>) -> Payment, Settlement, &str, &str, &str); 6] = [
+        type Make = fn(Option<&str>) -> Payment;
+        let cases: [(Make, Settlement, &str, &str, &str); 6] = [
             (
                 bank_page,
                 signed_return(BANK, "CHARGED"),
@@ -1624,6 +1652,56 @@ mod tests {
                 .to_string();
             assert!(err.contains(rule), "{err} (wanted {rule})");
         }
+    }
+
+    #[test]
+    fn the_next_attempt_knows_the_earlier_transactions() {
+        let start = start_request(BANK);
+        let first = bank_page(Some("1499"));
+        // Still open: the bank may settle it.
+        assert_eq!(
+            first.next_attempt(&start, at(1)).unwrap_err(),
+            Refusal::AttemptOpen
+        );
+        assert_eq!(
+            Payment::new(&start, 1, T0)
+                .next_attempt(&start, at(1))
+                .unwrap_err(),
+            Refusal::NotStarted
+        );
+        let mut first = first;
+        let failed = order_body(
+            BANK,
+            "AUTHENTICATION_FAILED",
+            "1499",
+            "acme-ord_dotp_1002-1",
+        );
+        assert_eq!(api(&mut first, &failed, at(1)).code(), "declined");
+        assert_eq!(
+            first.next_attempt(&start_request(OTP), at(2)).unwrap_err(),
+            Refusal::OtherOrder
+        );
+        let mut second = first.next_attempt(&start, at(2)).unwrap();
+        assert_eq!((second.key(), second.attempt()), ("ord_dotp_1002/2", 2));
+        assert_eq!(second.expected_amount(), first.expected_amount());
+        round_trip(&second);
+        // Its start is lost; the order still shows attempt 1's transaction: it never
+        // arrived, and may start again (never taken for attempt 1's failure).
+        let out = second.start(&config(), &start, at(3)).unwrap();
+        second
+            .handle_send_failure(out.token, SendFailure::MaybeSent, at(3))
+            .unwrap();
+        assert_eq!(api(&mut second, &failed, at(4)), Outcome::NotDelivered);
+        assert_eq!(second.next_step(at(4)), NextStep::Start);
+        round_trip(&second);
+        // A paid attempt has no next one.
+        let mut paid = bank_page(None);
+        let charged = order_body(BANK, "CHARGED", "1499", "acme-ord_dotp_1002-1");
+        api(&mut paid, &charged, at(1));
+        assert_eq!(
+            paid.next_attempt(&start, at(2)).unwrap_err(),
+            Refusal::AlreadyFinal(Status::Charged)
+        );
     }
 
     #[test]
