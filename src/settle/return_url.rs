@@ -93,6 +93,7 @@ impl ResponseKey {
     /// read once decoded: the percent-encoded base64 of the HMAC (`...%3D`), with the
     /// crate's encoding (`java.net.URLEncoder`'s). The sandbox signs with this too; put in a
     /// URL it is encoded again (`...%253D`).
+    #[cfg(any(test, feature = "sandbox"))]
     pub(crate) fn signature<'a>(
         &self,
         params: impl IntoIterator<Item = (&'a str, &'a str)>,
