@@ -24,6 +24,9 @@ struct State {
     /// The wakers of the sleeps that wait, by deadline (the id makes each key unique).
     waiting: BTreeMap<(Instant, u64), Waker>,
     next_id: u64,
+    /// When the thread looks next (`None`: not until told): a new deadline wakes it only
+    /// when it is earlier, so one request at a time costs no wake-up of the thread.
+    looks_at: Option<Instant>,
 }
 
 impl Timer {
@@ -46,13 +49,16 @@ impl Timer {
                 due.push(entry.remove());
             }
             if !due.is_empty() {
+                state.looks_at = Some(now);
                 drop(state);
                 due.drain(..).for_each(Waker::wake);
                 state = self.lock();
                 continue;
             }
-            state = match state.waiting.keys().next() {
-                Some(&(at, _)) => {
+            let next = state.waiting.keys().next().map(|&(at, _)| at);
+            state.looks_at = next;
+            state = match next {
+                Some(at) => {
                     let wait = at.saturating_duration_since(now);
                     let (state, _) = self
                         .changed
@@ -140,8 +146,9 @@ impl Future for Sleep {
             Some(waker) => waker.clone_from(cx.waker()),
             None => {
                 state.waiting.insert(key, cx.waker().clone());
-                // The thread sleeps until the earliest deadline: tell it about an earlier one.
-                if state.waiting.keys().next() == Some(&key) {
+                // The thread sleeps until the deadline it knows: tell it about an earlier one.
+                if state.looks_at.is_none_or(|next| at < next) {
+                    state.looks_at = Some(at);
                     this.timer.changed.notify_one();
                 }
             }
