@@ -442,6 +442,57 @@ mod tests {
         assert_send(&t.drive(c, out));
     }
 
+    /// `plain_http`'s connect timeout is kept by the transport (its connector has none):
+    /// with a connect timeout far shorter than the deadline, a connect that hangs (the
+    /// listener's accept queue is full, so the kernel drops the SYN) fails with `Connect`
+    /// at the connect timeout, on a runtime without timers.
+    #[test]
+    fn the_connect_timeout_is_the_transports_own() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = socket.local_addr().unwrap();
+        drop(socket);
+        let listener = rt.block_on(async {
+            let s = tokio::net::TcpSocket::new_v4().unwrap();
+            s.bind(addr).unwrap();
+            s.listen(0).unwrap()
+        });
+        let mut fillers = Vec::new();
+        for _ in 0..4 {
+            match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+                Ok(s) => fillers.push(s),
+                Err(_) => break,
+            }
+        }
+        if fillers.len() == 4 {
+            eprintln!("skipped: this system does not drop SYNs on a full accept queue");
+            return;
+        }
+        let mut t = HyperTransport::plain_http()
+            .with_settings(Settings::new().with_timeout(Duration::from_secs(30)));
+        assert_eq!(t.connect_timeout, Some(DEFAULT_CONNECT_TIMEOUT));
+        t.connect_timeout = Some(Duration::from_millis(200));
+        let request = crate::Config::new(&format!("http://{addr}"), "k")
+            .map(|c| {
+                crate::OrderStatusCheck::new("ord_1", "cust_1")
+                    .unwrap()
+                    .request(&c)
+            })
+            .unwrap();
+        let started = std::time::Instant::now();
+        let e = rt.block_on(t.send(request)).unwrap_err();
+        assert_eq!(e.kind(), TransportErrorKind::Connect, "{e:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        drop((listener, fillers));
+    }
+
     #[test]
     fn a_length_limit_error_is_body_too_large() {
         let rt = tokio::runtime::Builder::new_current_thread()
