@@ -8,7 +8,10 @@
 //! * the fixed vectors were computed with Python's `hmac`, `hashlib` and `base64` modules
 //!   and a hand-written encoder with `java.net.URLEncoder`'s character set (letters,
 //!   digits and `*-._` kept, space as `+`, everything else `%XX` of the UTF-8 bytes);
-//! * one vector is Juspay's own (its Java sample, see `src/settle/return_url.rs`).
+//! * one vector is Juspay's own (its Java sample, see `src/settle/return_url.rs`);
+//! * the vectors of each encoder Juspay's samples use (Java, PHP, Python, JavaScript) were
+//!   computed with Python's `hmac`, `hashlib`, `base64` and `urllib.parse` (the script is
+//!   in a comment above `each_samples_encoder_verifies`).
 
 use crate::common;
 
@@ -314,11 +317,16 @@ fn another_key_is_refused() {
 }
 
 #[test]
-fn a_differently_encoded_signature_is_refused_never_accepted() {
-    // Signed with RFC 3986's set (`~` kept, space as %20) instead of the form encoder's:
-    // the two disagree on this value, so the return is refused (and the order status API
+fn a_signature_in_no_samples_encoding_is_refused_never_accepted() {
+    // Signed with RFC 3986's set plus `*` (`~*` kept, space as %20, `!` encoded): none of
+    // the samples' encoders writes this value so (JavaScript keeps `!`, Python encodes
+    // `*`, Java and PHP encode `~`), so the return is refused (and the order status API
     // must tell).
-    let params = [("order_id", "o1"), ("status", "CHARGED"), ("udf1", "a~b c")];
+    let params = [
+        ("order_id", "o1"),
+        ("status", "CHARGED"),
+        ("udf1", "a~b c*!"),
+    ];
     let rfc3986 = |s: &str| url_encode(s).replace("%7E", "~").replace('+', "%20");
     let mut encoded: Vec<(String, String)> = params
         .iter()
@@ -336,6 +344,182 @@ fn a_differently_encoded_signature_is_refused_never_accepted() {
     );
 }
 
+// ----- Return URL: every encoder of Juspay's samples ---------------------------------------
+//
+// Juspay's signing samples percent-encode with their language's encoder, and these differ
+// on `~ * ! ' ( )` and the space. The vectors below were generated with Python 3, apart
+// from the crate, by this script (its output: set, encoder, base64 of the HMAC):
+//
+//     import base64, hashlib, hmac
+//     from urllib.parse import quote, quote_plus
+//
+//     ENCODERS = {
+//         # java.net.URLEncoder.encode(s, "UTF-8"): letters, digits, *-._ kept, space as +
+//         "java": lambda s: quote_plus(s, safe="*").replace("~", "%7E"),
+//         # PHP urlencode: letters, digits, -._ kept, space as +
+//         "php": lambda s: quote_plus(s, safe="").replace("~", "%7E"),
+//         # Python urllib.parse.quote_plus: letters, digits, -._~ kept, space as +
+//         "python": lambda s: quote_plus(s),
+//         # JavaScript encodeURIComponent: letters, digits, -._~!*'() kept, space as %20
+//         "js": lambda s: quote(s, safe="!~*'()"),
+//     }
+//
+//     def sign(key, params, enc):
+//         pairs = sorted((enc(n), enc(v)) for n, v in params)
+//         joined = enc("&".join(f"{n}={v}" for n, v in pairs))
+//         mac = hmac.new(key.encode(), joined.encode(), hashlib.sha256).digest()
+//         return base64.b64encode(mac).decode()
+//
+//     KEY = "sk_test_SECRETKEY"
+//     SETS = {
+//         "A": [("order_id", "ord_7"), ("status", "CHARGED"), ("status_id", "21"),
+//               ("udf1", "it's (a) test~*!"), ("udf 2", "x y")],
+//         "B": [("order_id", "ord_8"), ("status", "AUTHORIZATION_FAILED"), ("status_id", "27"),
+//               ("x~y", "1"), ("x*z", "(2)"), ("note", "a b!c'd")],
+//     }
+//     for name, params in SETS.items():
+//         sigs = {e: sign(KEY, params, f) for e, f in ENCODERS.items()}
+//         assert len(set(sigs.values())) == 4, sigs  # each encoder signs differently
+//         for e, s in sigs.items():
+//             print(name, e, s)
+//
+// (The "java" encoder also reproduces Juspay's own Java vector,
+// `8Esx2nrz3KE059rdsTkffYKu6AXXk07KzBo3KOexl3I=`.) Set B's names sort differently per
+// encoder (`x%7Ey` < `x*z` in Java's, `x%2Az` < `x~y` in Python's).
+
+const SET_A: Params = &[
+    ("order_id", "ord_7"),
+    ("status", "CHARGED"),
+    ("status_id", "21"),
+    ("udf1", "it's (a) test~*!"),
+    ("udf 2", "x y"),
+];
+
+const SET_B: Params = &[
+    ("order_id", "ord_8"),
+    ("status", "AUTHORIZATION_FAILED"),
+    ("status_id", "27"),
+    ("x~y", "1"),
+    ("x*z", "(2)"),
+    ("note", "a b!c'd"),
+];
+
+/// (set, encoder, base64 of the HMAC under `KEY`), from the script above.
+const SAMPLE_VECTORS: &[(Params, &str, &str)] = &[
+    (
+        SET_A,
+        "java",
+        "K1NHVubEsa9lv9ElzAzE5cIvCKwmfC+6kOETHvY6mY8=",
+    ),
+    (SET_A, "php", "nehliDOXTWPg2s9wo9LHopCZj3PfHKVV/mDwLDSo6LQ="),
+    (
+        SET_A,
+        "python",
+        "nRtR00mqDjIhxV30taMAxQshUxcDNKoX+qoyxbYSj54=",
+    ),
+    (SET_A, "js", "tqMPLTMdw1k3dEf/Fg0MBv9eH7BcEbmdCxSh9sXUdWk="),
+    (
+        SET_B,
+        "java",
+        "fncesiJYIWif+l2YSbmks2O7egh/9PXpCOqBkI1t7uM=",
+    ),
+    (SET_B, "php", "12+KBwHHzE57Q2cbUbfjGlyF3APnMFeO3TuM6nuKhic="),
+    (
+        SET_B,
+        "python",
+        "VGlOt3sr8qGve9BllXx3otoIe2JlOTKuxv9tZ6EXXF0=",
+    ),
+    (SET_B, "js", "9tLgpFA0PRfV492LTqdkuICAarib4fNLGDWGISTmplw="),
+];
+
+/// The parameters plus `signature` (the base64, percent-encoded: as decoded once) and the
+/// algorithm, as a framework's extractor gives them.
+fn with_signature(params: Params, digest: &str) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = params
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    pairs.push(("signature".into(), url_encode(digest)));
+    pairs.push(("signature_algorithm".into(), "HMAC-SHA256".into()));
+    pairs
+}
+
+fn verify_pairs(
+    pairs: Vec<(String, String)>,
+) -> Result<direct_otp::VerifiedReturn, ReturnUrlError> {
+    ReturnParams::from_pairs(pairs)?.verify(&ResponseKey::new(KEY).unwrap())
+}
+
+#[test]
+fn each_samples_encoder_verifies() {
+    for (params, encoder, digest) in SAMPLE_VECTORS {
+        let verified = verify_pairs(with_signature(params, digest))
+            .unwrap_or_else(|e| panic!("{encoder} {params:?}: {e}"));
+        assert_eq!(verified.order_id, params[0].1, "{encoder}");
+        assert_eq!(verified.status, Status::parse(params[1].1), "{encoder}");
+        assert_eq!(verified.params.len(), params.len(), "{encoder}");
+        // The same from the query string the browser brings back.
+        let query = query_with(params, &url_encode(digest), "HMAC-SHA256");
+        assert!(verify(KEY, &query).is_ok(), "{encoder}: {query}");
+    }
+}
+
+#[test]
+fn a_tampered_return_of_any_encoder_is_refused() {
+    let refused = |what: &str, encoder: &str, pairs: Vec<(String, String)>| {
+        assert_eq!(
+            verify_pairs(pairs.clone()).unwrap_err(),
+            ReturnUrlError::BadSignature,
+            "{encoder}, {what}: {pairs:?}"
+        );
+    };
+    for (params, encoder, digest) in SAMPLE_VECTORS {
+        let good = with_signature(params, digest);
+        let signed = params.len();
+        for i in 0..signed {
+            // One character of a name or a value changed (last character, next code point).
+            for change_name in [false, true] {
+                let mut pairs = good.clone();
+                let text = if change_name {
+                    &mut pairs[i].0
+                } else {
+                    &mut pairs[i].1
+                };
+                let last = text.pop().unwrap();
+                text.push(char::from_u32(u32::from(last) + 1).unwrap());
+                refused("one character changed", encoder, pairs);
+            }
+            // A signed parameter removed.
+            let mut pairs = good.clone();
+            pairs.remove(i);
+            refused("a parameter removed", encoder, pairs);
+        }
+        // A parameter added, plain or with the characters the encoders disagree on.
+        for (name, value) in [("udf9", "1"), ("udf9", "~*!'() "), ("x y", "")] {
+            let mut pairs = good.clone();
+            pairs.push((name.into(), value.into()));
+            refused("a parameter added", encoder, pairs);
+        }
+        // One character of the signature changed.
+        let mut pairs = good.clone();
+        let sig = &mut pairs[signed].1;
+        let flipped = if sig.starts_with('A') { "B" } else { "A" };
+        sig.replace_range(0..1, flipped);
+        refused("the signature changed", encoder, pairs);
+        // Every other vector's signature (another encoder's canonical string, or other
+        // parameters) on these parameters.
+        for (other_params, other_encoder, other_digest) in SAMPLE_VECTORS {
+            if other_params == params {
+                continue;
+            }
+            refused(
+                &format!("the signature of {other_encoder}'s other parameters"),
+                encoder,
+                with_signature(params, other_digest),
+            );
+        }
+    }
+}
 #[test]
 fn missing_and_unsupported_fields() {
     let sig = reference_signature(KEY, CHARGED);
