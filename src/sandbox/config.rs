@@ -128,6 +128,18 @@ pub struct SandboxConfig {
     /// none. [`Sandbox::requests_to`](super::Sandbox::requests_to) counts every request
     /// whatever this is. Default [`SandboxConfig::DEFAULT_LOG_CAPACITY`] (1,024).
     pub log_capacity: usize,
+    /// How many orders the sandbox keeps (with their transactions and undrained webhooks).
+    /// Past it, creating an order lets the oldest settled one go (its latest transaction
+    /// final), or, when none is settled, the oldest one (abandoned mid-payment), so a
+    /// long-running server's memory stays bounded; an order let go answers
+    /// `RESOURCE_NOT_FOUND` afterwards. At least 1. Default
+    /// [`SandboxConfig::DEFAULT_ORDER_CAPACITY`] (1,024).
+    pub order_capacity: usize,
+    /// How many undrained webhooks the sandbox keeps per order (see
+    /// [`Sandbox::take_webhooks`](super::Sandbox::take_webhooks)); past it the oldest is
+    /// dropped and counted in [`Sandbox::dropped_webhooks`](super::Sandbox::dropped_webhooks).
+    /// Default [`SandboxConfig::DEFAULT_WEBHOOK_CAPACITY`] (16).
+    pub webhook_capacity: usize,
     /// The merchant's return URL. When set, finishing the bank page (`POST`) answers
     /// `302` to it with signed return parameters (see `docs/settlement.md`); when `None`
     /// (the default) the bank page answers a small HTML page.
@@ -140,6 +152,10 @@ pub struct SandboxConfig {
 impl SandboxConfig {
     /// The default [`log_capacity`](Self::log_capacity): the 1,024 most recent requests.
     pub const DEFAULT_LOG_CAPACITY: usize = 1024;
+    /// The default [`order_capacity`](Self::order_capacity): 1,024 orders.
+    pub const DEFAULT_ORDER_CAPACITY: usize = 1024;
+    /// The default [`webhook_capacity`](Self::webhook_capacity): 16 webhooks per order.
+    pub const DEFAULT_WEBHOOK_CAPACITY: usize = 16;
 
     /// The defaults, accepting `api_key` (as HTTP Basic user name, empty password).
     pub fn new(api_key: &str) -> Self {
@@ -159,6 +175,8 @@ impl SandboxConfig {
             currency: "INR".to_owned(),
             id_seed: 1,
             log_capacity: Self::DEFAULT_LOG_CAPACITY,
+            order_capacity: Self::DEFAULT_ORDER_CAPACITY,
+            webhook_capacity: Self::DEFAULT_WEBHOOK_CAPACITY,
             return_url: None,
             cards: Vec::new(),
             response_key: SANDBOX_RESPONSE_KEY.to_owned(),
@@ -251,6 +269,8 @@ impl fmt::Debug for SandboxConfig {
             .field("currency", &self.currency)
             .field("id_seed", &self.id_seed)
             .field("log_capacity", &self.log_capacity)
+            .field("order_capacity", &self.order_capacity)
+            .field("webhook_capacity", &self.webhook_capacity)
             .field("return_url", &self.return_url)
             .field("cards", &self.cards.len())
             .field("response_key", &"[redacted]")

@@ -82,5 +82,5 @@ pub use fault::{Endpoint, Fault};
 pub use model::{BankPageResult, Exchange, Sandbox, SandboxError, TxnView};
 #[cfg(feature = "sandbox-server")]
 pub use server::SandboxServer;
-pub use settle::{WebhookFault, WEBHOOK_PATH};
+pub use settle::{WebhookFault, HOLD_AT_MOST, WEBHOOK_PATH};
 pub use wire::{Delivery, HttpRequest, HttpResponse};
