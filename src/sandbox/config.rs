@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use super::webhook_url::{WebhookUrl, WebhookUrlError};
+
 /// The response key a sandbox signs return URLs with unless told otherwise.
 pub const SANDBOX_RESPONSE_KEY: &str = "sandbox_response_key";
 /// The webhook user name a sandbox sends unless told otherwise.
@@ -144,6 +146,12 @@ pub struct SandboxConfig {
     /// `302` to it with signed return parameters (see `docs/settlement.md`); when `None`
     /// (the default) the bank page answers a small HTML page.
     pub return_url: Option<String>,
+    /// How many times a [`SandboxServer`](super::SandboxServer) delivering webhooks (see
+    /// [`with_webhook_url`](Self::with_webhook_url)) tries a webhook again after a non-2xx
+    /// answer or a failed connection, waiting 50 ms, then twice as long each time (at most
+    /// 1 s), before it gives up on it. Default 3.
+    pub webhook_retries: u32,
+    webhook_url: Option<WebhookUrl>,
     cards: Vec<(String, CardFlow)>,
     response_key: String,
     webhook_credentials: (String, String),
@@ -178,6 +186,8 @@ impl SandboxConfig {
             order_capacity: Self::DEFAULT_ORDER_CAPACITY,
             webhook_capacity: Self::DEFAULT_WEBHOOK_CAPACITY,
             return_url: None,
+            webhook_retries: 3,
+            webhook_url: None,
             cards: Vec::new(),
             response_key: SANDBOX_RESPONSE_KEY.to_owned(),
             webhook_credentials: (
@@ -199,6 +209,41 @@ impl SandboxConfig {
     pub fn with_webhook_credentials(mut self, username: &str, password: &str) -> Self {
         self.webhook_credentials = (username.to_owned(), password.to_owned());
         self
+    }
+
+    /// Makes a [`SandboxServer`](super::SandboxServer) (feature `sandbox-server`) deliver
+    /// every webhook it queues to `url`, from a background task: a `POST` with the JSON
+    /// event body and the webhook credentials as HTTP Basic, with the scripted duplicates,
+    /// reordering and delays of [`WebhookFault`](super::WebhookFault), each tried again
+    /// [`webhook_retries`](Self::webhook_retries) times on a non-2xx answer. Delivered
+    /// webhooks are no longer queued for [`take_webhooks`](super::Sandbox::take_webhooks).
+    /// The in-process [`Sandbox`](super::Sandbox) has no IO and ignores it.
+    ///
+    /// Only `http://` URLs on loopback (`127.0.0.1`, `[::1]`, `localhost`) are accepted:
+    /// the sandbox sends nothing anywhere else.
+    ///
+    /// ```
+    /// use direct_otp::sandbox::{SandboxConfig, WebhookUrlError};
+    ///
+    /// let config = SandboxConfig::new("sk_test").with_webhook_url("http://127.0.0.1:8080/webhooks")?;
+    /// assert_eq!(config.webhook_url(), Some("http://127.0.0.1:8080/webhooks"));
+    /// let refused = SandboxConfig::new("sk_test").with_webhook_url("http://example.com/webhooks");
+    /// assert_eq!(refused.err(), Some(WebhookUrlError::NotLoopback));
+    /// # Ok::<(), WebhookUrlError>(())
+    /// ```
+    pub fn with_webhook_url(mut self, url: &str) -> Result<Self, WebhookUrlError> {
+        self.webhook_url = Some(WebhookUrl::parse(url)?);
+        Ok(self)
+    }
+
+    /// The URL webhooks are delivered to, if one is set.
+    pub fn webhook_url(&self) -> Option<&str> {
+        self.webhook_url.as_ref().map(WebhookUrl::as_str)
+    }
+
+    #[cfg_attr(not(feature = "sandbox-server"), allow(dead_code))]
+    pub(crate) fn webhook_target(&self) -> Option<&WebhookUrl> {
+        self.webhook_url.as_ref()
     }
 
     /// Sets [`return_url`](Self::return_url).
@@ -272,6 +317,8 @@ impl fmt::Debug for SandboxConfig {
             .field("order_capacity", &self.order_capacity)
             .field("webhook_capacity", &self.webhook_capacity)
             .field("return_url", &self.return_url)
+            .field("webhook_url", &self.webhook_url)
+            .field("webhook_retries", &self.webhook_retries)
             .field("cards", &self.cards.len())
             .field("response_key", &"[redacted]")
             .field("webhook_credentials", &"[redacted]")

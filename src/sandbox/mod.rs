@@ -66,12 +66,15 @@
 mod auth;
 mod bodies;
 mod config;
+#[cfg(feature = "sandbox-server")]
+mod deliver;
 mod fault;
 mod model;
 #[cfg(feature = "sandbox-server")]
 mod server;
 mod settle;
 mod state;
+mod webhook_url;
 mod wire;
 
 pub use config::{
@@ -81,6 +84,7 @@ pub use config::{
 pub use fault::{Endpoint, Fault};
 pub use model::{BankPageResult, Exchange, Sandbox, SandboxError, TxnView};
 #[cfg(feature = "sandbox-server")]
-pub use server::SandboxServer;
+pub use server::{SandboxServer, WebhookDeliveries};
 pub use settle::{WebhookFault, HOLD_AT_MOST, WEBHOOK_PATH};
+pub use webhook_url::WebhookUrlError;
 pub use wire::{Delivery, HttpRequest, HttpResponse};

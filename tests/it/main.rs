@@ -32,3 +32,4 @@ mod sandbox_http;
 mod secrets;
 mod settle;
 mod stores;
+mod webhook_delivery;
