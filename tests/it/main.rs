@@ -16,6 +16,7 @@ mod common;
 mod fault_server;
 mod invariants;
 mod sandbox_support;
+mod shoppers_support;
 
 // One module per former test file.
 mod adapters_sandbox;
@@ -31,5 +32,6 @@ mod sandbox;
 mod sandbox_http;
 mod secrets;
 mod settle;
+mod shoppers;
 mod stores;
 mod webhook_delivery;
