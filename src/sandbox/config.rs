@@ -146,6 +146,11 @@ pub struct SandboxConfig {
     /// `302` to it with signed return parameters (see `docs/settlement.md`); when `None`
     /// (the default) the bank page answers a small HTML page.
     pub return_url: Option<String>,
+    /// Whether the control API is served under `/_sandbox/` (the OTP of an order, a
+    /// reset; see [`CONTROL_PREFIX`](super::CONTROL_PREFIX) and `docs/sandbox.md`), with the
+    /// same API key. Default `false`: `/_sandbox/...` is then an unknown route (404) like any
+    /// other. The standalone `direct-otp-sandbox` binary turns it on.
+    pub control_api: bool,
     /// How many times a [`SandboxServer`](super::SandboxServer) delivering webhooks (see
     /// [`with_webhook_url`](Self::with_webhook_url)) tries a webhook again after a non-2xx
     /// answer or a failed connection, waiting 50 ms, then twice as long each time (at most
@@ -186,6 +191,7 @@ impl SandboxConfig {
             order_capacity: Self::DEFAULT_ORDER_CAPACITY,
             webhook_capacity: Self::DEFAULT_WEBHOOK_CAPACITY,
             return_url: None,
+            control_api: false,
             webhook_retries: 3,
             webhook_url: None,
             cards: Vec::new(),
@@ -317,6 +323,7 @@ impl fmt::Debug for SandboxConfig {
             .field("order_capacity", &self.order_capacity)
             .field("webhook_capacity", &self.webhook_capacity)
             .field("return_url", &self.return_url)
+            .field("control_api", &self.control_api)
             .field("webhook_url", &self.webhook_url)
             .field("webhook_retries", &self.webhook_retries)
             .field("cards", &self.cards.len())

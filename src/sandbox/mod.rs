@@ -66,6 +66,7 @@
 mod auth;
 mod bodies;
 mod config;
+mod control;
 #[cfg(feature = "sandbox-server")]
 mod deliver;
 mod fault;
@@ -81,6 +82,7 @@ pub use config::{
     CardFlow, Orders, OtpSource, SandboxConfig, WrongOtp, SANDBOX_RESPONSE_KEY,
     SANDBOX_WEBHOOK_PASSWORD, SANDBOX_WEBHOOK_USER,
 };
+pub use control::CONTROL_PREFIX;
 pub use fault::{Endpoint, Fault};
 pub use model::{BankPageResult, Exchange, Sandbox, SandboxError, TxnView};
 #[cfg(feature = "sandbox-server")]

@@ -373,6 +373,9 @@ impl Sandbox {
 
     /// Answers one request at `now`. Never panics; every answer is a documented body.
     pub fn handle(&mut self, req: &HttpRequest, now: OffsetDateTime) -> HttpResponse {
+        if self.config.control_api && super::control::is_control(req) {
+            return self.control(req);
+        }
         self.requests = self.requests.wrapping_add(1);
         self.settle.now = now;
         let prefix = path_prefix(&self.config.base_url).to_owned();

@@ -65,13 +65,19 @@ impl SandboxServer {
 
     /// Binds `127.0.0.1:0` with a listen backlog of [`SandboxServer::BACKLOG`], points the
     /// sandbox's URLs at it, and starts serving.
-    pub fn start(mut sandbox: Sandbox) -> std::io::Result<SandboxServer> {
+    pub fn start(sandbox: Sandbox) -> std::io::Result<SandboxServer> {
+        Self::start_on(sandbox, 0)
+    }
+
+    /// [`start`](Self::start) on `127.0.0.1:port` (`0`: any free port). Loopback only:
+    /// there is no way to serve the sandbox on another address.
+    pub fn start_on(mut sandbox: Sandbox, port: u16) -> std::io::Result<SandboxServer> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
             .build()?;
         let socket = TcpSocket::new_v4()?;
-        socket.bind(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)))?;
+        socket.bind(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)))?;
         // `listen` registers the socket with the runtime that will serve it.
         let listener = {
             let _runtime = runtime.enter();

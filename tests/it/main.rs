@@ -29,6 +29,7 @@ mod payment;
 mod requests;
 mod responses;
 mod sandbox;
+mod sandbox_control;
 mod sandbox_http;
 mod secrets;
 mod settle;
