@@ -43,7 +43,7 @@ async fn a_payment_left_unsure_is_reported_stranded() {
     let drop_one = |bank: &mut direct_otp::sandbox::Sandbox| {
         bank.inject(Endpoint::Submit, Fault::DropResponse);
     };
-    let report = shoppers_support::run_with(5, Duration::from_secs(60), &dir, drop_one).await;
+    let report = shoppers_support::run_with(5, 5, Duration::from_secs(60), &dir, drop_one).await;
     let _ = std::fs::remove_dir_all(&dir);
     assert!(!report.ok());
     assert_eq!(report.stranded.len(), 1, "{report}");

@@ -55,6 +55,8 @@ pub const STEPS: [&str; 6] = [
 #[derive(Debug, Default)]
 pub struct Report {
     pub shoppers: usize,
+    /// The most shoppers in the shop at once.
+    pub at_once: usize,
     pub elapsed: Duration,
     /// Latencies per step.
     pub steps: BTreeMap<&'static str, Vec<Duration>>,
@@ -84,8 +86,9 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{} shoppers in {:.2} s: settled {:?}, continuable {}, stranded {}, unfinished {}",
+            "{} shoppers ({} at once) in {:.2} s: settled {:?}, continuable {}, stranded {}, unfinished {}",
             self.shoppers,
+            self.at_once.min(self.shoppers),
             self.elapsed.as_secs_f64(),
             self.settled,
             self.continuable,
@@ -163,13 +166,15 @@ struct Trip {
 /// Runs `shoppers` shoppers at once, each given at most `deadline`, with the SQLite file
 /// in `dir`; then checks. Loopback only.
 pub async fn run(shoppers: usize, deadline: Duration, dir: &std::path::Path) -> Report {
-    run_with(shoppers, deadline, dir, |_| {}).await
+    run_with(shoppers, shoppers, deadline, dir, |_| {}).await
 }
 
-/// [`run`], with the bank scripted first (faults, to prove the checks catch what they
-/// look for).
+/// [`run`], with at most `at_once` shoppers in the shop at a time (1: one after another, a
+/// baseline without contention), and the bank scripted first (faults, to prove the checks
+/// catch what they look for).
 pub async fn run_with(
     shoppers: usize,
+    at_once: usize,
     deadline: Duration,
     dir: &std::path::Path,
     script: impl FnOnce(&mut Sandbox),
@@ -191,9 +196,11 @@ pub async fn run_with(
 
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
+    let door = Arc::new(tokio::sync::Semaphore::new(at_once.max(1)));
     for i in 0..shoppers {
-        let (shop, server) = (Arc::clone(&shop), Arc::clone(&server));
+        let (shop, server, door) = (Arc::clone(&shop), Arc::clone(&server), Arc::clone(&door));
         tasks.spawn(async move {
+            let _inside = door.acquire_owned().await;
             let mut trip = Trip {
                 order: order_id(),
                 ..Trip::default()
@@ -205,6 +212,7 @@ pub async fn run_with(
     }
     let mut report = Report {
         shoppers,
+        at_once,
         ..Report::default()
     };
     let mut trips = Vec::with_capacity(shoppers);
