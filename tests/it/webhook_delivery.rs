@@ -293,3 +293,31 @@ fn without_a_url_webhooks_stay_queued() {
     assert_eq!(server.webhook_deliveries(), WebhookDeliveries::default());
     assert_eq!(server.sandbox().pending_webhooks("ord_kept"), 2);
 }
+
+/// An event held back with no next event is delivered once it has waited `HOLD_AT_MOST`.
+#[test]
+fn a_held_back_last_event_is_delivered_after_the_hold() {
+    let receiver = Receiver::start(&[]);
+    let server = server(&receiver, 3);
+    let d = driver(&server);
+    payment(&server, &d, "ord_held", false);
+    wait_for(&server, |w| w.delivered == 1);
+    // ORDER_SUCCEEDED is held back, and nothing follows it.
+    server
+        .sandbox()
+        .inject_webhook(WebhookFault::DeliverAfterNext);
+    let paid = Instant::now();
+    let key = direct_otp::Payment::key_for("ord_held", 1);
+    let otp = server
+        .sandbox()
+        .current_otp_for_order("ord_held")
+        .unwrap()
+        .to_owned();
+    d.run(&key, Command::Submit(Otp::new(&otp).unwrap()))
+        .unwrap();
+    assert_eq!(server.sandbox().pending_webhooks("ord_held"), 1);
+    wait_for(&server, |w| w.delivered == 2);
+    let got = receiver.got();
+    assert_eq!(got[1].event(), "ORDER_SUCCEEDED ord_held");
+    assert!(got[1].at - paid >= direct_otp::sandbox::HOLD_AT_MOST);
+}
