@@ -60,6 +60,13 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! A server can also deliver the webhooks to a loopback URL
+//! ([`SandboxConfig::with_webhook_url`]) and serve a control API under [`CONTROL_PREFIX`]
+//! (the OTP of an order, a reset; [`SandboxConfig::control_api`]). The program
+//! `direct-otp-sandbox` (`cargo run --features sandbox-server --bin direct-otp-sandbox --
+//! --port 0`) serves both, for test suites in any language. The model keeps at most
+//! [`SandboxConfig::order_capacity`] orders, so a long-running server's memory stays bounded.
+//!
 //! `docs/sandbox.md` describes the model's rules, the faults, and how a downstream SDK uses
 //! the sandbox in its own tests.
 
