@@ -1098,7 +1098,14 @@ mod tests {
     #[test]
     fn a_return_or_an_unbound_webhook_is_a_reason_to_confirm() {
         // (payment, hint, the order status, what it settles as, where it goes back to)
-        let cases: [(fn(Option<&str>) -> Payment, Settlement, &str, &str, &str); 6] = [
+        type Case = (
+            fn(Option<&str>) -> Payment,
+            Settlement,
+            &'static str,
+            &'static str,
+            &'static str,
+        );
+        let cases: [Case; 6] = [
             (
                 bank_page,
                 signed_return(BANK, "CHARGED"),
