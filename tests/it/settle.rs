@@ -1975,6 +1975,7 @@ impl Proof {
                     attempt.adopted.is_none(),
                     "{context}: paid by another's transaction"
                 );
+                assert!(p.is_final(), "{context}: paid before the bank's word");
                 assert!(
                     bank.as_ref().is_some_and(Status::is_success),
                     "{context}: paid"
