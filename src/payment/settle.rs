@@ -952,7 +952,9 @@ impl Payment {
         if s.unconfirmed || s.amount_unchecked || s.conflict.is_some() || s.check.is_some() {
             return Some("settlement flags of format 1 in a record of format 2");
         }
+        // A final OTP page is settled too: the challenge itself holds the final status.
         let success = self.status().is_success();
+        let settled = settled || self.is_final();
         if s.integrity.is_some() && (s.expected.is_none() || !success || !settled) {
             return Some("an amount check without an expected amount or a success");
         }
@@ -1352,6 +1354,20 @@ mod tests {
             );
             round_trip(&p);
         }
+    }
+
+    #[test]
+    fn an_integrity_failure_on_the_otp_page_loads_again() {
+        // The order status, asked from the OTP page (there the challenge settles, not a
+        // `Final` stage), shows another amount: final, not paid, and the record loads.
+        // It did not: the load check took only a `Final` stage as settled.
+        let mut p = otp_page(Some("1499"));
+        let body = order_body(OTP, "CHARGED", "1.00", "acme-ord_dotp_1001-1");
+        let outcome = api(&mut p, &body, at(1));
+        assert_eq!(outcome.code(), "integrity_failure");
+        assert!(p.is_final() && !p.is_paid());
+        assert!(p.integrity_failure().is_some());
+        round_trip(&p);
     }
 
     #[test]
