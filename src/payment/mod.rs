@@ -385,6 +385,8 @@ impl Payment {
                 .ok_or(InputError::NothingInFlight { got: token })?;
             challenge.handle_send_failure(token, SendFailure::NotSent, now)?;
             self.sync();
+            // While confirming: the report was about that transaction; back to the page.
+            self.after_otp_page_answer(kind);
             Outcome::rejected(ResponseError::Foreign(ForeignAnswer::OTHER_TRANSACTION))
         } else if let Some(challenge) = self.challenge_slot() {
             let outcome = challenge.handle_response(token, http_status, body, now)?;

@@ -741,6 +741,12 @@ impl Payment {
         self.end_check();
         let api = match status {
             Ok(status) => status,
+            Err(ResponseError::Foreign(e)) if e.is_other_transaction() => {
+                // The order's latest transaction is another attempt's: what was reported
+                // was about that one. The confirming is over: back where it was.
+                self.resume_after_other_transaction();
+                return Outcome::rejected(ResponseError::Foreign(e));
+            }
             Err(e) => return Outcome::rejected(e),
         };
         let Stage::Confirming(c) = &mut self.stage else {
@@ -795,6 +801,33 @@ impl Payment {
         self.settle.by = Some(SettlementSource::OrderStatus);
         self.settle.disagreement = Some(d.clone());
         Outcome::Disagreement(Box::new(d))
+    }
+
+    /// Confirming, when the order status names another transaction of the order: the hint
+    /// was about that transaction, so the payment goes back where it was (a settled one is
+    /// settled as before). A success without the amount has nowhere to go back to: it keeps
+    /// confirming.
+    fn resume_after_other_transaction(&mut self) {
+        let Stage::Confirming(c) = &mut self.stage else {
+            return;
+        };
+        match std::mem::replace(&mut c.resume, Resume::Nothing) {
+            Resume::Settled { status } => self.stage = Stage::Final { status },
+            Resume::BankPage {
+                url,
+                browser_away,
+                status,
+            } => {
+                self.stage = Stage::BankPage {
+                    url,
+                    browser_away,
+                    status,
+                    check: None,
+                }
+            }
+            Resume::Otp { challenge } => self.stage = Stage::Challenge { challenge },
+            Resume::Nothing => {}
+        }
     }
 
     /// Reads a record of format 1, whose settlement flags are now the confirming stage.
@@ -1718,6 +1751,41 @@ mod tests {
             paid.next_attempt(&start, at(2)).unwrap_err(),
             Refusal::AlreadyFinal(Status::Charged)
         );
+    }
+
+    #[test]
+    fn a_hint_about_another_attempt_is_undone_by_the_order_status() {
+        // Attempt 1 failed; attempt 2's CHARGED return reaches attempt 1 (the shop looked up
+        // the wrong record). Attempt 1 confirms, the order status names attempt 2's
+        // transaction: attempt 1 is settled as it was, not confirming for ever.
+        let mut first = bank_page(None);
+        let failed = order_body(
+            BANK,
+            "AUTHENTICATION_FAILED",
+            "1499",
+            "acme-ord_dotp_1002-1",
+        );
+        api(&mut first, &failed, at(1));
+        let out = first.settle(signed_return(BANK, "CHARGED"), at(2)).unwrap();
+        assert_eq!(out.code(), "conflict");
+        let second = order_body(BANK, "CHARGED", "1499", "acme-ord_dotp_1002-2");
+        let outcome = api(&mut first, &second, at(3));
+        assert!(
+            matches!(&outcome, Outcome::Rejected(ResponseError::Foreign(e)) if e.is_other_transaction())
+        );
+        assert!(first.is_final() && !first.is_paid());
+        assert_eq!(first.status(), Status::AuthenticationFailed);
+        round_trip(&first);
+        // The same on an open page: back to it.
+        for mut p in [bank_page(None), otp_page(None)] {
+            let order = p.order_id().to_owned();
+            p.settle(signed_return(&order, "CHARGED"), at(1)).unwrap();
+            let other = order_body(&order, "CHARGED", "1499", "acme-other-9");
+            assert_eq!(api(&mut p, &other, at(2)).code(), "rejected");
+            assert!(!p.is_final());
+            assert_ne!(p.view(at(2)).next, "confirming");
+            round_trip(&p);
+        }
     }
 
     #[test]
