@@ -384,7 +384,9 @@ impl Challenge {
             Pending::Resend => Answer::ResendError,
             Pending::Submit => Answer::SubmitError,
             Pending::OrderStatus => {
-                match response::order_status(self.order_id.as_str(), http_status, body) {
+                // The challenge knows its authentication id, not the order's `txn_id`: the
+                // payment binds the answer to its transaction before handing it here.
+                match response::order_status(self.order_id.as_str(), None, http_status, body) {
                     Err(ResponseError::Foreign(e)) => return Err(e.into()),
                     status => Answer::Order(status),
                 }
@@ -514,7 +516,7 @@ impl Challenge {
                     }
                     ErrorMeaning::Stale => self.stale(envelope.error()),
                     ErrorMeaning::WrongOtp | ErrorMeaning::Refused => {
-                        Outcome::Rejected(envelope.error().into())
+                        Outcome::rejected(envelope.error().into())
                     }
                 }
             }
@@ -579,7 +581,7 @@ impl Challenge {
                         self.uncertain(Pending::Submit, Uncertainty::Response(e), now)
                     }
                     ErrorMeaning::Stale => self.stale(envelope.error()),
-                    ErrorMeaning::Refused => Outcome::Rejected(envelope.error().into()),
+                    ErrorMeaning::Refused => Outcome::rejected(envelope.error().into()),
                 }
             }
             _ => {
@@ -602,7 +604,7 @@ impl Challenge {
     fn on_order_status(&mut self, rest: Rest, status: Result<Status, ResponseError>) -> Outcome {
         let status = match status {
             Ok(status) => status,
-            Err(e) => return Outcome::Rejected(e),
+            Err(e) => return Outcome::rejected(e),
         };
         if status.is_final() {
             return self.finish(status);

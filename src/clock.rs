@@ -67,6 +67,21 @@ fn max_ms() -> i64 {
 }
 
 /// Whole milliseconds of a duration; negative durations count as zero.
+/// An instant as RFC 3339 in UTC, to the second (`2026-12-07T01:38:50Z`): what messages
+/// print, never `time`'s own debug-like format.
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
 pub(crate) fn millis(d: Duration) -> i64 {
     if d.is_negative() {
         return 0;
@@ -125,6 +140,14 @@ mod tests {
         assert_eq!(millis(Duration::milliseconds(-5)), 0);
         assert_eq!(millis(Duration::new(2, 999_999_999)), 2_999);
         assert_eq!(millis(Duration::MAX), i64::MAX);
+    }
+
+    #[test]
+    fn messages_print_rfc_3339() {
+        let t = time::macros::datetime!(2026-12-07 1:38:50.345 +05:30);
+        assert_eq!(rfc3339(t), "2026-12-06T20:08:50Z");
+        let _ = rfc3339(min_time());
+        let _ = rfc3339(max_time());
     }
 
     #[test]

@@ -145,14 +145,14 @@ impl OtpError {
 #[non_exhaustive]
 pub enum InputError {
     /// The token was issued by another record (another payment, or another challenge).
-    #[error("ignored an answer for request {got}: it was issued by another record")]
+    #[error("ignored an answer to a {} request: it was issued by another record", got.kind())]
     OtherRecord {
         /// The token that came in.
         got: Token,
     },
     /// The token is not that of the request in flight: a stale or duplicate answer, or the
     /// answer to a request another copy of this record issued.
-    #[error("ignored an answer for request {got}: the request in flight is {in_flight}")]
+    #[error("ignored an answer to a {} request: it is not the request in flight (a {} request), but an older or crossed one", got.kind(), in_flight.kind())]
     StaleToken {
         /// The token that came in.
         got: Token,
@@ -161,13 +161,13 @@ pub enum InputError {
     },
     /// The record is final: nothing is awaited any more, and a late answer never reports a
     /// second outcome.
-    #[error("ignored an answer for request {got}: the payment is already final")]
+    #[error("ignored an answer to a {} request: the payment is already final", got.kind())]
     AlreadyFinal {
         /// The token that came in.
         got: Token,
     },
     /// No request is in flight, so there is nothing to answer.
-    #[error("ignored an answer for request {got}: no request is in flight")]
+    #[error("ignored an answer to a {} request: no request is in flight", got.kind())]
     NothingInFlight {
         /// The token that came in.
         got: Token,
@@ -184,8 +184,20 @@ pub enum InputError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the answer names another {field} than the one asked, so it was not applied")]
 pub struct ForeignAnswer {
-    /// The field that differs: `order_id` or `payment.authentication.params.id`.
+    /// The field that differs: `order_id`, `payment.authentication.params.id`, or `txn_id`
+    /// (an order status about another transaction of the order).
     pub field: &'static str,
+}
+
+impl ForeignAnswer {
+    /// An order status naming another transaction of the same order (another attempt):
+    /// a genuine answer, just not about this attempt.
+    pub(crate) const OTHER_TRANSACTION: ForeignAnswer = ForeignAnswer { field: "txn_id" };
+
+    /// Whether the answer is about another transaction of the same order.
+    pub fn is_other_transaction(&self) -> bool {
+        *self == Self::OTHER_TRANSACTION
+    }
 }
 
 /// Why a response could not be used. Never holds the raw body.

@@ -59,6 +59,6 @@ impl OrderStatusCheck {
     /// later. An error envelope, another HTTP status, a body without a status, or an answer
     /// that names another order ([`ResponseError::Foreign`]) is an error.
     pub fn handle_response(&self, http_status: u16, body: &[u8]) -> Result<Status, ResponseError> {
-        response::order_status(self.order_id.as_str(), http_status, body)
+        response::order_status(self.order_id.as_str(), None, http_status, body)
     }
 }

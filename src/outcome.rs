@@ -4,7 +4,7 @@ use std::fmt;
 
 use time::OffsetDateTime;
 
-use crate::error::ResponseError;
+use crate::error::{ApiError, ResponseError};
 use crate::settle::{Disagreement, IntegrityError};
 use crate::status::Status;
 use crate::token::Token;
@@ -14,7 +14,7 @@ use crate::token::Token;
 #[non_exhaustive]
 pub enum Refusal {
     /// A request is already in flight: hand its answer (or its failure) back first.
-    #[error("request {0} is in flight; hand back its answer first")]
+    #[error("a {} request is in flight; hand back its answer first", .0.kind())]
     InFlight(Token),
     /// The outcome of an earlier request is unknown: check the order status first.
     #[error("the last request's outcome is unknown; check the order status first")]
@@ -41,7 +41,7 @@ pub enum Refusal {
         limit: u32,
     },
     /// Resending is possible from `until`.
-    #[error("resend is possible from {until}")]
+    #[error("resend is possible from {}", crate::clock::rfc3339(*until))]
     Cooldown {
         /// When the cooldown ends.
         until: OffsetDateTime,
@@ -65,6 +65,14 @@ pub enum Refusal {
     /// The start request given is for another order or customer than this payment.
     #[error("the start request is for another order or customer than this payment")]
     OtherOrder,
+    /// A return URL or webhook reported the payment final; only the order status decides
+    /// now (the OTP page stays usable where the payment has one): check the order status.
+    #[error("the payment is being confirmed with the bank; check the order status")]
+    Confirming,
+    /// This attempt is still open (the bank may still settle it): finish it, or check the
+    /// order status, before starting the next attempt on the order.
+    #[error("this payment attempt is still open; finish it or check the order status before a new attempt")]
+    AttemptOpen,
 }
 
 impl Refusal {
@@ -89,6 +97,8 @@ impl Refusal {
             Refusal::NotStarted => "not_started",
             Refusal::AlreadyStarted => "already_started",
             Refusal::OtherOrder => "other_order",
+            Refusal::Confirming => "confirming",
+            Refusal::AttemptOpen => "attempt_open",
         }
     }
 
@@ -104,7 +114,9 @@ impl Refusal {
             | Refusal::OnBankPage
             | Refusal::AlreadyFinal(_)
             | Refusal::NotStarted
-            | Refusal::AlreadyStarted => 409,
+            | Refusal::AlreadyStarted
+            | Refusal::Confirming
+            | Refusal::AttemptOpen => 409,
             Refusal::Expired => 410,
             Refusal::Cooldown { .. } => 429,
             Refusal::SendLimitReached { .. }
@@ -169,6 +181,11 @@ pub enum Outcome {
     /// The request surely did not reach the server (or was a harmless status check):
     /// nothing changed and the command may be tried again.
     NotDelivered,
+    /// The bank refused this merchant's credentials (HTTP 401 or 403: a wrong or revoked
+    /// API key, or a key for another merchant or environment). Nothing changed. This is a
+    /// **configuration error**: fix the key ([`Config`](crate::Config)); retrying will not
+    /// help.
+    Unauthorized(ApiError),
     /// The settlement's amount or currency is not what the payment expects
     /// ([`Payment::with_expected_amount`](crate::Payment::with_expected_amount)), or it has
     /// none: final, and **not paid**. Hold the order for review (and refund if the money
@@ -197,12 +214,28 @@ impl Outcome {
             Outcome::Declined(_) => "declined",
             Outcome::Pending(_) => "pending",
             Outcome::Rejected(_) => "rejected",
+            Outcome::Unauthorized(_) => "unauthorized",
             Outcome::CheckStatus(_) => "check_status",
             Outcome::BankPageRequired => "bank_page",
             Outcome::NotDelivered => "not_delivered",
             Outcome::IntegrityFailed(_) => "integrity_failure",
             Outcome::Confirmed(_) => "confirmed",
             Outcome::Disagreement(_) => "disagreement",
+        }
+    }
+
+    /// The outcome of a request the bank refused, nothing changed: [`Unauthorized`] for a
+    /// refused key (HTTP 401 or 403), [`Rejected`] otherwise. Every refusal is read here,
+    /// so one rule tells a configuration error from a refused request.
+    ///
+    /// [`Unauthorized`]: Outcome::Unauthorized
+    /// [`Rejected`]: Outcome::Rejected
+    pub(crate) fn rejected(error: ResponseError) -> Outcome {
+        match error {
+            ResponseError::Api(e) if matches!(e.http_status(), 401 | 403) => {
+                Outcome::Unauthorized(e)
+            }
+            e => Outcome::Rejected(e),
         }
     }
 
@@ -234,6 +267,11 @@ impl fmt::Display for Outcome {
             Outcome::Declined(status) => write!(f, "payment declined ({status})"),
             Outcome::Pending(status) => write!(f, "payment still in progress ({status})"),
             Outcome::Rejected(_) => f.write_str("the bank refused the request; nothing changed"),
+            Outcome::Unauthorized(e) => write!(
+                f,
+                "the bank refused the API key (HTTP {}): check the configuration",
+                e.http_status()
+            ),
             Outcome::CheckStatus(_) => {
                 f.write_str("the result is not known yet; checking with the bank")
             }

@@ -145,6 +145,8 @@ struct OrderStatusBody<'a> {
     order_id: Text<'a>,
     #[serde(default, borrow)]
     status: Text<'a>,
+    #[serde(default, borrow)]
+    txn_id: Text<'a>,
 }
 
 /// Refuses an answer that names another order than `expected` (an answer without an order
@@ -198,8 +200,12 @@ pub(crate) fn parse<'a, T: Deserialize<'a>>(
 
 /// Reads the answer to `GET /orders/{order_id}` for `order_id`: the status, or why there is
 /// none. An answer about another order is refused.
+/// The order status answer's status, for order `order_id` and, when known, transaction
+/// `txn_id`: an answer naming another order, or another transaction of the order, is
+/// [`ResponseError::Foreign`] (see [`ForeignAnswer::is_other_transaction`]).
 pub(crate) fn order_status(
     order_id: &str,
+    txn_id: Option<&str>,
     http_status: u16,
     body: &[u8],
 ) -> Result<Status, ResponseError> {
@@ -208,6 +214,11 @@ pub(crate) fn order_status(
     }
     let order = parse::<OrderStatusBody>(http_status, body)?;
     same_order(&order.order_id, order_id)?;
+    if let (Some(named), Some(ours)) = (order.txn_id.non_empty(), txn_id) {
+        if named != ours {
+            return Err(ForeignAnswer::OTHER_TRANSACTION.into());
+        }
+    }
     order
         .status
         .non_empty()

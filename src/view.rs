@@ -32,13 +32,22 @@ pub enum NextStep {
     AwaitBankPage,
     /// The OTP page expired and no bank page is known: check the order status.
     Expired,
+    /// A return URL or webhook said the payment is final: check the order status, which
+    /// decides. The OTP page stays usable meanwhile where the payment has one (see the
+    /// view's `can_submit`).
+    Confirming,
+    /// This attempt cannot go on: its start's answer was lost and the bank waits for an OTP
+    /// this record cannot take (it never learned the challenge). Start a new attempt on
+    /// the order (`Payment::new` with the next attempt number); this one expires at the
+    /// bank.
+    NewAttempt,
     /// The payment is final.
     Finished(Status),
 }
 
 impl NextStep {
     /// A stable snake_case code: `start`, `enter_otp`, `wait`, `check_status`, `bank_page`,
-    /// `await_bank_page`, `expired`, `finished`. Codes never change meaning; new ones may
+    /// `await_bank_page`, `expired`, `confirming`, `new_attempt`, `finished`. Codes never change meaning; new ones may
     /// be added.
     pub fn code(&self) -> &'static str {
         match self {
@@ -49,6 +58,8 @@ impl NextStep {
             NextStep::BankPage(_) => "bank_page",
             NextStep::AwaitBankPage => "await_bank_page",
             NextStep::Expired => "expired",
+            NextStep::Confirming => "confirming",
+            NextStep::NewAttempt => "new_attempt",
             NextStep::Finished(_) => "finished",
         }
     }
@@ -64,6 +75,10 @@ impl fmt::Display for NextStep {
             NextStep::BankPage(_) => f.write_str("continue on your bank's page"),
             NextStep::AwaitBankPage => f.write_str("finish on your bank's page"),
             NextStep::Expired => f.write_str("the code entry has expired"),
+            NextStep::Confirming => f.write_str("confirming the payment with the bank"),
+            NextStep::NewAttempt => {
+                f.write_str("this payment attempt cannot continue; please start a new one")
+            }
             NextStep::Finished(s) if s.is_success() => f.write_str("payment complete"),
             NextStep::Finished(_) => f.write_str("payment failed"),
         }

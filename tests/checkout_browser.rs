@@ -7,6 +7,9 @@
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them
 //! the test says SKIPPED and passes, except under CI (`CI` set), where it fails.
+//!
+//! Two tests here need no browser: two shops started side by side never hand out the same
+//! order id, and the shop's log lines cannot be forged.
 
 #[allow(dead_code)]
 #[path = "../examples/checkout/shop.rs"]
@@ -66,6 +69,75 @@ async fn checkout_in_a_browser() {
         Err(_) => panic!("the browser test took more than 90 s"),
     }
     eprintln!("browser test: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// Two shops side by side (two instances, or one before and one after a restart), 1,500
+/// page loads each: 3,000 order ids, all different, each `order_` and 32 hex digits. (The
+/// ids once were the time in seconds and a counter modulo 1,000 starting at 0 in every
+/// instance: 1,000 duplicates in such a run, so one payment settled two carts.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_ids_are_unique_across_shops() {
+    const LOADS: usize = 1500;
+    let shops = [TestShop::start().await, TestShop::start().await];
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build::<_, http_body_util::Empty<bytes::Bytes>>(HttpConnector::new());
+    let mut seen = std::collections::HashSet::new();
+    for shop in &shops {
+        let shop = shop.as_ref().expect("the shop starts");
+        for _ in 0..LOADS {
+            let uri: hyper::Uri = format!("{}/", shop.url).parse().unwrap();
+            let page = client.get(uri).await.expect("the shop answers");
+            assert_eq!(page.status(), 200);
+            let body = http_body_util::BodyExt::collect(page.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            let html = String::from_utf8_lossy(&body);
+            let id = order_id_in(&html).expect("the page names its order");
+            let hex = id.strip_prefix("order_").expect("order_ prefix");
+            assert!(
+                hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{id}"
+            );
+            assert!(seen.insert(id.to_owned()), "order id {id} handed out twice");
+        }
+    }
+    assert_eq!(seen.len(), 2 * LOADS);
+}
+
+/// The order id in the shop page's hidden field.
+fn order_id_in(html: &str) -> Option<&str> {
+    let field = r#"name="order_id" value=""#;
+    let rest = &html[html.find(field)? + field.len()..];
+    Some(&rest[..rest.find('"')?])
+}
+
+/// Whatever goes into a log line (a path segment with `%0A`, a terminal escape, a huge
+/// id), it stays one line, shows its control characters escaped, and is cut.
+#[test]
+fn log_lines_cannot_be_forged() {
+    let long = "x".repeat(10_000);
+    let cut = format!("{}... (9700 more bytes)", "x".repeat(300));
+    let cases: &[(&str, &str)] = &[
+        ("order order_1: busy", "order order_1: busy"),
+        (
+            "order a\ncheckout: order b: paid",
+            "order a\\ncheckout: order b: paid",
+        ),
+        ("a\r\n\tb", "a\\r\\n\\tb"),
+        ("\u{1b}[31mred", "\\u{1b}[31mred"),
+        ("back\\slash", "back\\\\slash"),
+        ("\u{2028}\u{202e}x\u{0}", "\\u{2028}\\u{202e}x\\u{0}"),
+        ("\u{85}next line", "\\u{85}next line"),
+        ("café ₹499", "café ₹499"),
+        (&long, &cut),
+    ];
+    for (input, want) in cases {
+        let got = shop::loggable(input);
+        assert_eq!(&got, want, "{input:?}");
+        assert!(!got.chars().any(char::is_control), "{got:?}");
+        assert!(got.chars().count() <= shop::LOG_LINE_MAX + 32, "{input:?}");
+    }
 }
 
 async fn scenarios(b: &Client, shop: &TestShop) -> Result {

@@ -767,3 +767,58 @@ fn structural_fields_of_a_wrong_type_make_the_answer_unreadable_never_wrong() {
         }
     }
 }
+
+// ----- A long-running sandbox -------------------------------------------------------------
+
+/// The embedded sandbox as a long-running server sees it: payment after payment, a quarter
+/// of them abandoned at the OTP page, none of their webhooks taken. The bytes it holds stop
+/// growing once it keeps `order_capacity` orders: from 400 to 1,600 payments they stay
+/// within a few percent (each payment held 5 to 12 kB before orders,
+/// transactions and webhook queues were bounded).
+#[test]
+fn a_long_running_sandbox_holds_flat_memory() {
+    use direct_otp::sandbox::{Sandbox, SandboxConfig};
+    use direct_otp::Config;
+
+    const CAPACITY: usize = 100;
+    let mut bank = SandboxConfig::new("sk_test_flat");
+    bank.order_capacity = CAPACITY;
+    let base = LIVE.with(Cell::get);
+    let mut sandbox = Sandbox::new(bank);
+    let config = Config::new(sandbox.base_url(), "sk_test_flat").unwrap();
+    let pay = |sandbox: &mut Sandbox, i: usize| {
+        let card = PaymentSource::token("tok_visa");
+        let start = StartRequest::new(&format!("ord_{i:06}"), "acme", ROUTING, card).unwrap();
+        let answer = sandbox.handle_request(&start.request(&config), T0);
+        let Ok(Started::Challenge(mut c)) = start.handle_response(answer.status, &answer.body, T0)
+        else {
+            panic!("expected a challenge")
+        };
+        if i % 4 == 3 {
+            return; // abandoned at the OTP page
+        }
+        let otp = Otp::new(sandbox.current_otp(c.txn_id()).unwrap()).unwrap();
+        let out = c.submit(&config, &otp, T0).unwrap();
+        let answer = sandbox.handle_request(&out.request, T0);
+        let outcome = c
+            .handle_response(out.token, answer.status, &answer.body, T0)
+            .unwrap();
+        assert!(matches!(outcome, Outcome::Approved(_)));
+    };
+    let mut held = Vec::new();
+    for i in 0..1600 {
+        pay(&mut sandbox, i);
+        if [400, 800, 1200, 1600].contains(&(i + 1)) {
+            held.push(LIVE.with(Cell::get) - base);
+        }
+    }
+    assert_eq!(sandbox.order_count(), CAPACITY);
+    assert!(sandbox.queued_webhooks() <= 2 * CAPACITY);
+    eprintln!("sandbox bytes after 400 / 800 / 1,200 / 1,600 payments: {held:?}");
+    // Flat within the noise of the maps' node and buffer sizes (a few percent), where
+    // the unbounded sandbox grew by 5 to 12 kB a payment (+2 to 5 MB from 400 to 1,600).
+    let most = held.iter().copied().max().unwrap_or_default() as f64;
+    assert!(most < held[0] as f64 * 1.10, "memory grows: {held:?}");
+    assert!(most < (CAPACITY * 8 * 1024) as f64, "{held:?}");
+    drop(sandbox);
+}

@@ -28,7 +28,7 @@ use std::time::Duration;
 use direct_otp::driver::AsyncDriver;
 use direct_otp::store::{PgStore, SqliteStore};
 use direct_otp::{Config, PaymentSource, Policy, SANDBOX_URL};
-use shop::{Db, Shop};
+use shop::{log, Db, Shop};
 use tokio::net::TcpListener;
 
 #[tokio::main]
@@ -65,8 +65,13 @@ async fn serve<S: Db>(listener: TcpListener, store: S) -> Result<(), Box<dyn Err
     // left in flight is recovered and its order status checked.
     let driver = Arc::clone(&shop.driver);
     tokio::spawn(async move {
-        let log = |swept| eprintln!("checkout: sweep: {swept:?}");
-        driver.sweep_every(Duration::from_secs(5), 100, log).await
+        let report = |swept: Result<Vec<_>, _>| match swept {
+            Ok(swept) => swept.iter().for_each(|s| log(format_args!("sweep: {s:?}"))),
+            Err(e) => log(format_args!("sweep: {e}")),
+        };
+        driver
+            .sweep_every(Duration::from_secs(5), 100, report)
+            .await
     });
     println!("checkout: open {url}/ in a browser ({bank}); Ctrl-C stops it");
     axum::serve(listener, shop::router(Arc::new(shop))).await?;

@@ -6,7 +6,7 @@
 //! (`templates/*.html`) turn into words.
 
 use std::error::Error;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::fmt::{self, Write as _};
 use std::sync::{Arc, LazyLock};
 
 use axum::extract::{rejection::FormRejection, Form, Path, RawQuery, State};
@@ -19,6 +19,7 @@ use direct_otp::{store::AsyncStore, transport::HyperTransport};
 use direct_otp::{Config, Otp, Payment, PaymentSource, Policy, ReturnParams, StartRequest};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use minijinja::{context, value::Serde, Environment, Value};
+use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
 
 /// Where payments are kept: `SqliteStore` (on tokio's blocking pool) or `PgStore`.
@@ -113,7 +114,7 @@ impl<S: Db> Shop<S> {
     }
 
     fn error(&self, order: &str, e: &DriveError) -> Response {
-        eprintln!("checkout: order {order}: {e}");
+        log(format_args!("order {order}: {e}"));
         let code = if e.http_status() == 404 {
             e.code()
         } else {
@@ -129,6 +130,60 @@ impl<S: Db> Shop<S> {
             None => Value::from(()), // a real bank sends a real SMS
         }
     }
+}
+
+/// A new order id: `order_` and 128 bits from the operating system's random generator, in
+/// hex. Unique across shop instances and restarts (two ids collide with odds of about
+/// n²/2¹²⁹ for n ids), so one payment never settles two carts. `None` if the operating
+/// system has no randomness to give.
+pub fn new_order_id() -> Option<String> {
+    let mut bits = [0u8; 16];
+    SystemRandom::new().fill(&mut bits).ok()?;
+    let mut id = String::with_capacity(6 + 32);
+    id.push_str("order_");
+    for b in bits {
+        let _ = write!(id, "{b:02x}");
+    }
+    Some(id)
+}
+
+/// The longest line [`log`] writes, in characters (escapes included), before it is cut.
+pub const LOG_LINE_MAX: usize = 300;
+
+/// Writes one line to stderr, `checkout: ` and `line` made safe: every control character
+/// (a newline from a `%0A` in a path, a terminal escape) and every backslash is escaped, so
+/// no input can forge a line or colour the terminal, and the line is cut at
+/// [`LOG_LINE_MAX`] characters.
+pub fn log(line: fmt::Arguments<'_>) {
+    eprintln!("checkout: {}", loggable(&line.to_string()));
+}
+
+/// `text` as [`log`] writes it.
+pub fn loggable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(LOG_LINE_MAX) + 16);
+    let mut written = 0;
+    for (i, c) in text.char_indices() {
+        let escaped: String = if c.is_control() || c == '\\' || is_invisible(c) {
+            c.escape_default().collect()
+        } else {
+            c.to_string()
+        };
+        let width = escaped.chars().count();
+        if written + width > LOG_LINE_MAX {
+            let _ = write!(out, "... ({} more bytes)", text.len() - i);
+            return out;
+        }
+        out.push_str(&escaped);
+        written += width;
+    }
+    out
+}
+
+/// Characters that are not control characters but move or hide text on a terminal: line
+/// and paragraph separators, bidirectional overrides and isolates, zero-width ones.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{2028}' | '\u{2029}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2066}'..='\u{2069}' | '\u{feff}')
 }
 
 /// hyper over rustls (webpki roots) for Juspay, plain HTTP for the loopback sandbox.
@@ -167,12 +222,10 @@ pub fn router<S: Db>(shop: Arc<Shop<S>>) -> Router {
 type App<S> = State<Arc<Shop<S>>>;
 
 async fn home<S: Db>(State(shop): App<S>) -> Response {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed) % 1000;
-    let order_id = format!(
-        "order_{}{n:03}",
-        shop.driver.transport().now().unix_timestamp()
-    );
+    let Some(order_id) = new_order_id() else {
+        log(format_args!("no randomness for an order id"));
+        return render("error.html", 503, context! { code => "broken" });
+    };
     let cards: Vec<String> = shop.cards.iter().map(|(label, _)| label.clone()).collect();
     let (local, phone) = (shop.sandbox.is_some(), shop.phone(""));
     render("shop.html", 200, context! { order_id, cards, local, phone })

@@ -5,13 +5,15 @@
 //! Must hold: loading never panics; a state that loads is consistent (loading refuses one
 //! whose counters, finality or tokens break the rules), round-trips exactly and keeps every
 //! invariant, of state and of behaviour, before and after every command, answer, failure
-//! and timer.
+//! and timer. A state whose order or transaction was patched gets answers that name
+//! another: those are refused by design (`InputError::Foreign`), change nothing and leave
+//! the request in flight; any other refusal of the token in flight is a bug.
 #![no_main]
 
 use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
-use direct_otp::{Challenge, Config, Otp, Policy, SendFailure, Started};
+use direct_otp::{Challenge, Config, InputError, Otp, Outcome, Policy, SendFailure, Started};
 use direct_otp_fuzz::invariants::{self, at_ms, max_time, min_time};
 use direct_otp_fuzz::{set, Scalar};
 use libfuzzer_sys::fuzz_target;
@@ -159,11 +161,24 @@ fuzz_target!(|input: Input| {
                 let Ok(out) = out else { continue };
                 check(&d, now, "in flight");
                 let mut e = d.clone();
-                let outcome = d
-                    .handle_response(out.token, 200, answer, now)
-                    .expect("in flight");
-                invariants::check_outcome(&d, &outcome, now, "answer");
+                match d.handle_response(out.token, 200, answer, now) {
+                    Ok(outcome) => {
+                        invariants::check_outcome(&d, &outcome, now, "answer");
+                        if let Outcome::Approved(s) | Outcome::Declined(s) = &outcome {
+                            assert!(
+                                direct_otp_fuzz::says(answer, s.as_str()),
+                                "reported {s}, which the answer does not say"
+                            );
+                        }
+                    }
+                    Err(InputError::Foreign(_)) => {
+                        assert_eq!(d, e, "a foreign answer changed the challenge");
+                        assert_eq!(d.in_flight(), Some(out.token), "no longer in flight");
+                    }
+                    Err(err) => panic!("the token in flight was refused: {err}"),
+                }
                 check(&d, now, "answered");
+                direct_otp_fuzz::round_trip(&d, "answered");
                 e.handle_send_failure(out.token, SendFailure::MaybeSent, now)
                     .expect("in flight");
                 check(&e, now, "maybe sent");

@@ -3,10 +3,16 @@
 //! status and under one more status picked from every class by the input's length.
 //!
 //! Must hold: no panic; a typed error or an outcome that agrees with the challenge; every
-//! challenge invariant afterwards (`tests/it/invariants/mod.rs`); errors stay small.
+//! challenge invariant afterwards (`tests/it/invariants/mod.rs`), the serde round trip
+//! included; errors stay small; a final status reported is one the answer says. An answer
+//! that names another order or transaction is refused by design (`InputError::Foreign`):
+//! then nothing changed and the request is still in flight. Any other refusal of the
+//! token in flight is a bug.
 #![no_main]
 
-use direct_otp::{Challenge, Config, PaymentSource, Policy, StartRequest, Started};
+use direct_otp::{
+    Challenge, Config, InputError, Outcome, PaymentSource, Policy, StartRequest, Started,
+};
 use libfuzzer_sys::fuzz_target;
 use time::macros::datetime;
 use time::OffsetDateTime;
@@ -74,11 +80,26 @@ fuzz_target!(|body: &[u8]| {
                 _ => c.check_status(&config, later),
             }
             .expect("the fresh challenge accepts the command");
-            let outcome = c
-                .handle_response(out.token, status, body, later)
-                .expect("the token is in flight");
-            invariants::check_outcome(&c, &outcome, later, "answer");
+            let before = c.clone();
+            match c.handle_response(out.token, status, body, later) {
+                Ok(outcome) => {
+                    invariants::check_outcome(&c, &outcome, later, "answer");
+                    if let Outcome::Approved(s) | Outcome::Declined(s) = &outcome {
+                        assert!(
+                            direct_otp_fuzz::says(body, s.as_str()),
+                            "reported {s}, which the answer does not say"
+                        );
+                    }
+                }
+                Err(InputError::Foreign(e)) => {
+                    assert_eq!(c, before, "a foreign answer changed the challenge");
+                    assert_eq!(c.in_flight(), Some(out.token), "no longer in flight");
+                    invariants::check_error_size(&e, "foreign answer");
+                }
+                Err(e) => panic!("the token in flight was refused: {e}"),
+            }
             invariants::check_challenge(&c, &config, later, "after the answer");
+            direct_otp_fuzz::round_trip(&c, "after the answer");
         }
     }
 });

@@ -73,3 +73,34 @@ impl Scalar {
         }
     }
 }
+
+/// Whether `body` says `status`: one of its JSON strings (at any depth, escapes decoded)
+/// is exactly the status text, or, for a body that is not JSON, the text appears in it.
+/// A final status the library reports must pass this: nothing is reported that the answer
+/// did not say.
+pub fn says(body: &[u8], status: &str) -> bool {
+    fn any_string(v: &Value, status: &str) -> bool {
+        match v {
+            Value::String(s) => s == status,
+            Value::Array(a) => a.iter().any(|v| any_string(v, status)),
+            Value::Object(o) => o.values().any(|v| any_string(v, status)),
+            _ => false,
+        }
+    }
+    let raw = !status.is_empty() && body.windows(status.len()).any(|w| w == status.as_bytes());
+    raw || serde_json::from_slice::<Value>(body).is_ok_and(|v| any_string(&v, status))
+}
+
+/// `value` serialized to JSON and read back: must succeed and give an equal value (every
+/// record the library writes loads again). Returns the reloaded copy.
+pub fn round_trip<T>(value: &T, context: &str) -> T
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let json = serde_json::to_string(value)
+        .unwrap_or_else(|e| panic!("{context}: the record does not serialize: {e}"));
+    let back: T = serde_json::from_str(&json)
+        .unwrap_or_else(|e| panic!("{context}: the record written does not load: {e}\n{json}"));
+    assert_eq!(&back, value, "{context}: the record loads as another");
+    back
+}

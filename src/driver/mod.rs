@@ -725,7 +725,7 @@ fn reply<E: StdError + Send + Sync + 'static>(
 fn needs_check(payment: &Payment, now: OffsetDateTime) -> bool {
     matches!(
         payment.next_step(now),
-        NextStep::CheckStatus | NextStep::AwaitBankPage | NextStep::Expired
+        NextStep::CheckStatus | NextStep::Confirming | NextStep::AwaitBankPage | NextStep::Expired
     )
 }
 

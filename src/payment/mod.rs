@@ -13,6 +13,7 @@
 //! `docs/concurrency.md` for every stage, the challenge's included: one record id, one
 //! revision, one request in flight at most.
 
+mod confirming;
 mod settle;
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -21,7 +22,7 @@ use time::OffsetDateTime;
 use crate::challenge::Challenge;
 use crate::clock::Stamp;
 use crate::config::Config;
-use crate::error::{InputError, ResponseError, StartError};
+use crate::error::{ForeignAnswer, InputError, ResponseError, StartError};
 use crate::exchange::Reply;
 use crate::id::{HeaderValue, PathId};
 use crate::otp::Otp;
@@ -34,11 +35,12 @@ use crate::status::Status;
 use crate::token::{RecordId, RequestKind, Token};
 use crate::view::{NextStep, PaymentView};
 
+use confirming::{Confirming, Resume, Why};
 use settle::SettleState;
 pub use settle::{SettleError, SettleOutcome, Settlement};
 
 /// The version of the persisted JSON form of a [`Payment`].
-pub const PAYMENT_FORMAT_VERSION: u32 = 1;
+pub const PAYMENT_FORMAT_VERSION: u32 = 2;
 
 /// One payment attempt: a sans-IO state machine for the whole of it, kept as one record
 /// between web requests.
@@ -131,7 +133,11 @@ enum Stage {
     },
     /// The Direct OTP challenge (its own states are in `challenge.rs`).
     Challenge { challenge: Box<Challenge> },
-    /// Settled outside a challenge.
+    /// A source said the payment is final, but it is not the verdict: the order status
+    /// decides (`confirming.rs`).
+    Confirming(Box<Confirming>),
+    /// Settled by the bank's own word: an answer to this attempt's request, the order
+    /// status API, or a webhook bound to this attempt's transaction.
     Final { status: Status },
 }
 
@@ -149,7 +155,7 @@ impl Payment {
         let now = Stamp::from_time(now);
         Payment {
             key: key_of(start.order_id().as_str(), attempt),
-            format: PaymentFormat,
+            format: PaymentFormat(PAYMENT_FORMAT_VERSION),
             record: RecordId::random(),
             revision: 1,
             order_id: start.order_id().clone(),
@@ -161,6 +167,56 @@ impl Payment {
             stage: Stage::New,
             settle: SettleState::default(),
         }
+    }
+
+    /// The next attempt on this payment's order (attempt + 1, nothing sent yet), once this
+    /// one is over: final and not paid, or [`NextStep::NewAttempt`]. The new record keeps
+    /// the expected amount and knows the transactions of the attempts before it, so an
+    /// order status about one of them is never taken for its own (a lost start whose order
+    /// still shows an earlier attempt's transaction never arrived: it may start again).
+    /// Store it under its own [`key`](Self::key).
+    ///
+    /// Refused with [`Refusal::AlreadyFinal`] once paid, [`Refusal::NotStarted`] before this
+    /// attempt was started (start it instead), [`Refusal::InFlight`] while a request is out,
+    /// [`Refusal::AttemptOpen`] while the bank may still settle it, and
+    /// [`Refusal::OtherOrder`] for a start request of another order or customer.
+    ///
+    /// ```
+    /// use direct_otp::{Config, Payment, PaymentSource, StartRequest};
+    /// # let now = time::macros::datetime!(2026-11-25 10:00 UTC);
+    /// let config = Config::sandbox("my_api_key")?;
+    /// let start = StartRequest::new("ord_1", "acme", "customer_1",
+    ///     PaymentSource::Token { card_token: "tok_123".into(), cvv: None })?;
+    /// let mut first = Payment::new(&start, 1, now);
+    /// let out = first.start(&config, &start, now)?;
+    /// let declined = br#"{"order_id":"ord_1","txn_id":"acme-ord_1-1","status":"JUSPAY_DECLINED"}"#;
+    /// first.handle_response(out.token, 200, declined, now)?;
+    /// let second = first.next_attempt(&start, now)?;
+    /// assert_eq!(second.key(), "ord_1/2");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn next_attempt(
+        &self,
+        start: &StartRequest,
+        now: OffsetDateTime,
+    ) -> Result<Payment, Refusal> {
+        if self.is_paid() {
+            return Err(Refusal::AlreadyFinal(self.status()));
+        }
+        if let Some(token) = self.in_flight() {
+            return Err(Refusal::InFlight(token));
+        }
+        match self.next_step(now) {
+            NextStep::Finished(_) | NextStep::NewAttempt => {}
+            NextStep::Start => return Err(Refusal::NotStarted),
+            _ => return Err(Refusal::AttemptOpen),
+        }
+        if start.order_id() != &self.order_id || start.routing_id() != &self.routing_id {
+            return Err(Refusal::OtherOrder);
+        }
+        let mut next = Payment::new(start, self.attempt.saturating_add(1), now);
+        next.settle.after(&self.settle);
+        Ok(next)
     }
 
     // ----- Commands -------------------------------------------------------------------
@@ -196,36 +252,35 @@ impl Payment {
         })
     }
 
-    /// Asks the bank for a new OTP (during the challenge).
+    /// Asks the bank for a new OTP (on the OTP page, also while confirming).
     pub fn resend(&mut self, config: &Config, now: OffsetDateTime) -> Result<Outgoing, Refusal> {
-        let out = self.challenge_mut()?.resend(config, now)?;
+        let out = self.otp_page()?.resend(config, now)?;
         self.sync();
         Ok(out)
     }
 
-    /// Submits the OTP (during the challenge). The payment does not keep it.
+    /// Submits the OTP (on the OTP page, also while confirming). The payment does not keep
+    /// it.
     pub fn submit(
         &mut self,
         config: &Config,
         otp: &Otp,
         now: OffsetDateTime,
     ) -> Result<Outgoing, Refusal> {
-        let out = self.challenge_mut()?.submit(config, otp, now)?;
+        let out = self.otp_page()?.submit(config, otp, now)?;
         self.sync();
         Ok(out)
     }
 
     /// Asks for the order status (`GET /orders/{order_id}`): after a lost answer, after the
-    /// bank page, or whenever in doubt. Safe to repeat.
+    /// bank page, while confirming, or whenever in doubt. Safe to repeat. Refused once the
+    /// payment is final.
     pub fn check_status(
         &mut self,
         config: &Config,
         now: OffsetDateTime,
     ) -> Result<Outgoing, Refusal> {
-        if let Some(confirmation) = self.confirm(config, now) {
-            return confirmation;
-        }
-        if let Stage::Challenge { challenge } = &mut self.stage {
+        if let Some(challenge) = self.challenge_slot() {
             let out = challenge.check_status(config, now)?;
             self.sync();
             return Ok(out);
@@ -240,8 +295,10 @@ impl Payment {
             token,
             sent_at: now,
         };
-        if let Stage::Unknown { check, .. } | Stage::BankPage { check, .. } = &mut self.stage {
-            *check = Some(request);
+        match &mut self.stage {
+            Stage::Unknown { check, .. } | Stage::BankPage { check, .. } => *check = Some(request),
+            Stage::Confirming(c) => c.check = Some(request),
+            _ => {}
         }
         Ok(Outgoing {
             token,
@@ -258,20 +315,24 @@ impl Payment {
     /// to, exactly as the server gave it; asking again (a page reload) gives the same URL.
     /// Then check the order status when the browser comes back.
     pub fn go_to_bank_page(&mut self, now: OffsetDateTime) -> Result<String, Refusal> {
-        if let Stage::Challenge { challenge } = &mut self.stage {
+        if let Some(challenge) = self.challenge_slot() {
             let url = challenge.go_to_bank_page(now)?;
             self.sync();
             return Ok(url);
         }
         self.idle()?;
-        let Stage::BankPage {
-            url, browser_away, ..
-        } = &mut self.stage
-        else {
-            return Err(match self.stage {
-                Stage::New => Refusal::NotStarted,
-                _ => Refusal::CheckStatus,
-            });
+        let (url, browser_away) = match &mut self.stage {
+            Stage::BankPage {
+                url, browser_away, ..
+            } => (url, browser_away),
+            Stage::Confirming(c) => match &mut c.resume {
+                Resume::BankPage {
+                    url, browser_away, ..
+                } => (url, browser_away),
+                _ => return Err(Refusal::Confirming),
+            },
+            Stage::New => return Err(Refusal::NotStarted),
+            _ => return Err(Refusal::CheckStatus),
         };
         let url = url.clone();
         if !*browser_away {
@@ -298,8 +359,10 @@ impl Payment {
     }
 
     /// Hands back the answer to the request `token`: its HTTP status and body. An answer
-    /// for any other token, or one that names another order or transaction, is refused
-    /// and changes nothing.
+    /// for any other token, or one that names another order, is refused and changes
+    /// nothing. An order status that names another transaction of the order than this
+    /// attempt's is not about this attempt: the check is over and nothing else changes
+    /// (`Outcome::Rejected`).
     pub fn handle_response(
         &mut self,
         token: Token,
@@ -308,9 +371,27 @@ impl Payment {
         now: OffsetDateTime,
     ) -> Result<Outcome, InputError> {
         let kind = token.kind();
-        let outcome = if let Stage::Challenge { challenge } = &mut self.stage {
+        let txn = self.settle.txn_id();
+        let other_txn = kind == RequestKind::OrderStatus
+            && matches!(
+                response::order_status(self.order_id.as_str(), txn.as_deref(), http_status, body),
+                Err(ResponseError::Foreign(e)) if e.is_other_transaction()
+            );
+        let outcome = if self.challenge_slot().is_some() && other_txn {
+            // The order's status names another transaction: not about this attempt. The
+            // check is over (as a check that was not delivered), nothing else changes.
+            let challenge = self
+                .challenge_slot()
+                .ok_or(InputError::NothingInFlight { got: token })?;
+            challenge.handle_send_failure(token, SendFailure::NotSent, now)?;
+            self.sync();
+            // While confirming: the report was about that transaction; back to the page.
+            self.after_otp_page_answer(kind);
+            Outcome::rejected(ResponseError::Foreign(ForeignAnswer::OTHER_TRANSACTION))
+        } else if let Some(challenge) = self.challenge_slot() {
             let outcome = challenge.handle_response(token, http_status, body, now)?;
             self.sync();
+            self.after_otp_page_answer(kind);
             outcome
         } else {
             // Read the answer, and refuse one about another order, before changing anything.
@@ -328,14 +409,22 @@ impl Payment {
                 }
                 self.on_start(read, http_status, body, now)
             } else {
-                let status = response::order_status(self.order_id.as_str(), http_status, body);
-                if let Err(ResponseError::Foreign(e)) = status {
-                    return Err(e.into());
+                let status = response::order_status(
+                    self.order_id.as_str(),
+                    txn.as_deref(),
+                    http_status,
+                    body,
+                );
+                if let Err(ResponseError::Foreign(e)) = &status {
+                    if !e.is_other_transaction() {
+                        return Err((*e).into());
+                    }
                 }
-                if matches!(self.stage, Stage::Final { .. }) {
-                    return Ok(self.on_confirmation(http_status, body, now));
+                if matches!(self.stage, Stage::Confirming(_)) {
+                    self.on_confirmation(status, http_status, body, now)
+                } else {
+                    self.on_order_status(status, http_status, body, now)
                 }
-                self.on_order_status(status, now)
             }
         };
         Ok(self.settled_by_answer(kind, http_status, body, outcome))
@@ -350,7 +439,7 @@ impl Payment {
         failure: SendFailure,
         now: OffsetDateTime,
     ) -> Result<Outcome, InputError> {
-        if let Stage::Challenge { challenge } = &mut self.stage {
+        if let Some(challenge) = self.challenge_slot() {
             let outcome = challenge.handle_send_failure(token, failure, now)?;
             self.sync();
             return Ok(outcome);
@@ -380,7 +469,7 @@ impl Payment {
     /// failure that may have been sent. `None`, and no change, when nothing is in flight or
     /// it is younger than `grace`. See `docs/concurrency.md`.
     pub fn recover(&mut self, grace: time::Duration, now: OffsetDateTime) -> Option<Outcome> {
-        if let Stage::Challenge { challenge } = &mut self.stage {
+        if let Some(challenge) = self.challenge_slot() {
             let outcome = challenge.recover(grace, now);
             self.sync();
             return outcome;
@@ -395,18 +484,15 @@ impl Payment {
 
     // ----- Timers ---------------------------------------------------------------------
 
-    /// The next deadline to call [`handle_timeout`](Self::handle_timeout) at (during the
-    /// challenge: the resend cooldown or the page's expiry).
+    /// The next deadline to call [`handle_timeout`](Self::handle_timeout) at (on the OTP
+    /// page: the resend cooldown or the page's expiry).
     pub fn poll_timeout(&self) -> Option<OffsetDateTime> {
-        self.challenge()?.poll_timeout()
+        self.otp_page_ref()?.poll_timeout()
     }
 
     /// Fires the timer due at `now`, if any.
     pub fn handle_timeout(&mut self, now: OffsetDateTime) -> Option<TimerEvent> {
-        let Stage::Challenge { challenge } = &mut self.stage else {
-            return None;
-        };
-        let event = challenge.handle_timeout(now);
+        let event = self.challenge_slot()?.handle_timeout(now);
         self.sync();
         event
     }
@@ -415,19 +501,24 @@ impl Payment {
 
     /// What the UI should do next.
     pub fn next_step(&self, now: OffsetDateTime) -> NextStep {
-        if let Some(request) = self.request_in_flight() {
-            return NextStep::Wait(request.token);
+        if let Some(token) = self.in_flight() {
+            return NextStep::Wait(token);
         }
         match &self.stage {
             Stage::New => NextStep::Start,
             Stage::Challenge { challenge } => challenge.next_step(now),
-            Stage::Final { status } => self.final_step(status),
+            Stage::Confirming(_) => NextStep::Confirming,
+            Stage::Final { status } => NextStep::Finished(status.clone()),
             Stage::BankPage {
                 url,
                 browser_away: false,
                 ..
             } => NextStep::BankPage(url.clone()),
             Stage::BankPage { .. } => NextStep::AwaitBankPage,
+            Stage::Unknown {
+                status: Some(Status::PendingVbv),
+                ..
+            } => NextStep::NewAttempt,
             Stage::Starting { .. } | Stage::Unknown { .. } => NextStep::CheckStatus,
         }
     }
@@ -436,7 +527,7 @@ impl Payment {
     pub fn view(&self, now: OffsetDateTime) -> PaymentView {
         let next = self.next_step(now);
         let challenge = self.challenge();
-        let open = challenge.filter(|c| !c.is_final());
+        let open = self.otp_page_ref().filter(|c| !c.is_final());
         let seconds_until = |at: OffsetDateTime| {
             let left = at - now.max(self.last_seen.to_time());
             u64::try_from(left.whole_seconds()).unwrap_or(0)
@@ -447,8 +538,11 @@ impl Payment {
             _ => None,
         };
         let bank_page_available = !self.is_final()
-            && (bank_page_url.is_some() || challenge.and_then(Challenge::fallback_url).is_some());
+            && (bank_page_url.is_some() || open.and_then(Challenge::fallback_url).is_some());
         let status = self.status();
+        let otp_page_open = next == NextStep::EnterOtp
+            || (next == NextStep::Confirming
+                && open.is_some_and(|c| c.next_step(now) == NextStep::EnterOtp));
         PaymentView {
             key: self.key.clone(),
             order_id: self.order_id.as_str().to_owned(),
@@ -471,7 +565,7 @@ impl Payment {
             sends_left: open.map(Challenge::sends_left),
             attempts_left: open.map(Challenge::attempts_left),
             expires_in_seconds: open
-                .filter(|_| next == NextStep::EnterOtp)
+                .filter(|_| otp_page_open)
                 .map(|c| seconds_until(c.expires_at())),
             bank_page_url,
             bank_page_available,
@@ -519,10 +613,10 @@ impl Payment {
         self.revision
     }
 
-    /// The token of the request in flight, if any.
+    /// The token of the request in flight, if any: the record's one request in flight.
     pub fn in_flight(&self) -> Option<Token> {
-        match &self.stage {
-            Stage::Challenge { challenge } => challenge.in_flight(),
+        match self.otp_page_ref() {
+            Some(c) if c.in_flight().is_some() => c.in_flight(),
             _ => self.request_in_flight().map(|r| r.token),
         }
     }
@@ -530,38 +624,40 @@ impl Payment {
     /// When the request in flight was issued: a recovery sweep looks for records in flight
     /// since long ago.
     pub fn in_flight_since(&self) -> Option<OffsetDateTime> {
-        match &self.stage {
-            Stage::Challenge { challenge } => challenge.in_flight_since(),
+        match self.otp_page_ref() {
+            Some(c) if c.in_flight().is_some() => c.in_flight_since(),
             _ => self.request_in_flight().map(|r| r.sent_at.to_time()),
         }
     }
 
-    /// The last known status (`NEW` before anything is known).
+    /// The last status known from the bank's side (`NEW` before anything is known). While
+    /// confirming, the status a return URL or webhook reported is not taken as known.
     pub fn status(&self) -> Status {
         match &self.stage {
             Stage::New | Stage::Starting { .. } => Status::New,
             Stage::Unknown { status, .. } => status.clone().unwrap_or(Status::New),
             Stage::BankPage { status, .. } | Stage::Final { status } => status.clone(),
             Stage::Challenge { challenge } => challenge.status().clone(),
+            Stage::Confirming(c) => c.known_status(),
         }
     }
 
-    /// True once the payment is final: its one terminal outcome was reported. After that
-    /// only a confirmation by the order status API (or its disagreement) can change it.
+    /// True once the payment is final: settled by the bank's own word (an answer to this
+    /// attempt's request, the order status API, or a webhook bound to this attempt's
+    /// transaction), and its one terminal outcome was reported. A return URL or an
+    /// unbound webhook never makes it final on its own (see [`settle`](Self::settle)).
     pub fn is_final(&self) -> bool {
         match &self.stage {
-            Stage::Final { .. } => !self.settle.amount_unchecked(),
+            Stage::Final { .. } => true,
             Stage::Challenge { challenge } => challenge.is_final(),
             _ => false,
         }
     }
 
-    /// The OTP challenge, once the start opened one.
+    /// The OTP challenge, once the start opened one (also while confirming, when the OTP
+    /// page is kept usable).
     pub fn challenge(&self) -> Option<&Challenge> {
-        match &self.stage {
-            Stage::Challenge { challenge } => Some(challenge),
-            _ => None,
-        }
+        self.otp_page_ref()
     }
 
     // ----- The rest -------------------------------------------------------------------
@@ -598,7 +694,7 @@ impl Payment {
                         != response::ErrorMeaning::Duplicate =>
             {
                 self.stage = Stage::New;
-                Outcome::Rejected(ResponseError::Api(e))
+                Outcome::rejected(ResponseError::Api(e))
             }
             Err(e) => {
                 self.stage = Stage::Unknown {
@@ -617,30 +713,38 @@ impl Payment {
         }
     }
 
+    /// The order status, outside the OTP page and outside confirming.
     fn on_order_status(
         &mut self,
         status: Result<Status, ResponseError>,
+        http_status: u16,
+        body: &[u8],
         now: OffsetDateTime,
     ) -> Outcome {
+        self.touch(now);
+        self.end_check();
         let status = match status {
             Ok(status) => status,
             Err(e) => {
-                self.touch(now);
-                self.end_check();
                 // A start whose outcome was unknown, for an order the bank does not know:
                 // it never arrived (the order would exist had it). It may start again.
                 if matches!(self.stage, Stage::Unknown { .. }) && is_unknown_order(&e) {
                     self.stage = Stage::New;
                     return Outcome::NotDelivered;
                 }
-                return Outcome::Rejected(e);
+                return Outcome::rejected(e);
             }
         };
-        self.touch(now);
+        if matches!(self.stage, Stage::Unknown { .. }) && !self.settle.learn_txn(http_status, body)
+        {
+            // The order's latest transaction is an earlier attempt's: had this start
+            // arrived, its transaction would be the latest. It may start again.
+            self.stage = Stage::New;
+            return Outcome::NotDelivered;
+        }
         if status.is_final() {
             return self.finish(status);
         }
-        self.end_check();
         if let Stage::Unknown { status: slot, .. } = &mut self.stage {
             *slot = Some(status.clone());
         } else if let Stage::BankPage { status: slot, .. } = &mut self.stage {
@@ -660,20 +764,20 @@ impl Payment {
         }
     }
 
-    /// The status check in flight is over.
+    /// The status check in flight outside the OTP page is over.
     fn end_check(&mut self) {
         match &mut self.stage {
             Stage::Unknown { check, .. } | Stage::BankPage { check, .. } => *check = None,
-            Stage::Final { .. } => self.settle.end_check(),
+            Stage::Confirming(c) => c.check = None,
             _ => {}
         }
     }
 
-    /// Refuses a command while a request is in flight or once final (outside the
-    /// challenge, which has its own rules).
+    /// Refuses a command while a request is in flight or once final (outside the OTP
+    /// page, which has its own rules).
     fn idle(&self) -> Result<(), Refusal> {
-        if let Some(request) = self.request_in_flight() {
-            return Err(Refusal::InFlight(request.token));
+        if let Some(token) = self.in_flight() {
+            return Err(Refusal::InFlight(token));
         }
         match &self.stage {
             Stage::Final { status } => Err(Refusal::AlreadyFinal(status.clone())),
@@ -681,19 +785,20 @@ impl Payment {
         }
     }
 
+    /// The request in flight outside the OTP page.
     fn request_in_flight(&self) -> Option<InFlight> {
         match &self.stage {
             Stage::Starting { request } => Some(*request),
             Stage::Unknown { check, .. } | Stage::BankPage { check, .. } => *check,
-            Stage::Final { .. } => self.settle.check(),
+            Stage::Confirming(c) => c.check,
             _ => None,
         }
     }
 
     /// Whether `token` is that of the request in flight.
     pub(crate) fn check_token(&self, token: Token) -> Result<(), InputError> {
-        match &self.stage {
-            Stage::Challenge { challenge } => challenge.check_token(token),
+        match self.otp_page_ref() {
+            Some(c) if self.request_in_flight().is_none() => c.check_token(token),
             _ => self.answered(token).map(|_| ()),
         }
     }
@@ -713,33 +818,87 @@ impl Payment {
         }
     }
 
-    fn challenge_mut(&mut self) -> Result<&mut Challenge, Refusal> {
-        if !matches!(self.stage, Stage::Challenge { .. }) {
+    /// The OTP page, for a command on it: refused outside it, and while the confirming
+    /// check is in flight.
+    fn otp_page(&mut self) -> Result<&mut Challenge, Refusal> {
+        if self.challenge_slot().is_none() {
             self.idle()?;
+            return Err(match &self.stage {
+                Stage::New => Refusal::NotStarted,
+                Stage::BankPage { .. } => Refusal::OnBankPage,
+                Stage::Confirming(_) => Refusal::Confirming,
+                _ => Refusal::CheckStatus,
+            });
         }
+        self.challenge_slot().ok_or(Refusal::CheckStatus)
+    }
+
+    /// The OTP challenge that takes the next command or answer: the OTP page, or the one
+    /// kept while confirming when no confirming check of the record's own is in flight.
+    fn challenge_slot(&mut self) -> Option<&mut Challenge> {
         match &mut self.stage {
-            Stage::Challenge { challenge } => Ok(challenge),
-            Stage::New => Err(Refusal::NotStarted),
-            Stage::BankPage { .. } => Err(Refusal::OnBankPage),
-            _ => Err(Refusal::CheckStatus),
+            Stage::Challenge { challenge } => Some(challenge),
+            Stage::Confirming(c) if c.check.is_none() => c.challenge_mut(),
+            _ => None,
+        }
+    }
+
+    fn otp_page_ref(&self) -> Option<&Challenge> {
+        match &self.stage {
+            Stage::Challenge { challenge } => Some(challenge),
+            Stage::Confirming(c) => c.challenge(),
+            _ => None,
+        }
+    }
+
+    /// After the OTP page answered while confirming: the order status decided (a status
+    /// check), or the bank's own answer settled the payment. Either way the confirming is
+    /// over and the page is where the answer left it.
+    fn after_otp_page_answer(&mut self, kind: RequestKind) {
+        let Stage::Confirming(c) = &mut self.stage else {
+            return;
+        };
+        let decided =
+            kind == RequestKind::OrderStatus || c.challenge().is_some_and(Challenge::is_final);
+        if !decided {
+            return;
+        }
+        if let Resume::Otp { challenge } = std::mem::replace(&mut c.resume, Resume::Nothing) {
+            self.stage = Stage::Challenge { challenge };
         }
     }
 
     /// After the challenge changed: the payment's revision and latest time are the
     /// challenge's (it was seeded with the payment's, so they only move forward together).
     fn sync(&mut self) {
-        if let Stage::Challenge { challenge } = &self.stage {
-            self.revision = challenge.revision();
-            self.last_seen = self.last_seen.max(Stamp::from_time(challenge.last_seen()));
+        if let Some((revision, seen)) = self
+            .otp_page_ref()
+            .map(|c| (c.revision(), Stamp::from_time(c.last_seen())))
+        {
+            self.revision = revision;
+            self.last_seen = self.last_seen.max(seen);
         }
     }
 
-    /// Every change outside the challenge goes through here.
+    /// Every change outside the challenge goes through here. A challenge kept in the
+    /// record takes the new revision too, so they never part.
     fn touch(&mut self, now: OffsetDateTime) -> Stamp {
         let now = self.effective(now);
         self.revision = self.revision.saturating_add(1);
         self.last_seen = now;
+        let (record, revision) = (self.record, self.revision);
+        if let Some(challenge) = self.challenge_for_touch() {
+            challenge.adopt(record, revision);
+        }
         now
+    }
+
+    fn challenge_for_touch(&mut self) -> Option<&mut Challenge> {
+        match &mut self.stage {
+            Stage::Challenge { challenge } => Some(challenge),
+            Stage::Confirming(c) => c.challenge_mut(),
+            _ => None,
+        }
     }
 
     fn effective(&self, now: OffsetDateTime) -> Stamp {
@@ -754,15 +913,15 @@ impl Payment {
         if self.created_at > self.last_seen {
             return Some("created after it was last seen");
         }
-        match &self.stage {
-            Stage::Challenge { challenge } => {
-                if challenge.record_id() != self.record || challenge.revision() != self.revision {
-                    return Some("the challenge is not this payment's");
-                }
-                if challenge.order_id() != self.order_id.as_str() {
-                    return Some("the challenge is for another order");
-                }
+        if let Some(challenge) = self.otp_page_ref() {
+            if challenge.record_id() != self.record || challenge.revision() != self.revision {
+                return Some("the challenge is not this payment's");
             }
+            if challenge.order_id() != self.order_id.as_str() {
+                return Some("the challenge is for another order");
+            }
+        }
+        match &self.stage {
             Stage::Final { status } if !status.is_final() => {
                 return Some("a final stage with a status that is not final");
             }
@@ -772,6 +931,11 @@ impl Payment {
             } if status.is_final() => return Some("a final status in an open stage"),
             Stage::BankPage { status, .. } if status.is_final() => {
                 return Some("a final status in an open stage")
+            }
+            Stage::Confirming(c) => {
+                if let Some(rule) = c.inconsistency() {
+                    return Some(rule);
+                }
             }
             _ => {}
         }
@@ -806,6 +970,14 @@ impl<'de> Deserialize<'de> for Payment {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let mut p = Payment::deserialize(d)?;
         p.key = key_of(p.order_id.as_str(), p.attempt);
+        if p.format.0 == 1 {
+            if let Err(rule) = p.migrate() {
+                return Err(serde::de::Error::custom(format_args!(
+                    "inconsistent payment state: {rule}"
+                )));
+            }
+        }
+        p.format = PaymentFormat(PAYMENT_FORMAT_VERSION);
         match p.inconsistency() {
             None => Ok(p),
             Some(rule) => Err(serde::de::Error::custom(format_args!(
@@ -834,7 +1006,7 @@ fn key_of(order_id: &str, attempt: u32) -> String {
 
 /// Marks the persisted format; refuses any version but [`PAYMENT_FORMAT_VERSION`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct PaymentFormat;
+struct PaymentFormat(u32);
 
 impl Serialize for PaymentFormat {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -845,7 +1017,8 @@ impl Serialize for PaymentFormat {
 impl<'de> Deserialize<'de> for PaymentFormat {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match u32::deserialize(d)? {
-            PAYMENT_FORMAT_VERSION => Ok(PaymentFormat),
+            // Format 1 kept the confirming stage as settlement flags: read and converted.
+            v @ (1 | PAYMENT_FORMAT_VERSION) => Ok(PaymentFormat(v)),
             v => Err(serde::de::Error::custom(format_args!(
                 "payment format version {v} is not supported (this library reads {PAYMENT_FORMAT_VERSION})"
             ))),

@@ -3,19 +3,24 @@
 //!
 //! The rules (`docs/settlement.md`, "Precedence"):
 //!
+//! * **The bank's own word settles.** An answer to this attempt's request, the order status
+//!   API (its `txn_id`, when present, must be this attempt's), or a webhook bound to this
+//!   attempt by its `txn_id`. A verified return URL (it names the order, not the attempt)
+//!   or a webhook without a `txn_id` is a reason to confirm, never the verdict: the payment
+//!   moves to *confirming* (`confirming.rs`) and the order status decides.
+//! * **Paid means confirmed.** Only a final payment is paid, and a payment is final only by
+//!   the bank's own word, with the amount checked when one is expected.
 //! * **One terminal outcome.** Whichever source settles the payment first reports the one
 //!   terminal outcome (`Approved`, `Declined` or `IntegrityFailed`); nothing reports a
-//!   second one.
-//! * **The order status API wins.** A return URL or a webhook that says final settles the
-//!   payment *unconfirmed*; `check_status` then confirms it (`Outcome::Confirmed`) or
-//!   overturns it (`Outcome::Disagreement`, never a second plain `Approved`).
-//! * **Monotonic and idempotent.** A final payment never moves back except through a
-//!   reported disagreement; a webhook seen before, an older one, one about another
-//!   transaction, or one that says nothing final changes nothing and says so.
+//!   second one. A hint contradicting it sends it to confirming; the order status then
+//!   confirms it (`Outcome::Confirmed`) or overturns it (`Outcome::Disagreement`).
+//! * **Monotonic and idempotent.** A webhook seen before, an older one, one about another
+//!   transaction, one that says nothing final, or any hint while a request is in flight
+//!   changes nothing and says so.
 //! * **The amount.** With an expected amount, a success counts as paid only when an order
-//!   body (the order status API's, or a webhook's) shows that amount and currency; a
-//!   mismatch is a terminal `IntegrityFailed` (final, not paid); a success from a source
-//!   without an amount (a return URL, the payment's own answer) waits for the order status.
+//!   body (the order status API's, or a bound webhook's) shows that amount and currency; a
+//!   mismatch is a terminal `IntegrityFailed` (final, not paid); a success from an answer
+//!   without an amount is confirming until the order status shows it.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -23,23 +28,23 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{InFlight, Payment, Stage};
+use super::{Confirming, InFlight, Payment, Resume, Stage, Why};
 use crate::card::CardSummary;
 use crate::clock::Stamp;
-use crate::config::Config;
-use crate::error::{ForeignAnswer, ResponseError};
+use crate::error::ResponseError;
 use crate::outcome::{Outcome, Refusal, Uncertainty};
-use crate::request::{self, Outgoing};
 use crate::settle::{
     loggable, Amount, Disagreement, ExpectedAmount, IntegrityError, OrderSnapshot,
     SettlementSource, VerifiedReturn, WebhookEvent, MAX_EVENT_ID,
 };
 use crate::status::Status;
-use crate::token::{RequestKind, Token};
-use crate::view::NextStep;
+use crate::token::RequestKind;
 
 /// How many webhook ids a payment remembers (the most recent ones it applied).
 const MAX_WEBHOOK_IDS: usize = 16;
+
+/// How many earlier attempts' transactions a payment remembers.
+const MAX_EARLIER: usize = 8;
 
 /// Longest transaction id a payment keeps.
 const MAX_TXN_ID: usize = 256;
@@ -99,33 +104,40 @@ impl From<WebhookEvent> for Settlement {
 
 /// What a settlement hint did to a payment ([`Payment::settle`]).
 ///
-/// `Approved`, `Declined` and `IntegrityFailed` are terminal: the hint settled the payment
-/// (unconfirmed: [`Payment::check_status`] confirms it) and this is the one terminal
-/// outcome the payment reports. Every other outcome changed nothing, except `Conflict`
-/// the first time it is seen.
+/// `Approved`, `Declined` and `IntegrityFailed` are terminal: a webhook bound to this
+/// attempt's transaction settled the payment, and this is the one terminal outcome the
+/// payment reports. `Confirming` and `Conflict` moved the payment to confirming (check the
+/// order status: `Driver::settle` does). Every other outcome changed nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SettleOutcome {
-    /// Settled: paid (for the expected amount, if one is set). Terminal.
+    /// Settled by a webhook bound to this attempt: paid (for the expected amount, if one
+    /// is set). Terminal.
     Approved(Status),
-    /// Settled: failed. Terminal.
+    /// Settled by a webhook bound to this attempt: failed. Terminal.
     Declined(Status),
-    /// Settled, but the order's amount or currency is not the expected one (or it has
-    /// none): final and **not paid**; hold it for review. Terminal.
+    /// Settled by a webhook bound to this attempt, but the order's amount or currency is
+    /// not the expected one (or it has none): final and **not paid**; hold it for review.
+    /// Terminal.
     IntegrityFailed(Box<IntegrityError>),
+    /// A return URL or a webhook without a `txn_id` says final: a reason to confirm, not
+    /// the verdict. The payment is confirming ([`NextStep::Confirming`]); the OTP page
+    /// stays usable; check the order status, which decides.
+    ///
+    /// [`NextStep::Confirming`]: crate::NextStep::Confirming
+    Confirming(Status),
     /// The payment is already settled the same way: nothing changed.
     Agrees(Status),
-    /// The hint contradicts how the payment is settled (or what its own answer said). The
-    /// payment keeps its status and now asks for the order status, which decides
-    /// ([`NextStep::CheckStatus`]).
+    /// The hint contradicts how the payment was settled. The payment is confirming now
+    /// and is not paid until the order status decides ([`Payment::check_status`]).
     Conflict(Box<Disagreement>),
-    /// The hint says the payment succeeded but carries no amount, and the payment expects
-    /// one (a return URL): nothing changed; check the order status, which shows it.
-    AmountUnknown(Status),
     /// The payment does not know its transaction yet (its start is in flight, or its
     /// answer was lost), so a hint cannot settle it: nothing changed; check the order
     /// status.
     CheckStatus(Status),
+    /// A request is in flight: nothing changed (its answer, or the order status after it,
+    /// will tell).
+    InFlight,
     /// The hint reports a status that is not final: nothing changed.
     NotFinal(Status),
     /// This webhook (by `id`) was applied before: nothing changed.
@@ -138,18 +150,20 @@ pub enum SettleOutcome {
 }
 
 impl SettleOutcome {
-    /// A stable snake_case code: `approved`, `declined`, `integrity_failure`, `agrees`,
-    /// `conflict`, `amount_unknown`, `check_status`, `not_final`, `duplicate`, `stale`,
-    /// `other_transaction`. Codes never change meaning; new ones may be added.
+    /// A stable snake_case code: `approved`, `declined`, `integrity_failure`,
+    /// `confirming`, `agrees`, `conflict`, `check_status`, `in_flight`, `not_final`,
+    /// `duplicate`, `stale`, `other_transaction`. Codes never change meaning; new ones may
+    /// be added.
     pub fn code(&self) -> &'static str {
         match self {
             SettleOutcome::Approved(_) => "approved",
             SettleOutcome::Declined(_) => "declined",
             SettleOutcome::IntegrityFailed(_) => "integrity_failure",
+            SettleOutcome::Confirming(_) => "confirming",
             SettleOutcome::Agrees(_) => "agrees",
             SettleOutcome::Conflict(_) => "conflict",
-            SettleOutcome::AmountUnknown(_) => "amount_unknown",
             SettleOutcome::CheckStatus(_) => "check_status",
+            SettleOutcome::InFlight => "in_flight",
             SettleOutcome::NotFinal(_) => "not_final",
             SettleOutcome::Duplicate => "duplicate",
             SettleOutcome::Stale => "stale",
@@ -157,7 +171,7 @@ impl SettleOutcome {
         }
     }
 
-    /// True when the hint settled the payment: the one terminal outcome it reports.
+    /// True when a bound webhook settled the payment: the one terminal outcome it reports.
     pub fn is_terminal(&self) -> bool {
         matches!(
             self,
@@ -166,27 +180,39 @@ impl SettleOutcome {
                 | SettleOutcome::IntegrityFailed(_)
         )
     }
+
+    /// True when the payment now needs the order status: it is confirming.
+    pub fn needs_status_check(&self) -> bool {
+        matches!(
+            self,
+            SettleOutcome::Confirming(_)
+                | SettleOutcome::Conflict(_)
+                | SettleOutcome::CheckStatus(_)
+        )
+    }
 }
 
 impl fmt::Display for SettleOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SettleOutcome::Approved(s) => write!(f, "payment approved ({s}), to be confirmed"),
-            SettleOutcome::Declined(s) => write!(f, "payment declined ({s}), to be confirmed"),
+            SettleOutcome::Approved(s) => write!(f, "payment approved ({s})"),
+            SettleOutcome::Declined(s) => write!(f, "payment declined ({s})"),
             SettleOutcome::IntegrityFailed(e) => write!(f, "payment held for review: {e}"),
+            SettleOutcome::Confirming(s) => {
+                write!(f, "reported {s}; confirming with the order status")
+            }
             SettleOutcome::Agrees(s) => write!(f, "already settled as {s}"),
             SettleOutcome::Conflict(d) => {
-                write!(f, "sources disagree: {d}; check the order status")
+                write!(f, "sources disagree: {d}; confirming with the order status")
             }
-            SettleOutcome::AmountUnknown(s) => write!(
-                f,
-                "says {s} without an amount; check the order status for the amount"
-            ),
             SettleOutcome::CheckStatus(s) => {
                 write!(
                     f,
                     "says {s}, but the transaction is not known yet; check the order status"
                 )
+            }
+            SettleOutcome::InFlight => {
+                f.write_str("a request is in flight; its answer or the order status will tell")
             }
             SettleOutcome::NotFinal(s) => write!(f, "says {s}, which is not final"),
             SettleOutcome::Duplicate => f.write_str("this webhook was applied before"),
@@ -233,25 +259,19 @@ pub(super) struct SettleState {
     /// The amount and currency a success must show.
     #[serde(skip_serializing_if = "Option::is_none")]
     expected: Option<ExpectedAmount>,
-    /// The `txn_id` of this attempt's transaction, from its start answer.
+    /// The `txn_id` of this attempt's transaction, from its start answer (or, when that
+    /// was lost, from the order status).
     #[serde(skip_serializing_if = "Option::is_none")]
     txn_id: Option<String>,
-    /// Who settled it (or, with `amount_unchecked`, said it succeeded).
+    /// The transactions of the attempts before this one on the order (the newest last).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    earlier: Vec<String>,
+    /// Who settled it, once final.
     #[serde(skip_serializing_if = "Option::is_none")]
     by: Option<SettlementSource>,
-    /// Settled by a return URL or webhook, not yet confirmed by the order status API.
-    #[serde(skip_serializing_if = "is_false")]
-    unconfirmed: bool,
-    /// A source without an amount said success while an amount is expected: not final
-    /// until an order body shows the amount.
-    #[serde(skip_serializing_if = "is_false")]
-    amount_unchecked: bool,
     /// The settlement failed the amount check: what the order showed.
     #[serde(skip_serializing_if = "Option::is_none")]
     integrity: Option<Found>,
-    /// A hint contradicts the settlement; the order status API decides.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    conflict: Option<Disagreement>,
     /// The last time the order status API overturned a settlement.
     #[serde(skip_serializing_if = "Option::is_none")]
     disagreement: Option<Disagreement>,
@@ -261,12 +281,19 @@ pub(super) struct SettleState {
     /// The `date_created` of the newest webhook applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     latest_event: Option<Stamp>,
-    /// The confirming order status check in flight (final payments only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    check: Option<InFlight>,
-    /// The card, kept when a hint or a confirmation replaced the OTP challenge.
+    /// The card, kept when the OTP challenge gave way to another stage.
     #[serde(skip_serializing_if = "Option::is_none")]
     card: Option<CardSummary>,
+    /// Read from records of format 1 only (never written): what is now the
+    /// [`Confirming`] stage. See [`Payment::migrate`].
+    #[serde(skip_serializing)]
+    unconfirmed: bool,
+    #[serde(skip_serializing)]
+    amount_unchecked: bool,
+    #[serde(skip_serializing)]
+    conflict: Option<Disagreement>,
+    #[serde(skip_serializing)]
+    check: Option<InFlight>,
 }
 
 /// The amount and currency a settlement showed, when they failed the check.
@@ -276,35 +303,47 @@ struct Found {
     currency: Option<String>,
 }
 
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
 impl SettleState {
     /// Nothing to persist.
     pub(super) fn is_plain(&self) -> bool {
         self == &SettleState::default()
     }
 
-    pub(super) fn amount_unchecked(&self) -> bool {
-        self.amount_unchecked
-    }
-
-    /// The confirming status check in flight.
-    pub(super) fn check(&self) -> Option<InFlight> {
-        self.check
-    }
-
-    pub(super) fn end_check(&mut self) {
-        self.check = None;
-    }
-
     pub(super) fn card(&self) -> Option<CardSummary> {
         self.card.clone()
     }
 
-    fn needs_confirmation(&self) -> bool {
-        self.unconfirmed || self.amount_unchecked || self.conflict.is_some()
+    /// This attempt's transaction, once known.
+    pub(super) fn txn_id(&self) -> Option<String> {
+        self.txn_id.clone()
+    }
+
+    /// Learns this attempt's transaction from an order body, when it is not known yet.
+    /// False when the body names an earlier attempt's transaction (this attempt's start
+    /// never reached the bank).
+    pub(super) fn learn_txn(&mut self, http_status: u16, body: &[u8]) -> bool {
+        if self.txn_id.is_some() {
+            return true;
+        }
+        let named = OrderSnapshot::from_order_status(http_status, body)
+            .ok()
+            .and_then(|o| o.txn_id)
+            .filter(|t| valid_id(t, MAX_TXN_ID));
+        if named.as_ref().is_some_and(|t| self.earlier.contains(t)) {
+            return false;
+        }
+        self.txn_id = named;
+        true
+    }
+
+    /// The state a next attempt starts from: the expected amount, and the transactions of
+    /// `previous` and of the attempts before it (the last [`MAX_EARLIER`]).
+    pub(super) fn after(&mut self, previous: &SettleState) {
+        self.expected.clone_from(&previous.expected);
+        self.earlier = previous.earlier.clone();
+        self.earlier.extend(previous.txn_id.clone());
+        let excess = self.earlier.len().saturating_sub(MAX_EARLIER);
+        self.earlier.drain(..excess);
     }
 
     /// Remembers an applied webhook: its id (the last [`MAX_WEBHOOK_IDS`]) and its date.
@@ -320,6 +359,10 @@ impl SettleState {
     }
 }
 
+fn valid_id(id: &str, max: usize) -> bool {
+    !id.is_empty() && id.len() <= max && !id.chars().any(char::is_control)
+}
+
 /// What a final status means for the merchant, once the amount is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Verdict {
@@ -331,16 +374,7 @@ enum Verdict {
 }
 
 impl Verdict {
-    /// The terminal outcome of an answer (`AmountUnknown` never gets here).
-    fn terminal(self, status: Status) -> Outcome {
-        match self {
-            Verdict::Paid => Outcome::Approved(status),
-            Verdict::Integrity(e) => Outcome::IntegrityFailed(Box::new(e)),
-            Verdict::NotPaid | Verdict::AmountUnknown => Outcome::Declined(status),
-        }
-    }
-
-    /// The terminal outcome of a hint (`AmountUnknown` never gets here).
+    /// The terminal outcome of a hint bound to this attempt.
     fn settled(self, status: Status) -> SettleOutcome {
         match self {
             Verdict::Paid => SettleOutcome::Approved(status),
@@ -407,16 +441,28 @@ impl Payment {
     // ----- Hints ------------------------------------------------------------------------
 
     /// Feeds a settlement hint into the payment: a verified return URL or an authenticated
-    /// webhook. A hint that says final settles an open payment (the one terminal outcome,
-    /// unconfirmed: [`check_status`](Self::check_status) then confirms it); anything else
-    /// changes nothing and says why. Idempotent: the same webhook again is
-    /// [`SettleOutcome::Duplicate`], the same return again changes nothing. A request in
-    /// flight when a hint settles the payment is abandoned: its answer is then refused
-    /// with `InputError::AlreadyFinal`.
+    /// webhook. A hint is evidence, not the verdict, unless it is bound to this attempt:
+    ///
+    /// * a **webhook whose `txn_id` is this attempt's** settles an open payment (the one
+    ///   terminal outcome: `Approved`, `Declined` or `IntegrityFailed`, the amount checked
+    ///   against the order it carries);
+    /// * a **return URL** (it names the order, not the attempt: the back button replays an
+    ///   earlier attempt's, correctly signed) or a **webhook without a `txn_id`** moves an
+    ///   open payment to *confirming* ([`SettleOutcome::Confirming`], next step
+    ///   [`NextStep::Confirming`]): the OTP page stays usable, and
+    ///   [`check_status`](Self::check_status) decides, going back to the OTP page or the
+    ///   bank page when the order is not final;
+    /// * a webhook naming **another transaction** changes nothing
+    ///   ([`SettleOutcome::OtherTransaction`]), and so does one seen before, an older one,
+    ///   one that says nothing final, and any hint while a request is in flight (its
+    ///   answer or the order status will tell: [`SettleOutcome::InFlight`]);
+    /// * a hint that **contradicts** a settled payment sends it to confirming too
+    ///   ([`SettleOutcome::Conflict`]): the order status confirms or overturns it.
     ///
     /// Store the payment afterwards, with compare-and-swap, when its
-    /// [`revision`](Self::revision) moved (`docs/concurrency.md`); answer a webhook `200`
-    /// whatever the outcome, and a [`SettleError`] too (it is not this payment's).
+    /// [`revision`](Self::revision) moved (`docs/concurrency.md`), or let
+    /// `Driver::settle` do all of it; answer a webhook `200` whatever the outcome, and a
+    /// [`SettleError`] too (it is not this payment's).
     ///
     /// ```
     /// use direct_otp::{Payment, PaymentSource, ResponseKey, ReturnParams, Settlement,
@@ -432,22 +478,19 @@ impl Payment {
     /// let answer = br#"{"order_id":"ord_1","txn_id":"acme-ord_1-1","status":"PENDING_VBV",
     ///     "payment":{"authentication":{"method":"GET","url":"https://bank.example/3ds"}}}"#;
     /// payment.handle_response(out.token, 200, answer, now)?;
-    /// // ... and comes back with signed parameters.
+    /// // ... and comes back with signed parameters: a reason to confirm, not the verdict.
     /// let key = ResponseKey::new("92206A0A4A75499C9B11206C2B3B9A53")?;
     /// # let query = "order_id=ord_1&status=CHARGED&status_id=21&signature=g%252F3qqSQNepQvlFQ8X7Y%252F%252BLZ4%252BWg0VLQ8izZSvOwDSaU%253D&signature_algorithm=HMAC-SHA256";
     /// let verified = ReturnParams::from_query(query)?.verify(&key)?;
-    /// let outcome = payment.settle(Settlement::ReturnUrl(verified.clone()), now)?;
-    /// assert_eq!(outcome, SettleOutcome::Approved(Status::Charged));
-    /// assert!(payment.is_paid() && !payment.is_confirmed());
-    /// // The same return again changes nothing.
-    /// let revision = payment.revision();
-    /// assert_eq!(payment.settle(verified.into(), now)?.code(), "agrees");
-    /// assert_eq!(payment.revision(), revision);
-    /// // Confirm with the order status API.
+    /// let outcome = payment.settle(Settlement::ReturnUrl(verified), now)?;
+    /// assert_eq!(outcome, SettleOutcome::Confirming(Status::Charged));
+    /// assert!(!payment.is_paid());
+    /// assert_eq!(payment.view(now).next, "confirming");
+    /// // The order status decides.
     /// let check = payment.check_status(&config, now)?;
-    /// let body = br#"{"order_id":"ord_1","status":"CHARGED","amount":"1499","currency":"INR"}"#;
-    /// assert_eq!(payment.handle_response(check.token, 200, body, now)?.code(), "confirmed");
-    /// assert!(payment.is_confirmed());
+    /// let body = br#"{"order_id":"ord_1","txn_id":"acme-ord_1-1","status":"CHARGED"}"#;
+    /// assert_eq!(payment.handle_response(check.token, 200, body, now)?.code(), "approved");
+    /// assert!(payment.is_paid());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn settle(
@@ -471,7 +514,7 @@ impl Payment {
             Settlement::ReturnUrl(_) => None,
         };
         if let Some(e) = event {
-            if e.id.is_empty() || e.id.len() > MAX_EVENT_ID || e.id.chars().any(char::is_control) {
+            if !valid_id(&e.id, MAX_EVENT_ID) {
                 return Err(SettleError::BadEventId);
             }
             if self.settle.webhooks.contains(&e.id) {
@@ -488,98 +531,117 @@ impl Payment {
                 }
             }
         }
+        // Nothing changes under a request in flight: its token stays valid, and its
+        // answer (or the order status after it) tells.
+        if self.in_flight().is_some() {
+            return Ok(SettleOutcome::InFlight);
+        }
         if !status.is_final() {
             return Ok(SettleOutcome::NotFinal(status));
         }
-        let verdict = self.verdict(&status, event.map(|e| &e.order));
-        let open = match &self.stage {
-            Stage::New | Stage::Starting { .. } | Stage::Unknown { .. } => {
-                return Ok(SettleOutcome::CheckStatus(status));
+        let bound =
+            event.filter(|e| e.order.txn_id.is_some() && e.order.txn_id == self.settle.txn_id);
+        if matches!(self.stage, Stage::Starting { .. } | Stage::Unknown { .. }) {
+            return Ok(SettleOutcome::CheckStatus(status));
+        }
+        if let Some(held) = self.settled_status() {
+            return Ok(self.contradict(source, status, held, event, now));
+        }
+        if let Stage::Confirming(c) = &self.stage {
+            if bound.is_none() || matches!(c.resume, Resume::Settled { .. }) {
+                return Ok(SettleOutcome::Confirming(status));
             }
-            Stage::BankPage { .. } => true,
-            Stage::Challenge { challenge } => !challenge.is_final(),
-            Stage::Final { .. } => false,
-        };
-        if verdict == Verdict::AmountUnknown
-            && (open || (self.settle.amount_unchecked && status == self.status()))
-        {
-            return Ok(SettleOutcome::AmountUnknown(status));
         }
-        if open {
-            return Ok(self.settle_open(source, status, verdict, event, now));
-        }
-        if self.settle.amount_unchecked && status == self.status() {
-            // The payment's own answer said this success; the webhook shows the amount.
+        if let Some(event) = bound {
+            let verdict = self.verdict(&status, Some(&event.order));
+            self.keep_card();
+            self.stage = Stage::Final {
+                status: status.clone(),
+            };
             self.touch(now);
-            self.settle.amount_unchecked = false;
             self.settle.by = Some(source);
-            self.settle.unconfirmed = true;
             self.settle.integrity = verdict.found();
-            self.settle.note(event);
+            self.settle.note(Some(event));
             return Ok(verdict.settled(status));
         }
-        let held = self.status();
-        let paid = self.is_paid();
-        let agrees = status == held
-            && (verdict == Verdict::AmountUnknown || (verdict == Verdict::Paid) == paid);
-        if agrees {
-            return Ok(SettleOutcome::Agrees(held));
-        }
-        let conflict = Disagreement {
-            source,
-            said: status,
-            status: held,
-            was_paid: paid,
-            paid,
+        let resume = match std::mem::replace(&mut self.stage, Stage::New) {
+            Stage::Challenge { challenge } => Resume::Otp { challenge },
+            Stage::BankPage {
+                url,
+                browser_away,
+                status,
+                ..
+            } => Resume::BankPage {
+                url,
+                browser_away,
+                status,
+            },
+            other => {
+                // Every other stage returned above.
+                self.stage = other;
+                return Ok(SettleOutcome::CheckStatus(status));
+            }
         };
-        if self.settle.conflict.as_ref() != Some(&conflict) || event.is_some() {
-            self.replace_challenge();
-            self.touch(now);
-            self.settle.conflict = Some(conflict.clone());
-            self.settle.note(event);
-        }
-        Ok(SettleOutcome::Conflict(Box::new(conflict)))
+        self.stage = Stage::Confirming(Box::new(Confirming {
+            reported: status.clone(),
+            by: source,
+            why: Why::Hint,
+            check: None,
+            resume,
+        }));
+        self.touch(now);
+        self.settle.note(event);
+        Ok(SettleOutcome::Confirming(status))
     }
 
-    /// A final hint settles an open payment.
-    fn settle_open(
+    /// The status of a settled payment (final, not confirming).
+    fn settled_status(&self) -> Option<Status> {
+        self.is_final().then(|| self.status())
+    }
+
+    /// A final hint on a settled payment: it agrees, or the order status must decide.
+    fn contradict(
         &mut self,
         source: SettlementSource,
-        status: Status,
-        verdict: Verdict,
+        said: Status,
+        held: Status,
         event: Option<&WebhookEvent>,
         now: OffsetDateTime,
     ) -> SettleOutcome {
-        let card = self.challenge().map(|c| c.card().clone());
+        let verdict = self.verdict(&said, event.map(|e| &e.order));
+        let paid = self.is_paid();
+        let agrees = said == held
+            && (verdict == Verdict::AmountUnknown || (verdict == Verdict::Paid) == paid);
+        if agrees {
+            return SettleOutcome::Agrees(held);
+        }
+        let disagreement = Disagreement {
+            source,
+            said: said.clone(),
+            status: held.clone(),
+            was_paid: paid,
+            paid,
+        };
+        self.keep_card();
+        self.stage = Stage::Confirming(Box::new(Confirming {
+            reported: said,
+            by: source,
+            why: Why::Conflict {
+                disagreement: disagreement.clone(),
+            },
+            check: None,
+            resume: Resume::Settled { status: held },
+        }));
         self.touch(now);
-        self.stage = Stage::Final {
-            status: status.clone(),
-        };
-        let card = card.filter(|c| c != &CardSummary::default());
-        self.settle = SettleState {
-            expected: self.settle.expected.take(),
-            txn_id: self.settle.txn_id.take(),
-            by: Some(source),
-            unconfirmed: true,
-            integrity: verdict.found(),
-            webhooks: std::mem::take(&mut self.settle.webhooks),
-            latest_event: self.settle.latest_event,
-            card,
-            ..SettleState::default()
-        };
         self.settle.note(event);
-        verdict.settled(status)
+        SettleOutcome::Conflict(Box::new(disagreement))
     }
 
-    /// A final OTP challenge gives way to the plain final stage (keeping the card), so that
-    /// a confirmation can be in flight on it.
-    fn replace_challenge(&mut self) {
-        if let Stage::Challenge { challenge } = &self.stage {
+    /// The OTP challenge gives way to another stage: its card is kept for the view.
+    fn keep_card(&mut self) {
+        if let Some(challenge) = self.challenge() {
             let card = challenge.card().clone();
             self.settle.card = Some(card).filter(|c| c != &CardSummary::default());
-            self.stage = Stage::Final {
-                status: challenge.status().clone(),
-            };
         }
     }
 
@@ -601,7 +663,8 @@ impl Payment {
 
     /// After an answer of the payment's own requests (`kind`): remembers the transaction
     /// id a start names, and for a terminal outcome who settled it and whether the amount
-    /// is the expected one.
+    /// is the expected one. A success without the expected amount is not the verdict: the
+    /// payment is confirming until the order status shows the amount.
     pub(super) fn settled_by_answer(
         &mut self,
         kind: RequestKind,
@@ -613,7 +676,7 @@ impl Payment {
         if kind == RequestKind::Start && self.settle.txn_id.is_none() {
             self.settle.txn_id = order()
                 .and_then(|o| o.txn_id)
-                .filter(|t| t.len() <= MAX_TXN_ID);
+                .filter(|t| valid_id(t, MAX_TXN_ID));
         }
         if !outcome.is_terminal() {
             return outcome;
@@ -623,7 +686,6 @@ impl Payment {
             _ => SettlementSource::Answer,
         };
         self.settle.by = Some(source);
-        self.settle.unconfirmed = false;
         let Outcome::Approved(status) = &outcome else {
             return outcome;
         };
@@ -646,8 +708,15 @@ impl Payment {
         match verdict {
             Verdict::AmountUnknown => {
                 let status = status.clone();
-                self.replace_challenge();
-                self.settle.amount_unchecked = true;
+                self.keep_card();
+                self.settle.by = None;
+                self.stage = Stage::Confirming(Box::new(Confirming {
+                    reported: status.clone(),
+                    by: SettlementSource::Answer,
+                    why: Why::AmountUnchecked,
+                    check: None,
+                    resume: Resume::Nothing,
+                }));
                 Outcome::CheckStatus(Uncertainty::AmountUnchecked(status))
             }
             Verdict::Integrity(e) => {
@@ -658,123 +727,179 @@ impl Payment {
         }
     }
 
-    /// `check_status` on a final payment: the confirming order status check, when the
-    /// settlement needs one (`None`: the usual rules apply, `AlreadyFinal` among them).
-    pub(super) fn confirm(
-        &mut self,
-        config: &Config,
-        now: OffsetDateTime,
-    ) -> Option<Result<Outgoing, Refusal>> {
-        if !matches!(self.stage, Stage::Final { .. }) {
-            return None;
-        }
-        if let Some(check) = self.settle.check {
-            return Some(Err(Refusal::InFlight(check.token)));
-        }
-        if !self.settle.needs_confirmation() {
-            return None;
-        }
-        let now = self.touch(now);
-        let token = Token::issue(self.record, self.revision, RequestKind::OrderStatus);
-        self.settle.check = Some(InFlight {
-            token,
-            sent_at: now,
-        });
-        Some(Ok(Outgoing {
-            token,
-            request: request::order_status(
-                config,
-                self.order_id.as_str(),
-                self.routing_id.shared(),
-            ),
-        }))
-    }
-
-    /// The answer to the confirming status check: the order status API decides.
+    /// The answer to the status check made while confirming (outside the OTP page): the
+    /// order status API decides. `status` is the answer read, already bound to this
+    /// attempt's transaction.
     pub(super) fn on_confirmation(
         &mut self,
+        status: Result<Status, ResponseError>,
         http_status: u16,
         body: &[u8],
         now: OffsetDateTime,
     ) -> Outcome {
         self.touch(now);
-        self.settle.check = None;
-        let order = match OrderSnapshot::from_order_status(http_status, body) {
-            Ok(o) if o.order_id == self.order_id.as_str() => o,
-            Ok(_) => {
-                return Outcome::Rejected(ResponseError::Foreign(ForeignAnswer {
-                    field: "order_id",
-                }))
+        self.end_check();
+        let api = match status {
+            Ok(status) => status,
+            Err(ResponseError::Foreign(e)) if e.is_other_transaction() => {
+                // The order's latest transaction is another attempt's: what was reported
+                // was about that one. The confirming is over: back where it was.
+                self.resume_after_other_transaction();
+                return Outcome::rejected(ResponseError::Foreign(e));
             }
-            Err(e) => return Outcome::Rejected(e),
+            Err(e) => return Outcome::rejected(e),
         };
-        let api = order.status.clone();
+        let Stage::Confirming(c) = &mut self.stage else {
+            return Outcome::Pending(api);
+        };
         if !api.is_final() {
-            // Not final yet: what was reported stands, still unconfirmed.
+            // Not final yet: back where it was, or still confirming.
+            if let Resume::BankPage {
+                url, browser_away, ..
+            } = &c.resume
+            {
+                self.stage = Stage::BankPage {
+                    url: url.clone(),
+                    browser_away: *browser_away,
+                    status: api.clone(),
+                    check: None,
+                };
+            }
             return Outcome::Pending(api);
         }
-        let verdict = self.verdict(&api, Some(&order));
+        let Resume::Settled { status: held } = c.resume.clone() else {
+            // Nothing terminal was reported yet: this is the one terminal outcome (the
+            // amount is checked after, as for any order status).
+            return self.finish(api);
+        };
+        let order = OrderSnapshot::from_order_status(http_status, body).ok();
+        let verdict = match (self.verdict(&api, order.as_ref()), &self.settle.expected) {
+            // The order status always shows the order: no amount is a failed check.
+            (Verdict::AmountUnknown, Some(expected)) => Verdict::Integrity(IntegrityError {
+                expected: expected.clone(),
+                found_amount: None,
+                found_currency: None,
+            }),
+            (v, _) => v,
+        };
+        let was_paid = held.is_success() && self.settle.integrity.is_none();
         let api_paid = verdict == Verdict::Paid;
-        let held = self.status();
-        let was_paid = self.is_paid();
-        let first = self.settle.amount_unchecked;
-        let said_by = self.settle.by.unwrap_or(SettlementSource::Answer);
-        if let Stage::Final { status } = &mut self.stage {
-            status.clone_from(&api);
-        }
-        self.settle.integrity = verdict.found();
-        self.settle.amount_unchecked = false;
-        self.settle.unconfirmed = false;
-        self.settle.conflict = None;
-        let differs = held != api || was_paid != api_paid;
-        let disagreement = differs.then(|| Disagreement {
-            source: said_by,
-            said: held,
+        self.stage = Stage::Final {
             status: api.clone(),
+        };
+        self.settle.integrity = verdict.found();
+        if held == api && was_paid == api_paid {
+            return Outcome::Confirmed(api);
+        }
+        let d = Disagreement {
+            source: SettlementSource::OrderStatus,
+            said: held,
+            status: api,
             was_paid,
             paid: api_paid,
-        });
-        if first {
-            // Nothing terminal was reported yet: this is the one terminal outcome.
-            self.settle.by = Some(SettlementSource::OrderStatus);
-            if disagreement.is_some() {
-                self.settle.disagreement = disagreement;
+        };
+        self.settle.by = Some(SettlementSource::OrderStatus);
+        self.settle.disagreement = Some(d.clone());
+        Outcome::Disagreement(Box::new(d))
+    }
+
+    /// Confirming, when the order status names another transaction of the order: the hint
+    /// was about that transaction, so the payment goes back where it was (a settled one is
+    /// settled as before). A success without the amount has nowhere to go back to: it keeps
+    /// confirming.
+    fn resume_after_other_transaction(&mut self) {
+        let Stage::Confirming(c) = &mut self.stage else {
+            return;
+        };
+        match std::mem::replace(&mut c.resume, Resume::Nothing) {
+            Resume::Settled { status } => self.stage = Stage::Final { status },
+            Resume::BankPage {
+                url,
+                browser_away,
+                status,
+            } => {
+                self.stage = Stage::BankPage {
+                    url,
+                    browser_away,
+                    status,
+                    check: None,
+                }
             }
-            return verdict.terminal(api);
-        }
-        match disagreement {
-            None => Outcome::Confirmed(api),
-            Some(d) => {
-                self.settle.by = Some(SettlementSource::OrderStatus);
-                self.settle.disagreement = Some(d.clone());
-                Outcome::Disagreement(Box::new(d))
-            }
+            Resume::Otp { challenge } => self.stage = Stage::Challenge { challenge },
+            Resume::Nothing => {}
         }
     }
 
-    /// The next step of the plain final stage.
-    pub(super) fn final_step(&self, status: &Status) -> NextStep {
-        if self.settle.amount_unchecked || self.settle.conflict.is_some() {
-            NextStep::CheckStatus
-        } else {
-            NextStep::Finished(status.clone())
+    /// Reads a record of format 1, whose settlement flags are now the confirming stage.
+    pub(super) fn migrate(&mut self) -> Result<(), &'static str> {
+        let s = &mut self.settle;
+        let legacy = (
+            std::mem::take(&mut s.unconfirmed),
+            std::mem::take(&mut s.amount_unchecked),
+            s.conflict.take(),
+            s.check.take(),
+        );
+        let (unconfirmed, amount_unchecked, conflict, check) = legacy;
+        if !unconfirmed && !amount_unchecked && conflict.is_none() && check.is_none() {
+            return Ok(());
         }
+        let Stage::Final { status } = &self.stage else {
+            return Err("settlement state outside a final stage");
+        };
+        let status = status.clone();
+        let by = self.settle.by.unwrap_or(SettlementSource::Answer);
+        let confirming = if amount_unchecked {
+            Confirming {
+                reported: status,
+                by: SettlementSource::Answer,
+                why: Why::AmountUnchecked,
+                check,
+                resume: Resume::Nothing,
+            }
+        } else {
+            let disagreement = conflict.unwrap_or(Disagreement {
+                source: by,
+                said: status.clone(),
+                status: status.clone(),
+                was_paid: status.is_success(),
+                paid: status.is_success(),
+            });
+            Confirming {
+                reported: disagreement.said.clone(),
+                by: disagreement.source,
+                why: Why::Conflict { disagreement },
+                check,
+                resume: Resume::Settled { status },
+            }
+        };
+        if !unconfirmed
+            && !amount_unchecked
+            && confirming.check.is_some()
+            && !matches!(confirming.why, Why::Conflict { .. })
+        {
+            return Err("a confirmation in flight that nothing needs");
+        }
+        self.stage = Stage::Confirming(Box::new(confirming));
+        Ok(())
     }
 
     // ----- Getters ----------------------------------------------------------------------
 
-    /// True once the payment is final, succeeded (`CHARGED` or `AUTHORIZED`), and, if an
-    /// expected amount is set, an order body showed that amount and currency.
+    /// True only once the payment is final (settled by the bank's own word: see
+    /// [`is_final`](Self::is_final)), succeeded (`CHARGED` or `AUTHORIZED`), and, if an
+    /// expected amount is set, an order body showed that amount and currency. Never true
+    /// while the bank could still say otherwise: not while confirming a return URL or a
+    /// webhook, nor while a hint contradicts the settlement.
     pub fn is_paid(&self) -> bool {
         self.is_final() && self.status().is_success() && self.settle.integrity.is_none()
     }
 
-    /// True once the payment is final and the order status API (or the payment's own
-    /// answer) settled or confirmed it, with no hint contradicting it since. False while
-    /// only a return URL or a webhook says it is final: confirm with
-    /// [`check_status`](Self::check_status).
+    /// The same as [`is_final`](Self::is_final): every final payment was settled by the
+    /// bank's own word (the payment's answers, the order status API, or a webhook bound to
+    /// this attempt), so it is confirmed. Kept for callers that checked
+    /// `is_paid() && is_confirmed()`.
     pub fn is_confirmed(&self) -> bool {
-        self.is_final() && !self.settle.unconfirmed && self.settle.conflict.is_none()
+        self.is_final()
     }
 
     /// Who settled the payment, once final (`None` for a record stored before this was
@@ -793,25 +918,32 @@ impl Payment {
         })
     }
 
-    /// The last time the order status API overturned what another source had said.
+    /// The last time the order status API overturned a settlement.
     pub fn disagreement(&self) -> Option<&Disagreement> {
         self.settle.disagreement.as_ref()
     }
 
-    /// A return URL or webhook that contradicts the settlement, until the order status API
-    /// decides.
+    /// A return URL or webhook that contradicts the settlement, while the payment is
+    /// confirming it.
     pub fn conflict(&self) -> Option<&Disagreement> {
-        self.settle.conflict.as_ref()
+        match &self.stage {
+            Stage::Confirming(c) => match &c.why {
+                Why::Conflict { disagreement } => Some(disagreement),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     /// The view's `settlement_issue` code.
     pub(super) fn settlement_issue(&self) -> Option<&'static str> {
+        if let Stage::Confirming(c) = &self.stage {
+            if let Some(issue) = c.issue() {
+                return Some(issue);
+            }
+        }
         if self.settle.integrity.is_some() {
             Some("integrity_failure")
-        } else if self.settle.amount_unchecked {
-            Some("amount_unchecked")
-        } else if self.settle.conflict.is_some() {
-            Some("conflict")
         } else if self.settle.disagreement.is_some() {
             Some("disagreement")
         } else {
@@ -821,14 +953,13 @@ impl Payment {
 
     /// Words for the view when the settlement, not the next step, says what to show.
     pub(super) fn settlement_message(&self) -> Option<String> {
-        if self.settle.check.is_some() {
+        if self.in_flight().is_some() {
             return None;
         }
         match self.settlement_issue()? {
             "integrity_failure" => {
                 Some("the payment could not be matched to the order; it is held for review".into())
             }
-            "amount_unchecked" | "conflict" => Some("checking the payment with the bank".into()),
             _ => None,
         }
     }
@@ -836,30 +967,29 @@ impl Payment {
     /// The first rule of the settlement state that this record breaks, if any.
     pub(super) fn settle_inconsistency(&self) -> Option<&'static str> {
         let s = &self.settle;
-        let bad_id = |id: &String| {
-            id.is_empty() || id.len() > MAX_EVENT_ID || id.chars().any(char::is_control)
-        };
-        if s.webhooks.len() > MAX_WEBHOOK_IDS || s.webhooks.iter().any(bad_id) {
+        if s.webhooks.len() > MAX_WEBHOOK_IDS
+            || s.webhooks.iter().any(|id| !valid_id(id, MAX_EVENT_ID))
+        {
             return Some("too many or malformed webhook ids");
         }
-        if s.txn_id.as_ref().is_some_and(|t| {
-            t.is_empty() || t.len() > MAX_TXN_ID || t.chars().any(char::is_control)
-        }) {
+        if s.txn_id.as_ref().is_some_and(|t| !valid_id(t, MAX_TXN_ID))
+            || s.earlier.len() > MAX_EARLIER
+            || s.earlier.iter().any(|t| !valid_id(t, MAX_TXN_ID))
+        {
             return Some("a malformed transaction id");
         }
-        let final_stage = matches!(self.stage, Stage::Final { .. });
-        if !final_stage && (s.needs_confirmation() || s.check.is_some() || s.card.is_some()) {
-            return Some("settlement state outside a final stage");
+        let settled = matches!(self.stage, Stage::Final { .. } | Stage::Confirming(_));
+        if !settled && s.card.is_some() {
+            return Some("a kept card while the OTP page is there");
         }
-        if s.check.is_some() && !s.needs_confirmation() {
-            return Some("a confirmation in flight that nothing needs");
+        if s.unconfirmed || s.amount_unchecked || s.conflict.is_some() || s.check.is_some() {
+            return Some("settlement flags of format 1 in a record of format 2");
         }
+        // A final OTP page is settled too: the challenge itself holds the final status.
         let success = self.status().is_success();
-        if (s.amount_unchecked || s.integrity.is_some()) && (s.expected.is_none() || !success) {
+        let settled = settled || self.is_final();
+        if s.integrity.is_some() && (s.expected.is_none() || !success || !settled) {
             return Some("an amount check without an expected amount or a success");
-        }
-        if s.unconfirmed && s.by.is_none_or(SettlementSource::is_authoritative) {
-            return Some("an unconfirmed settlement without a hint that settled it");
         }
         None
     }
@@ -868,8 +998,10 @@ impl Payment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
     use crate::otp::Otp;
     use crate::settle::ResponseKey;
+    use crate::view::NextStep;
     use crate::{InputError, PaymentSource, ReturnParams, SendFailure, StartRequest};
     use serde_json::json;
     use time::macros::datetime;
@@ -974,8 +1106,22 @@ mod tests {
         assert_eq!(&back, p, "{json}");
     }
 
+    /// A webhook without a `txn_id`: bound to no attempt.
+    fn unbound_hook(id: &str, status: &str) -> Settlement {
+        webhook(
+            id,
+            json!({"order_id": BANK, "status": status, "amount": "1499", "currency": "INR"}),
+            "2026-11-25T10:00:01Z",
+        )
+    }
+
+    fn submit(p: &mut Payment, now: OffsetDateTime) -> crate::Outgoing {
+        p.submit(&config(), &Otp::new("123456").unwrap(), now)
+            .unwrap()
+    }
+
     #[test]
-    fn a_webhook_settles_unconfirmed_and_the_status_api_confirms() {
+    fn a_bound_webhook_settles_and_is_paid() {
         let mut p = bank_page(None);
         p.go_to_bank_page(at(1)).unwrap();
         let out = p
@@ -983,12 +1129,12 @@ mod tests {
             .unwrap();
         assert_eq!(out, SettleOutcome::Approved(Status::Charged));
         assert!(out.is_terminal());
-        assert!(p.is_final() && p.is_paid() && !p.is_confirmed());
+        assert!(p.is_final() && p.is_paid() && p.is_confirmed());
         assert_eq!(p.settled_by(), Some(SettlementSource::Webhook));
         let view = p.view(at(5));
         assert_eq!(
             (view.next.as_str(), view.paid, view.confirmed),
-            ("finished", true, false)
+            ("finished", true, true)
         );
         assert_eq!(view.settled_by.as_deref(), Some("webhook"));
         assert_eq!(view.settlement_issue, None);
@@ -1003,67 +1149,166 @@ mod tests {
         let ret = p.settle(signed_return(BANK, "CHARGED"), at(6)).unwrap();
         assert_eq!(ret, SettleOutcome::Agrees(Status::Charged));
         assert_eq!(p.revision(), revision);
-
-        // Commands stay refused; the status check confirms.
-        assert_eq!(
-            p.go_to_bank_page(at(7)),
-            Err(Refusal::AlreadyFinal(Status::Charged))
-        );
-        let body = order_body(BANK, "CHARGED", "1499", "acme-ord_dotp_1002-1");
-        let out = p.check_status(&config(), at(7)).unwrap();
-        assert_eq!(p.in_flight(), Some(out.token));
-        assert_eq!(p.next_step(at(7)), NextStep::Wait(out.token));
-        assert_eq!(
-            p.check_status(&config(), at(7)),
-            Err(Refusal::InFlight(out.token))
-        );
-        round_trip(&p);
-        let confirmed = p
-            .handle_response(out.token, 200, body.to_string().as_bytes(), at(8))
-            .unwrap();
-        assert_eq!(confirmed, Outcome::Confirmed(Status::Charged));
-        assert!(!confirmed.is_terminal());
-        assert!(p.is_confirmed() && p.is_paid());
-        assert_eq!(p.settled_by(), Some(SettlementSource::Webhook));
-        assert_eq!(
-            p.check_status(&config(), at(9)),
-            Err(Refusal::AlreadyFinal(Status::Charged))
-        );
-        round_trip(&p);
+        for refused in [
+            p.go_to_bank_page(at(7)).map(drop),
+            p.check_status(&config(), at(7)).map(drop),
+        ] {
+            assert_eq!(refused, Err(Refusal::AlreadyFinal(Status::Charged)));
+        }
     }
 
     #[test]
-    fn the_status_api_overturns_a_hint_and_says_so() {
-        for (hint, api_status, was_paid, paid) in [
-            ("AUTHENTICATION_FAILED", "CHARGED", false, true),
-            ("CHARGED", "AUTHORIZATION_FAILED", true, false),
-        ] {
-            let mut p = bank_page(None);
-            let out = p.settle(signed_return(BANK, hint), at(1)).unwrap();
-            assert!(out.is_terminal(), "{out:?}");
-            let body = order_body(BANK, api_status, "1499", "acme-ord_dotp_1002-1");
-            let Outcome::Disagreement(d) = api(&mut p, &body, at(2)) else {
-                panic!("expected a disagreement")
-            };
-            assert_eq!(
-                (d.source, d.said.as_str(), d.status.as_str()),
-                (SettlementSource::ReturnUrl, hint, api_status)
-            );
-            assert_eq!((d.was_paid, d.paid), (was_paid, paid));
-            assert_eq!(p.status().as_str(), api_status, "the API wins");
-            assert_eq!(p.is_paid(), paid);
-            assert!(p.is_confirmed());
-            assert_eq!(p.disagreement(), Some(&*d));
-            let view = p.view(at(2));
-            assert_eq!(view.settlement_issue.as_deref(), Some("disagreement"));
-            assert_eq!(view.settled_by.as_deref(), Some("order_status"));
+    fn a_return_or_an_unbound_webhook_is_a_reason_to_confirm() {
+        // (payment, hint, the order status, what it settles as, where it goes back to)
+        type Make = fn(Option<&str>) -> Payment;
+        let cases: [(Make, Settlement, &str, &str, &str); 6] = [
+            (
+                bank_page,
+                signed_return(BANK, "CHARGED"),
+                "CHARGED",
+                "approved",
+                "",
+            ),
+            (
+                bank_page,
+                signed_return(BANK, "CHARGED"),
+                "AUTHENTICATION_FAILED",
+                "declined",
+                "",
+            ),
+            (
+                bank_page,
+                unbound_hook("e1", "CHARGED"),
+                "PENDING_VBV",
+                "pending",
+                "bank_page",
+            ),
+            (
+                otp_page,
+                signed_return(OTP, "AUTHENTICATION_FAILED"),
+                "PENDING_VBV",
+                "pending",
+                "enter_otp",
+            ),
+            (
+                otp_page,
+                signed_return(OTP, "CHARGED"),
+                "CHARGED",
+                "approved",
+                "",
+            ),
+            (
+                otp_page,
+                signed_return(OTP, "JUSPAY_DECLINED"),
+                "AUTHORIZING",
+                "pending",
+                "check_status",
+            ),
+        ];
+        for (make, hint, api_status, code, back) in cases {
+            let mut p = make(None);
+            let order = p.order_id().to_owned();
+            let said = hint.status().clone();
+            let out = p.settle(hint, at(1)).unwrap();
+            assert_eq!(out, SettleOutcome::Confirming(said.clone()));
+            assert!(!out.is_terminal() && out.needs_status_check());
+            assert!(!p.is_final() && !p.is_paid());
+            assert_ne!(p.status(), said, "a hint is not the status");
+            let view = p.view(at(1));
+            assert_eq!((view.next.as_str(), view.paid), ("confirming", false));
+            if order == OTP {
+                assert!(view.can_submit, "the OTP page stays usable");
+            }
+            round_trip(&p);
+            let txn = format!("acme-{order}-1");
+            let body = order_body(&order, api_status, "1499", &txn);
+            let outcome = api(&mut p, &body, at(2));
+            assert_eq!(outcome.code(), code, "{api_status} after {said}");
+            assert_eq!(p.is_paid(), code == "approved");
+            if !back.is_empty() {
+                assert_eq!(p.view(at(2)).next, back);
+            }
             round_trip(&p);
         }
     }
 
     #[test]
+    fn the_otp_page_works_while_confirming() {
+        // A failed return replayed from an earlier attempt: the bank still waits for the OTP.
+        let mut p = otp_page(None);
+        p.settle(signed_return(OTP, "AUTHENTICATION_FAILED"), at(1))
+            .unwrap();
+        let out = submit(&mut p, at(2));
+        // A hint while the submit is out changes nothing: the answer will tell.
+        let revision = p.revision();
+        assert_eq!(
+            p.settle(signed_return(OTP, "CHARGED"), at(2)),
+            Ok(SettleOutcome::InFlight)
+        );
+        assert_eq!(p.revision(), revision);
+        round_trip(&p);
+        let outcome = p.handle_response(out.token, 200, CHARGED, at(3)).unwrap();
+        assert_eq!(outcome, Outcome::Approved(Status::Charged));
+        assert!(p.is_paid());
+        assert_eq!(p.settled_by(), Some(SettlementSource::Answer));
+        round_trip(&p);
+    }
+
+    #[test]
+    fn an_order_status_about_another_transaction_is_not_this_attempts() {
+        for mut p in [bank_page(None), otp_page(None)] {
+            let order = p.order_id().to_owned();
+            let revision = p.revision();
+            let body = order_body(&order, "CHARGED", "1499", "acme-other-2");
+            let outcome = api(&mut p, &body, at(1));
+            let Outcome::Rejected(ResponseError::Foreign(e)) = &outcome else {
+                panic!("{outcome:?}")
+            };
+            assert!(e.is_other_transaction());
+            assert!(!p.is_final() && p.in_flight().is_none());
+            assert_eq!(p.revision(), revision + 2, "the check was made and is over");
+            round_trip(&p);
+        }
+    }
+
+    #[test]
+    fn a_hint_during_the_confirming_check_changes_nothing() {
+        // The high-severity bug: a webhook during the confirming status check moved the
+        // revision under the token in flight, and the stored row no longer loaded.
+        let mut p = otp_page(Some("1499"));
+        let out = submit(&mut p, at(1));
+        let outcome = p.handle_response(out.token, 200, CHARGED, at(2)).unwrap();
+        assert_eq!(
+            outcome,
+            Outcome::CheckStatus(Uncertainty::AmountUnchecked(Status::Charged))
+        );
+        let check = p.check_status(&config(), at(3)).unwrap();
+        let revision = p.revision();
+        let order = order_body(OTP, "CHARGED", "1499", "acme-ord_dotp_1001-1");
+        for hint in [
+            webhook("evt_1", order.clone(), "2026-11-25T10:00:03Z"),
+            webhook(
+                "evt_2",
+                order_body(OTP, "AUTHORIZATION_FAILED", "1499", "acme-ord_dotp_1001-1"),
+                "2026-11-25T10:00:04Z",
+            ),
+            signed_return(OTP, "JUSPAY_DECLINED"),
+        ] {
+            assert_eq!(p.settle(hint, at(4)), Ok(SettleOutcome::InFlight));
+            assert_eq!(p.revision(), revision);
+            round_trip(&p);
+        }
+        let outcome = p
+            .handle_response(check.token, 200, order.to_string().as_bytes(), at(5))
+            .unwrap();
+        assert_eq!(outcome, Outcome::Approved(Status::Charged));
+        assert!(p.is_paid());
+        round_trip(&p);
+    }
+
+    #[test]
     fn amounts_decide_what_is_paid() {
-        // A webhook for the wrong amount: final, not paid, never reported as approved.
+        // A bound webhook for the wrong amount: final, not paid, never reported approved.
         let mut p = bank_page(Some("1499.00"));
         let out = p
             .settle(hook("evt_1", "CHARGED", "1.00", 1), at(1))
@@ -1080,31 +1325,14 @@ mod tests {
         assert!(!view.paid && view.is_final);
         assert!(view.message.contains("held for review"), "{}", view.message);
         round_trip(&p);
-        // The status API shows the same amount: confirmed, still not paid.
-        let wrong = order_body(BANK, "CHARGED", "1", "acme-ord_dotp_1002-1");
-        assert_eq!(
-            api(&mut p.clone(), &wrong, at(2)),
-            Outcome::Confirmed(Status::Charged)
-        );
-        // It shows the right amount: the API wins, reported as a disagreement.
-        let right = order_body(BANK, "CHARGED", "1499", "acme-ord_dotp_1002-1");
-        let Outcome::Disagreement(d) = api(&mut p, &right, at(2)) else {
-            panic!()
-        };
-        assert!(!d.was_paid && d.paid && d.said == d.status);
-        assert!(p.is_paid() && p.integrity_failure().is_none());
 
-        // A return carries no amount: it cannot settle a payment that expects one.
+        // A return carries no amount: confirming; the order status shows it.
         let mut p = bank_page(Some("1499"));
-        let revision = p.revision();
         let out = p.settle(signed_return(BANK, "CHARGED"), at(1)).unwrap();
-        assert_eq!(out, SettleOutcome::AmountUnknown(Status::Charged));
-        assert_eq!(p.revision(), revision);
-        // ... but a failure needs no amount.
-        let out = p
-            .settle(signed_return(BANK, "AUTHENTICATION_FAILED"), at(1))
-            .unwrap();
-        assert_eq!(out, SettleOutcome::Declined(Status::AuthenticationFailed));
+        assert_eq!(out, SettleOutcome::Confirming(Status::Charged));
+        let right = order_body(BANK, "CHARGED", "1499", "acme-ord_dotp_1002-1");
+        assert_eq!(api(&mut p, &right, at(2)).code(), "approved");
+        assert!(p.is_paid());
     }
 
     #[test]
@@ -1129,9 +1357,7 @@ mod tests {
         ];
         for (fields, code, paid) in cases {
             let mut p = otp_page(Some("1499"));
-            let out = p
-                .submit(&config(), &Otp::new("123456").unwrap(), at(1))
-                .unwrap();
+            let out = submit(&mut p, at(1));
             let outcome = p.handle_response(out.token, 200, CHARGED, at(2)).unwrap();
             assert_eq!(
                 outcome,
@@ -1140,7 +1366,7 @@ mod tests {
             assert!(!outcome.is_terminal());
             assert!(!p.is_final() && !p.is_paid() && p.status() == Status::Charged);
             let view = p.view(at(2));
-            assert_eq!(view.next, "check_status");
+            assert_eq!(view.next, "confirming");
             assert_eq!(view.settlement_issue.as_deref(), Some("amount_unchecked"));
             assert_eq!(view.card.and_then(|c| c.last_four).as_deref(), Some("1111"));
             round_trip(&p);
@@ -1164,70 +1390,88 @@ mod tests {
     }
 
     #[test]
-    fn a_webhook_can_show_the_amount_an_answer_did_not() {
+    fn an_integrity_failure_on_the_otp_page_loads_again() {
+        // The order status, asked from the OTP page (there the challenge settles, not a
+        // `Final` stage), shows another amount: final, not paid, and the record loads.
+        // It did not: the load check took only a `Final` stage as settled.
         let mut p = otp_page(Some("1499"));
-        let out = p
-            .submit(&config(), &Otp::new("123456").unwrap(), at(1))
-            .unwrap();
+        let body = order_body(OTP, "CHARGED", "1.00", "acme-ord_dotp_1001-1");
+        let outcome = api(&mut p, &body, at(1));
+        assert_eq!(outcome.code(), "integrity_failure");
+        assert!(p.is_final() && !p.is_paid());
+        assert!(p.integrity_failure().is_some());
+        round_trip(&p);
+    }
+
+    #[test]
+    fn a_bound_webhook_can_show_the_amount_an_answer_did_not() {
+        let mut p = otp_page(Some("1499"));
+        let out = submit(&mut p, at(1));
         p.handle_response(out.token, 200, CHARGED, at(2)).unwrap();
         let order = order_body(OTP, "CHARGED", "1499.0", "acme-ord_dotp_1001-1");
         let out = p
             .settle(webhook("evt_9", order, "2026-11-25T10:00:03Z"), at(3))
             .unwrap();
         assert_eq!(out, SettleOutcome::Approved(Status::Charged));
-        assert!(p.is_paid() && !p.is_confirmed());
+        assert!(p.is_paid() && p.is_confirmed());
+        round_trip(&p);
     }
 
     #[test]
     fn a_contradicting_hint_asks_the_status_api() {
-        let mut p = otp_page(None);
-        let out = p
-            .submit(&config(), &Otp::new("123456").unwrap(), at(1))
-            .unwrap();
-        let outcome = p.handle_response(out.token, 200, CHARGED, at(2)).unwrap();
-        assert_eq!(outcome, Outcome::Approved(Status::Charged));
-        assert_eq!(p.settled_by(), Some(SettlementSource::Answer));
-        assert!(p.is_confirmed());
-        let failed = order_body(OTP, "AUTHENTICATION_FAILED", "1499", "acme-ord_dotp_1001-1");
-        let out = p
-            .settle(
-                webhook("evt_2", failed.clone(), "2026-11-25T10:00:03Z"),
-                at(3),
-            )
-            .unwrap();
-        let SettleOutcome::Conflict(d) = &out else {
-            panic!("{out:?}")
-        };
-        assert_eq!(
-            (&d.said, &d.status),
-            (&Status::AuthenticationFailed, &Status::Charged)
-        );
-        assert!(!out.is_terminal());
-        assert!(
-            p.is_paid() && !p.is_confirmed(),
-            "the payment keeps its status"
-        );
-        let view = p.view(at(3));
-        assert_eq!(
-            (view.next.as_str(), view.settlement_issue.as_deref()),
-            ("check_status", Some("conflict"))
-        );
-        assert!(view.card.is_some(), "the card outlives the challenge");
-        round_trip(&p);
-        let revision = p.revision();
-        let again = p
-            .settle(webhook("evt_2", failed, "2026-11-25T10:00:03Z"), at(4))
-            .unwrap();
-        assert_eq!(again, SettleOutcome::Duplicate);
-        assert_eq!(p.revision(), revision);
-        // The status API sides with the answer: confirmed, the conflict is over.
-        let body = order_body(OTP, "CHARGED", "1499", "acme-ord_dotp_1001-1");
-        assert_eq!(
-            api(&mut p, &body, at(5)),
-            Outcome::Confirmed(Status::Charged)
-        );
-        assert!(p.is_confirmed() && p.conflict().is_none());
-        assert_eq!(p.view(at(5)).next, "finished");
+        for (api_status, code, paid) in [
+            ("CHARGED", "confirmed", true),
+            ("AUTHENTICATION_FAILED", "disagreement", false),
+        ] {
+            let mut p = otp_page(None);
+            let out = submit(&mut p, at(1));
+            let outcome = p.handle_response(out.token, 200, CHARGED, at(2)).unwrap();
+            assert_eq!(outcome, Outcome::Approved(Status::Charged));
+            assert!(p.is_paid());
+            let failed = order_body(OTP, "AUTHENTICATION_FAILED", "1499", "acme-ord_dotp_1001-1");
+            let out = p
+                .settle(
+                    webhook("evt_2", failed.clone(), "2026-11-25T10:00:03Z"),
+                    at(3),
+                )
+                .unwrap();
+            let SettleOutcome::Conflict(d) = &out else {
+                panic!("{out:?}")
+            };
+            assert_eq!(
+                (&d.said, &d.status),
+                (&Status::AuthenticationFailed, &Status::Charged)
+            );
+            assert!(
+                !p.is_paid(),
+                "not paid while the bank could still say otherwise"
+            );
+            assert_eq!(p.conflict(), Some(&**d));
+            let view = p.view(at(3));
+            assert_eq!(
+                (view.next.as_str(), view.settlement_issue.as_deref()),
+                ("confirming", Some("conflict"))
+            );
+            assert!(view.card.is_some(), "the card outlives the challenge");
+            round_trip(&p);
+            let revision = p.revision();
+            let again = p
+                .settle(webhook("evt_2", failed, "2026-11-25T10:00:03Z"), at(4))
+                .unwrap();
+            assert_eq!(again, SettleOutcome::Duplicate);
+            assert_eq!(p.revision(), revision);
+            let body = order_body(OTP, api_status, "1499", "acme-ord_dotp_1001-1");
+            let outcome = api(&mut p, &body, at(5));
+            assert_eq!(outcome.code(), code);
+            assert!(
+                !outcome.is_terminal(),
+                "the terminal outcome was reported before"
+            );
+            assert_eq!(p.is_paid(), paid);
+            assert!(p.is_final() && p.conflict().is_none());
+            assert_eq!(p.view(at(5)).next, "finished");
+            round_trip(&p);
+        }
     }
 
     #[test]
@@ -1281,7 +1525,7 @@ mod tests {
         let out = p.start(&config(), &start, T0).unwrap();
         assert_eq!(
             p.settle(hook("evt_1", "CHARGED", "1499", 1), at(1)),
-            Ok(SettleOutcome::CheckStatus(Status::Charged))
+            Ok(SettleOutcome::InFlight)
         );
         p.handle_send_failure(out.token, SendFailure::MaybeSent, at(1))
             .unwrap();
@@ -1303,24 +1547,25 @@ mod tests {
     }
 
     #[test]
-    fn a_hint_abandons_the_request_in_flight() {
-        let mut p = otp_page(None);
-        let out = p
-            .submit(&config(), &Otp::new("123456").unwrap(), at(1))
+    fn a_lost_start_learns_its_transaction_from_the_order_status() {
+        let start = start_request(BANK);
+        let mut p = Payment::new(&start, 1, T0);
+        let out = p.start(&config(), &start, T0).unwrap();
+        p.handle_send_failure(out.token, SendFailure::MaybeSent, at(1))
             .unwrap();
-        let order = order_body(OTP, "CHARGED", "1499", "acme-ord_dotp_1001-1");
-        let settled = p
-            .settle(webhook("evt_1", order, "2026-11-25T10:00:02Z"), at(2))
-            .unwrap();
-        assert_eq!(settled, SettleOutcome::Approved(Status::Charged));
-        assert_eq!(p.in_flight(), None);
+        let pending = order_body(BANK, "PENDING_VBV", "1499", "acme-ord_dotp_1002-1");
         assert_eq!(
-            p.handle_response(out.token, 200, CHARGED, at(3)),
-            Err(InputError::AlreadyFinal { got: out.token })
+            api(&mut p, &pending, at(2)),
+            Outcome::Pending(Status::PendingVbv)
         );
+        // The bank waits for an OTP this record cannot take: never a silent dead end.
+        assert_eq!(p.next_step(at(2)), NextStep::NewAttempt);
+        assert_eq!(p.view(at(2)).next, "new_attempt");
+        // Webhooks are now bound to it.
+        let other = order_body(BANK, "CHARGED", "1499", "acme-ord_dotp_1002-2");
         assert_eq!(
-            p.view(at(3)).card.and_then(|c| c.last_four).as_deref(),
-            Some("1111")
+            p.settle(webhook("evt_x", other, "2026-11-25T10:00:03Z"), at(3)),
+            Ok(SettleOutcome::OtherTransaction)
         );
         round_trip(&p);
     }
@@ -1328,21 +1573,19 @@ mod tests {
     #[test]
     fn a_lost_confirmation_is_checked_again() {
         let mut p = bank_page(None);
-        p.settle(hook("evt_1", "CHARGED", "1499", 1), at(1))
-            .unwrap();
+        p.settle(signed_return(BANK, "CHARGED"), at(1)).unwrap();
         let out = p.check_status(&config(), at(2)).unwrap();
         assert_eq!(
             p.handle_send_failure(out.token, SendFailure::MaybeSent, at(3)),
             Ok(Outcome::NotDelivered)
         );
-        let out = p.check_status(&config(), at(4)).unwrap();
+        let _ = p.check_status(&config(), at(4)).unwrap();
         assert_eq!(p.recover(time::Duration::seconds(30), at(5)), None);
         assert_eq!(
             p.recover(time::Duration::seconds(30), at(40)),
             Some(Outcome::NotDelivered)
         );
         assert_eq!(p.in_flight(), None);
-        let _ = out;
         // An answer about another order is refused and leaves the check in flight.
         let out = p.check_status(&config(), at(45)).unwrap();
         let foreign = json!({"order_id": "ord_other", "status": "AUTHORIZATION_FAILED"});
@@ -1354,18 +1597,21 @@ mod tests {
         assert_eq!((p.in_flight(), p.revision()), (Some(out.token), revision));
         p.handle_send_failure(out.token, SendFailure::NotSent, at(47))
             .unwrap();
-        // Unreadable, order-less and pending answers leave it unconfirmed.
-        for body in [
-            json!("x"),
-            json!({"status": "CHARGED"}),
-            json!({"order_id": BANK, "status": "PENDING_VBV"}),
+        // Unreadable and order-less answers leave it confirming; a refused key says so.
+        for (http, body, code) in [
+            (200, json!("x"), "rejected"),
+            (
+                401,
+                json!({"status": "error", "error_code": "access_denied"}),
+                "unauthorized",
+            ),
         ] {
-            let outcome = api(&mut p, &body, at(50));
-            assert!(
-                matches!(outcome, Outcome::Rejected(_) | Outcome::Pending(_)),
-                "{outcome:?}"
-            );
-            assert!(p.is_paid() && !p.is_confirmed());
+            let out = p.check_status(&config(), at(50)).unwrap();
+            let outcome = p
+                .handle_response(out.token, http, body.to_string().as_bytes(), at(50))
+                .unwrap();
+            assert_eq!(outcome.code(), code, "{body}");
+            assert!(!p.is_paid() && p.view(at(50)).next == "confirming");
         }
         round_trip(&p);
     }
@@ -1375,16 +1621,19 @@ mod tests {
         let mut p = bank_page(None);
         p.settle(hook("evt_0", "CHARGED", "1499", 0), at(0))
             .unwrap();
+        let charged = order_body(BANK, "CHARGED", "1499", "acme-ord_dotp_1002-1");
         for i in 1..40 {
-            let status = if i % 2 == 0 {
-                "CHARGED"
-            } else {
-                "JUSPAY_DECLINED"
-            };
             let out = p
-                .settle(hook(&format!("evt_{i}"), status, "1499", 0), at(1))
+                .settle(
+                    hook(&format!("evt_{i}"), "JUSPAY_DECLINED", "1499", 0),
+                    at(i),
+                )
                 .unwrap();
-            assert!(!out.is_terminal());
+            assert_eq!(out.code(), "conflict");
+            assert_eq!(
+                api(&mut p, &charged, at(i)),
+                Outcome::Confirmed(Status::Charged)
+            );
         }
         assert_eq!(p.settle.webhooks.len(), MAX_WEBHOOK_IDS);
         assert_eq!(p.settle.webhooks.back().map(String::as_str), Some("evt_39"));
@@ -1398,6 +1647,7 @@ mod tests {
         let start = start_request(BANK);
         let json = serde_json::to_value(Payment::new(&start, 1, T0)).unwrap();
         assert!(json.get("settle").is_none(), "{json}");
+        assert_eq!(json["format"], 2);
         let json = serde_json::to_value(bank_page(None)).unwrap();
         assert_eq!(json["settle"], json!({"txn_id": "acme-ord_dotp_1002-1"}));
         // An expected amount is persisted; refused once started.
@@ -1421,23 +1671,26 @@ mod tests {
         let good = serde_json::to_value(&p).unwrap();
         for (patch, rule) in [
             (
-                json!({"stage": {"stage": "new"}}),
-                "settlement state outside a final stage",
+                json!({"stage": {"stage": "new"}, "settle": {"card": {"last_four": "1111"}}}),
+                "kept card",
             ),
-            (
-                json!({"settle": {"by": "order_status", "unconfirmed": true}}),
-                "unconfirmed",
-            ),
-            (
-                json!({"settle": {"by": "webhook", "amount_unchecked": true}}),
-                "amount check",
-            ),
+            (json!({"settle": {"unconfirmed": true}}), "format 1"),
             (
                 json!({"settle": {"webhooks": vec!["e"; 17]}}),
                 "webhook ids",
             ),
             (json!({"settle": {"webhooks": ["a\u{7}"]}}), "webhook ids"),
             (json!({"settle": {"txn_id": ""}}), "transaction id"),
+            (
+                json!({"stage": {"stage": "confirming", "reported": "PENDING_VBV", "by": "return_url",
+                                 "why": {"why": "hint"}, "resume": {"to": "nothing"}}}),
+                "not final",
+            ),
+            (
+                json!({"stage": {"stage": "confirming", "reported": "CHARGED", "by": "order_status",
+                                 "why": {"why": "amount_unchecked"}, "resume": {"to": "nothing"}}}),
+                "did not decide",
+            ),
         ] {
             let mut bad = good.clone();
             for (k, v) in patch.as_object().unwrap() {
@@ -1448,5 +1701,117 @@ mod tests {
                 .to_string();
             assert!(err.contains(rule), "{err} (wanted {rule})");
         }
+    }
+
+    #[test]
+    fn the_next_attempt_knows_the_earlier_transactions() {
+        let start = start_request(BANK);
+        let first = bank_page(Some("1499"));
+        // Still open: the bank may settle it.
+        assert_eq!(
+            first.next_attempt(&start, at(1)).unwrap_err(),
+            Refusal::AttemptOpen
+        );
+        assert_eq!(
+            Payment::new(&start, 1, T0)
+                .next_attempt(&start, at(1))
+                .unwrap_err(),
+            Refusal::NotStarted
+        );
+        let mut first = first;
+        let failed = order_body(
+            BANK,
+            "AUTHENTICATION_FAILED",
+            "1499",
+            "acme-ord_dotp_1002-1",
+        );
+        assert_eq!(api(&mut first, &failed, at(1)).code(), "declined");
+        assert_eq!(
+            first.next_attempt(&start_request(OTP), at(2)).unwrap_err(),
+            Refusal::OtherOrder
+        );
+        let mut second = first.next_attempt(&start, at(2)).unwrap();
+        assert_eq!((second.key(), second.attempt()), ("ord_dotp_1002/2", 2));
+        assert_eq!(second.expected_amount(), first.expected_amount());
+        round_trip(&second);
+        // Its start is lost; the order still shows attempt 1's transaction: it never
+        // arrived, and may start again (never taken for attempt 1's failure).
+        let out = second.start(&config(), &start, at(3)).unwrap();
+        second
+            .handle_send_failure(out.token, SendFailure::MaybeSent, at(3))
+            .unwrap();
+        assert_eq!(api(&mut second, &failed, at(4)), Outcome::NotDelivered);
+        assert_eq!(second.next_step(at(4)), NextStep::Start);
+        round_trip(&second);
+        // A paid attempt has no next one.
+        let mut paid = bank_page(None);
+        let charged = order_body(BANK, "CHARGED", "1499", "acme-ord_dotp_1002-1");
+        api(&mut paid, &charged, at(1));
+        assert_eq!(
+            paid.next_attempt(&start, at(2)).unwrap_err(),
+            Refusal::AlreadyFinal(Status::Charged)
+        );
+    }
+
+    #[test]
+    fn a_hint_about_another_attempt_is_undone_by_the_order_status() {
+        // Attempt 1 failed; attempt 2's CHARGED return reaches attempt 1 (the shop looked up
+        // the wrong record). Attempt 1 confirms, the order status names attempt 2's
+        // transaction: attempt 1 is settled as it was, not confirming for ever.
+        let mut first = bank_page(None);
+        let failed = order_body(
+            BANK,
+            "AUTHENTICATION_FAILED",
+            "1499",
+            "acme-ord_dotp_1002-1",
+        );
+        api(&mut first, &failed, at(1));
+        let out = first.settle(signed_return(BANK, "CHARGED"), at(2)).unwrap();
+        assert_eq!(out.code(), "conflict");
+        let second = order_body(BANK, "CHARGED", "1499", "acme-ord_dotp_1002-2");
+        let outcome = api(&mut first, &second, at(3));
+        assert!(
+            matches!(&outcome, Outcome::Rejected(ResponseError::Foreign(e)) if e.is_other_transaction())
+        );
+        assert!(first.is_final() && !first.is_paid());
+        assert_eq!(first.status(), Status::AuthenticationFailed);
+        round_trip(&first);
+        // The same on an open page: back to it.
+        for mut p in [bank_page(None), otp_page(None)] {
+            let order = p.order_id().to_owned();
+            p.settle(signed_return(&order, "CHARGED"), at(1)).unwrap();
+            let other = order_body(&order, "CHARGED", "1499", "acme-other-9");
+            assert_eq!(api(&mut p, &other, at(2)).code(), "rejected");
+            assert!(!p.is_final());
+            assert_ne!(p.view(at(2)).next, "confirming");
+            round_trip(&p);
+        }
+    }
+
+    #[test]
+    fn a_format_1_record_loads_with_its_settlement_still_to_confirm() {
+        // Format 1 settled a return URL "unconfirmed": it loads as confirming, not paid.
+        let p = bank_page(None);
+        let mut v1 = serde_json::to_value(&p).unwrap();
+        v1["format"] = json!(1);
+        v1["stage"] = json!({"stage": "final", "status": "CHARGED"});
+        v1["settle"] = json!({"txn_id": "acme-ord_dotp_1002-1", "by": "return_url",
+                             "unconfirmed": true});
+        let mut loaded: Payment = serde_json::from_value(v1).unwrap();
+        assert!(!loaded.is_paid() && !loaded.is_final());
+        assert_eq!(loaded.view(at(1)).next, "confirming");
+        let body = order_body(BANK, "CHARGED", "1499", "acme-ord_dotp_1002-1");
+        assert_eq!(
+            api(&mut loaded, &body, at(2)),
+            Outcome::Confirmed(Status::Charged)
+        );
+        assert!(loaded.is_paid());
+        let written = serde_json::to_value(&loaded).unwrap();
+        assert_eq!(written["format"], 2);
+        round_trip(&loaded);
+        // Format 3 is refused.
+        let mut v3 = serde_json::to_value(&p).unwrap();
+        v3["format"] = json!(3);
+        assert!(serde_json::from_value::<Payment>(v3).is_err());
     }
 }

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use super::webhook_url::{WebhookUrl, WebhookUrlError};
+
 /// The response key a sandbox signs return URLs with unless told otherwise.
 pub const SANDBOX_RESPONSE_KEY: &str = "sandbox_response_key";
 /// The webhook user name a sandbox sends unless told otherwise.
@@ -128,10 +130,33 @@ pub struct SandboxConfig {
     /// none. [`Sandbox::requests_to`](super::Sandbox::requests_to) counts every request
     /// whatever this is. Default [`SandboxConfig::DEFAULT_LOG_CAPACITY`] (1,024).
     pub log_capacity: usize,
+    /// How many orders the sandbox keeps (with their transactions and undrained webhooks).
+    /// Past it, creating an order lets the oldest settled one go (its latest transaction
+    /// final), or, when none is settled, the oldest one (abandoned mid-payment), so a
+    /// long-running server's memory stays bounded; an order let go answers
+    /// `RESOURCE_NOT_FOUND` afterwards. At least 1. Default
+    /// [`SandboxConfig::DEFAULT_ORDER_CAPACITY`] (1,024).
+    pub order_capacity: usize,
+    /// How many undrained webhooks the sandbox keeps per order (see
+    /// [`Sandbox::take_webhooks`](super::Sandbox::take_webhooks)); past it the oldest is
+    /// dropped and counted in [`Sandbox::dropped_webhooks`](super::Sandbox::dropped_webhooks).
+    /// Default [`SandboxConfig::DEFAULT_WEBHOOK_CAPACITY`] (16).
+    pub webhook_capacity: usize,
     /// The merchant's return URL. When set, finishing the bank page (`POST`) answers
     /// `302` to it with signed return parameters (see `docs/settlement.md`); when `None`
     /// (the default) the bank page answers a small HTML page.
     pub return_url: Option<String>,
+    /// Whether the control API is served under `/_sandbox/` (the OTP of an order, a
+    /// reset; see [`CONTROL_PREFIX`](super::CONTROL_PREFIX) and `docs/sandbox.md`), with the
+    /// same API key. Default `false`: `/_sandbox/...` is then an unknown route (404) like any
+    /// other. The standalone `direct-otp-sandbox` binary turns it on.
+    pub control_api: bool,
+    /// How many times a [`SandboxServer`](super::SandboxServer) delivering webhooks (see
+    /// [`with_webhook_url`](Self::with_webhook_url)) tries a webhook again after a non-2xx
+    /// answer or a failed connection, waiting 50 ms, then twice as long each time (at most
+    /// 1 s), before it gives up on it. Default 3.
+    pub webhook_retries: u32,
+    webhook_url: Option<WebhookUrl>,
     cards: Vec<(String, CardFlow)>,
     response_key: String,
     webhook_credentials: (String, String),
@@ -140,6 +165,10 @@ pub struct SandboxConfig {
 impl SandboxConfig {
     /// The default [`log_capacity`](Self::log_capacity): the 1,024 most recent requests.
     pub const DEFAULT_LOG_CAPACITY: usize = 1024;
+    /// The default [`order_capacity`](Self::order_capacity): 1,024 orders.
+    pub const DEFAULT_ORDER_CAPACITY: usize = 1024;
+    /// The default [`webhook_capacity`](Self::webhook_capacity): 16 webhooks per order.
+    pub const DEFAULT_WEBHOOK_CAPACITY: usize = 16;
 
     /// The defaults, accepting `api_key` (as HTTP Basic user name, empty password).
     pub fn new(api_key: &str) -> Self {
@@ -159,7 +188,12 @@ impl SandboxConfig {
             currency: "INR".to_owned(),
             id_seed: 1,
             log_capacity: Self::DEFAULT_LOG_CAPACITY,
+            order_capacity: Self::DEFAULT_ORDER_CAPACITY,
+            webhook_capacity: Self::DEFAULT_WEBHOOK_CAPACITY,
             return_url: None,
+            control_api: false,
+            webhook_retries: 3,
+            webhook_url: None,
             cards: Vec::new(),
             response_key: SANDBOX_RESPONSE_KEY.to_owned(),
             webhook_credentials: (
@@ -181,6 +215,41 @@ impl SandboxConfig {
     pub fn with_webhook_credentials(mut self, username: &str, password: &str) -> Self {
         self.webhook_credentials = (username.to_owned(), password.to_owned());
         self
+    }
+
+    /// Makes a [`SandboxServer`](super::SandboxServer) (feature `sandbox-server`) deliver
+    /// every webhook it queues to `url`, from a background task: a `POST` with the JSON
+    /// event body and the webhook credentials as HTTP Basic, with the scripted duplicates,
+    /// reordering and delays of [`WebhookFault`](super::WebhookFault), each tried again
+    /// [`webhook_retries`](Self::webhook_retries) times on a non-2xx answer. Delivered
+    /// webhooks are no longer queued for [`take_webhooks`](super::Sandbox::take_webhooks).
+    /// The in-process [`Sandbox`](super::Sandbox) has no IO and ignores it.
+    ///
+    /// Only `http://` URLs on loopback (`127.0.0.1`, `[::1]`, `localhost`) are accepted:
+    /// the sandbox sends nothing anywhere else.
+    ///
+    /// ```
+    /// use direct_otp::sandbox::{SandboxConfig, WebhookUrlError};
+    ///
+    /// let config = SandboxConfig::new("sk_test").with_webhook_url("http://127.0.0.1:8080/webhooks")?;
+    /// assert_eq!(config.webhook_url(), Some("http://127.0.0.1:8080/webhooks"));
+    /// let refused = SandboxConfig::new("sk_test").with_webhook_url("http://example.com/webhooks");
+    /// assert_eq!(refused.err(), Some(WebhookUrlError::NotLoopback));
+    /// # Ok::<(), WebhookUrlError>(())
+    /// ```
+    pub fn with_webhook_url(mut self, url: &str) -> Result<Self, WebhookUrlError> {
+        self.webhook_url = Some(WebhookUrl::parse(url)?);
+        Ok(self)
+    }
+
+    /// The URL webhooks are delivered to, if one is set.
+    pub fn webhook_url(&self) -> Option<&str> {
+        self.webhook_url.as_ref().map(WebhookUrl::as_str)
+    }
+
+    #[cfg_attr(not(feature = "sandbox-server"), allow(dead_code))]
+    pub(crate) fn webhook_target(&self) -> Option<&WebhookUrl> {
+        self.webhook_url.as_ref()
     }
 
     /// Sets [`return_url`](Self::return_url).
@@ -251,7 +320,12 @@ impl fmt::Debug for SandboxConfig {
             .field("currency", &self.currency)
             .field("id_seed", &self.id_seed)
             .field("log_capacity", &self.log_capacity)
+            .field("order_capacity", &self.order_capacity)
+            .field("webhook_capacity", &self.webhook_capacity)
             .field("return_url", &self.return_url)
+            .field("control_api", &self.control_api)
+            .field("webhook_url", &self.webhook_url)
+            .field("webhook_retries", &self.webhook_retries)
             .field("cards", &self.cards.len())
             .field("response_key", &"[redacted]")
             .field("webhook_credentials", &"[redacted]")

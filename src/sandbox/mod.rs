@@ -60,27 +60,40 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! A server can also deliver the webhooks to a loopback URL
+//! ([`SandboxConfig::with_webhook_url`]) and serve a control API under [`CONTROL_PREFIX`]
+//! (the OTP of an order, a reset; [`SandboxConfig::control_api`]). The program
+//! `direct-otp-sandbox` (`cargo run --features sandbox-server --bin direct-otp-sandbox --
+//! --port 0`) serves both, for test suites in any language. The model keeps at most
+//! [`SandboxConfig::order_capacity`] orders, so a long-running server's memory stays bounded.
+//!
 //! `docs/sandbox.md` describes the model's rules, the faults, and how a downstream SDK uses
 //! the sandbox in its own tests.
 
 mod auth;
 mod bodies;
 mod config;
+mod control;
+#[cfg(feature = "sandbox-server")]
+mod deliver;
 mod fault;
 mod model;
 #[cfg(feature = "sandbox-server")]
 mod server;
 mod settle;
 mod state;
+mod webhook_url;
 mod wire;
 
 pub use config::{
     CardFlow, Orders, OtpSource, SandboxConfig, WrongOtp, SANDBOX_RESPONSE_KEY,
     SANDBOX_WEBHOOK_PASSWORD, SANDBOX_WEBHOOK_USER,
 };
+pub use control::CONTROL_PREFIX;
 pub use fault::{Endpoint, Fault};
 pub use model::{BankPageResult, Exchange, Sandbox, SandboxError, TxnView};
 #[cfg(feature = "sandbox-server")]
-pub use server::SandboxServer;
-pub use settle::{WebhookFault, WEBHOOK_PATH};
+pub use server::{SandboxServer, WebhookDeliveries};
+pub use settle::{WebhookFault, HOLD_AT_MOST, WEBHOOK_PATH};
+pub use webhook_url::WebhookUrlError;
 pub use wire::{Delivery, HttpRequest, HttpResponse};

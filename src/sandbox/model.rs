@@ -49,6 +49,10 @@ use crate::Status;
 pub struct Sandbox {
     pub(super) config: SandboxConfig,
     orders: BTreeMap<String, Order>,
+    /// The orders kept, by creation number: the oldest first, for eviction.
+    order_ages: BTreeMap<u64, String>,
+    orders_created: u64,
+    orders_evicted: u64,
     txns: BTreeMap<String, Txn>,
     pub(super) settle: Settlement,
     faults: VecDeque<(Endpoint, Fault)>,
@@ -157,6 +161,9 @@ impl Sandbox {
             settle: Settlement::new(&config),
             config,
             orders: BTreeMap::new(),
+            order_ages: BTreeMap::new(),
+            orders_created: 0,
+            orders_evicted: 0,
             txns: BTreeMap::new(),
             faults: VecDeque::new(),
             otps,
@@ -187,16 +194,68 @@ impl Sandbox {
     /// already known keeps its transactions and takes the new amount.
     pub fn add_order(&mut self, order_id: &str, amount: f64) {
         let internal_id = format!("ordeh_{:010x}", self.next_id() & 0xff_ffff_ffff);
-        self.orders
-            .entry(order_id.to_owned())
-            .or_insert_with(|| Order {
+        if let Some(order) = self.orders.get_mut(order_id) {
+            order.amount = amount;
+            return;
+        }
+        self.orders.insert(
+            order_id.to_owned(),
+            Order {
                 order_id: order_id.to_owned(),
                 internal_id,
                 amount,
                 customer_id: None,
                 txns: Vec::new(),
-            })
-            .amount = amount;
+            },
+        );
+        self.orders_created += 1;
+        self.order_ages
+            .insert(self.orders_created, order_id.to_owned());
+        self.evict_past_capacity();
+    }
+
+    /// Lets the oldest orders go while more than [`SandboxConfig::order_capacity`] are kept:
+    /// settled ones (their latest transaction final) first, then the oldest of any kind (an
+    /// order abandoned mid-payment). An order goes with its transactions and its webhooks.
+    fn evict_past_capacity(&mut self) {
+        let capacity = self.config.order_capacity.max(1);
+        while self.orders.len() > capacity {
+            let settled = self
+                .order_ages
+                .iter()
+                .find(|(_, id)| self.order_status(id).is_some_and(|s| s.is_final()));
+            let Some((age, order_id)) = settled
+                .or_else(|| self.order_ages.iter().next())
+                .map(|(age, id)| (*age, id.clone()))
+            else {
+                break;
+            };
+            self.order_ages.remove(&age);
+            if let Some(order) = self.orders.remove(&order_id) {
+                for txn in &order.txns {
+                    self.txns.remove(txn);
+                }
+            }
+            self.settle.forget(&order_id);
+            self.orders_evicted += 1;
+        }
+    }
+
+    /// How many orders the sandbox keeps now (at most
+    /// [`SandboxConfig::order_capacity`]).
+    pub fn order_count(&self) -> usize {
+        self.orders.len()
+    }
+
+    /// How many transactions the sandbox keeps now (those of the orders kept).
+    pub fn transaction_count(&self) -> usize {
+        self.txns.len()
+    }
+
+    /// How many orders were let go so far to stay within
+    /// [`SandboxConfig::order_capacity`].
+    pub fn evicted_orders(&self) -> u64 {
+        self.orders_evicted
     }
 
     /// Queues a fault for the next request to `endpoint` (see [`Fault`]).
@@ -314,6 +373,9 @@ impl Sandbox {
 
     /// Answers one request at `now`. Never panics; every answer is a documented body.
     pub fn handle(&mut self, req: &HttpRequest, now: OffsetDateTime) -> HttpResponse {
+        if self.config.control_api && super::control::is_control(req) {
+            return self.control(req);
+        }
         self.requests = self.requests.wrapping_add(1);
         self.settle.now = now;
         let prefix = path_prefix(&self.config.base_url).to_owned();

@@ -4,6 +4,7 @@
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Poll;
 use std::thread::JoinHandle;
@@ -20,6 +21,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::deliver::{self, Counters};
 use super::model::Sandbox;
 use super::wire::{Delivery, HttpRequest};
 
@@ -49,6 +51,7 @@ pub struct SandboxServer {
     addr: SocketAddr,
     base_url: String,
     sandbox: Arc<Mutex<Sandbox>>,
+    webhooks: Arc<Counters>,
     stop: watch::Sender<bool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -62,13 +65,19 @@ impl SandboxServer {
 
     /// Binds `127.0.0.1:0` with a listen backlog of [`SandboxServer::BACKLOG`], points the
     /// sandbox's URLs at it, and starts serving.
-    pub fn start(mut sandbox: Sandbox) -> std::io::Result<SandboxServer> {
+    pub fn start(sandbox: Sandbox) -> std::io::Result<SandboxServer> {
+        Self::start_on(sandbox, 0)
+    }
+
+    /// [`start`](Self::start) on `127.0.0.1:port` (`0`: any free port). Loopback only:
+    /// there is no way to serve the sandbox on another address.
+    pub fn start_on(mut sandbox: Sandbox, port: u16) -> std::io::Result<SandboxServer> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
             .build()?;
         let socket = TcpSocket::new_v4()?;
-        socket.bind(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)))?;
+        socket.bind(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)))?;
         // `listen` registers the socket with the runtime that will serve it.
         let listener = {
             let _runtime = runtime.enter();
@@ -80,13 +89,37 @@ impl SandboxServer {
         let sandbox = Arc::new(Mutex::new(sandbox));
         let (stop, stopped) = watch::channel(false);
         let shared = Arc::clone(&sandbox);
+        let webhooks = Arc::new(Counters::default());
+        let (target, retries) = {
+            let model = lock(&sandbox);
+            let config = model.config();
+            (config.webhook_target().cloned(), config.webhook_retries)
+        };
+        let delivery = target.map(|url| {
+            let run = deliver::run(
+                Arc::clone(&sandbox),
+                url,
+                retries,
+                Arc::clone(&webhooks),
+                stopped.clone(),
+            );
+            runtime.spawn(run)
+        });
         let thread = std::thread::Builder::new()
             .name("direct-otp-sandbox".into())
-            .spawn(move || runtime.block_on(serve(listener, shared, stopped)))?;
+            .spawn(move || {
+                runtime.block_on(async move {
+                    serve(listener, shared, stopped).await;
+                    if let Some(delivery) = delivery {
+                        let _ = delivery.await;
+                    }
+                })
+            })?;
         Ok(SandboxServer {
             addr,
             base_url,
             sandbox,
+            webhooks,
             stop,
             thread: Some(thread),
         })
@@ -107,6 +140,30 @@ impl SandboxServer {
     pub fn sandbox(&self) -> MutexGuard<'_, Sandbox> {
         lock(&self.sandbox)
     }
+
+    /// What the webhook delivery did so far (all zero without
+    /// [`SandboxConfig::with_webhook_url`](super::SandboxConfig::with_webhook_url)).
+    pub fn webhook_deliveries(&self) -> WebhookDeliveries {
+        WebhookDeliveries {
+            delivered: self.webhooks.delivered.load(Ordering::Relaxed),
+            attempts: self.webhooks.attempts.load(Ordering::Relaxed),
+            given_up: self.webhooks.given_up.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What a [`SandboxServer`] delivering webhooks did so far (see
+/// [`SandboxServer::webhook_deliveries`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct WebhookDeliveries {
+    /// Webhooks answered with a 2xx (a scripted duplicate counts twice).
+    pub delivered: u64,
+    /// `POST`s made, retries included.
+    pub attempts: u64,
+    /// Webhooks given up on after [`SandboxConfig::webhook_retries`](super::SandboxConfig::webhook_retries)
+    /// retries.
+    pub given_up: u64,
 }
 
 impl Drop for SandboxServer {
@@ -126,12 +183,12 @@ impl std::fmt::Debug for SandboxServer {
     }
 }
 
-fn lock(sandbox: &Mutex<Sandbox>) -> MutexGuard<'_, Sandbox> {
+pub(super) fn lock(sandbox: &Mutex<Sandbox>) -> MutexGuard<'_, Sandbox> {
     sandbox.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Runs `fut` unless the server stops first (`None` then).
-async fn unless_stopped<F: Future>(
+pub(super) async fn unless_stopped<F: Future>(
     fut: F,
     stopped: &mut watch::Receiver<bool>,
 ) -> Option<F::Output> {

@@ -4,6 +4,7 @@
 //! duplicates and reordering.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
 
 use serde_json::json;
 use time::OffsetDateTime;
@@ -29,8 +30,32 @@ pub enum WebhookFault {
     Duplicate,
     /// The event is held back and queued right after the order's next event: the two
     /// arrive out of order. With no next event, it comes last at the next
-    /// [`take_webhooks`](Sandbox::take_webhooks).
+    /// [`take_webhooks`](Sandbox::take_webhooks) (a server delivering webhooks sends it
+    /// once it has been held for [`HOLD_AT_MOST`]).
     DeliverAfterNext,
+    /// A server delivering webhooks (see `SandboxConfig::with_webhook_url`) sends the event
+    /// only after this delay, without holding back the events after it: they overtake it.
+    /// In process, it is queued as usual ([`take_webhooks`](Sandbox::take_webhooks) has no
+    /// clock).
+    Delay(Duration),
+}
+
+/// How long a server delivering webhooks keeps an event held back by
+/// [`WebhookFault::DeliverAfterNext`] waiting for the order's next event.
+pub const HOLD_AT_MOST: Duration = Duration::from_secs(1);
+
+/// A webhook waiting to be taken, or delivered by the server.
+#[derive(Clone)]
+#[cfg_attr(not(feature = "sandbox-server"), allow(dead_code))]
+pub(crate) struct Queued {
+    /// Its place in the order webhooks were queued (not generated: a held-back event is
+    /// queued after the next one), over every order.
+    pub(crate) seq: u64,
+    /// When it was generated.
+    pub(crate) at: OffsetDateTime,
+    pub(crate) request: HttpRequest,
+    /// How long a delivering server waits before sending it ([`WebhookFault::Delay`]).
+    pub(crate) delay: Duration,
 }
 
 /// The settlement state of a sandbox.
@@ -39,8 +64,14 @@ pub(crate) struct Settlement {
     authorization: String,
     /// BIN prefixes and whether they are eligible for Direct OTP; the longest match wins.
     bins: Vec<(String, bool)>,
-    queues: BTreeMap<String, VecDeque<HttpRequest>>,
-    held: BTreeMap<String, Vec<HttpRequest>>,
+    queues: BTreeMap<String, VecDeque<Queued>>,
+    held: BTreeMap<String, Vec<Queued>>,
+    /// Webhooks queued so far (the next [`Queued::seq`]).
+    queued: u64,
+    /// Webhooks dropped because an order's queue was full.
+    dropped: u64,
+    /// The most webhooks kept per order.
+    capacity: usize,
     /// The latest transaction and status each order's events have told.
     told: BTreeMap<String, (String, Status)>,
     /// Orders whose state may have changed since the last flush.
@@ -62,6 +93,9 @@ impl Settlement {
             bins: Vec::new(),
             queues: BTreeMap::new(),
             held: BTreeMap::new(),
+            queued: 0,
+            dropped: 0,
+            capacity: config.webhook_capacity,
             told: BTreeMap::new(),
             dirty: BTreeSet::new(),
             faults: VecDeque::new(),
@@ -121,24 +155,77 @@ impl Settlement {
             .with_header("content-type", "application/json")
             .with_body(body.to_string());
         let order_id = order.order_id.as_str();
-        match self.faults.pop_front() {
-            Some(WebhookFault::DeliverAfterNext) => {
-                self.held
-                    .entry(order_id.to_owned())
-                    .or_default()
-                    .push(request);
-            }
-            fault => {
-                let queue = self.queues.entry(order_id.to_owned()).or_default();
-                if fault == Some(WebhookFault::Duplicate) {
-                    queue.push_back(request.clone());
-                }
-                queue.push_back(request);
-                if let Some(held) = self.held.remove(order_id) {
-                    queue.extend(held);
-                }
+        let fault = self.faults.pop_front();
+        let delay = match fault {
+            Some(WebhookFault::Delay(d)) => d,
+            _ => Duration::ZERO,
+        };
+        let queued = Queued {
+            seq: 0,
+            at: self.now,
+            request,
+            delay,
+        };
+        if fault == Some(WebhookFault::DeliverAfterNext) {
+            self.held
+                .entry(order_id.to_owned())
+                .or_default()
+                .push(queued);
+            return;
+        }
+        if fault == Some(WebhookFault::Duplicate) {
+            self.enqueue(order_id, queued.clone());
+        }
+        self.enqueue(order_id, queued);
+        for held in self.held.remove(order_id).unwrap_or_default() {
+            self.enqueue(order_id, held);
+        }
+    }
+
+    /// Queues a webhook for an order, letting the order's oldest go past the capacity.
+    fn enqueue(&mut self, order_id: &str, mut webhook: Queued) {
+        self.queued += 1;
+        webhook.seq = self.queued;
+        let queue = self.queues.entry(order_id.to_owned()).or_default();
+        queue.push_back(webhook);
+        while queue.len() > self.capacity {
+            queue.pop_front();
+            self.dropped += 1;
+        }
+        if queue.is_empty() {
+            self.queues.remove(order_id);
+        }
+    }
+
+    /// Forgets an order let go by the sandbox: its webhooks and what they told.
+    pub(crate) fn forget(&mut self, order_id: &str) {
+        self.queues.remove(order_id);
+        self.held.remove(order_id);
+        self.told.remove(order_id);
+        self.dirty.remove(order_id);
+    }
+
+    /// Takes every queued webhook of every order, in the order they were queued, and the
+    /// held-back ones that waited [`HOLD_AT_MOST`] by `now`: what a delivering server sends.
+    #[cfg_attr(not(feature = "sandbox-server"), allow(dead_code))]
+    pub(crate) fn drain(&mut self, now: OffsetDateTime) -> Vec<Queued> {
+        let expired: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, held)| held.iter().any(|h| now - h.at >= HOLD_AT_MOST))
+            .map(|(order_id, _)| order_id.clone())
+            .collect();
+        for order_id in expired {
+            for held in self.held.remove(&order_id).unwrap_or_default() {
+                self.enqueue(&order_id, held);
             }
         }
+        let mut all: Vec<Queued> = std::mem::take(&mut self.queues)
+            .into_values()
+            .flatten()
+            .collect();
+        all.sort_by_key(|q| q.seq);
+        all
     }
 
     /// The return parameters for an order in `status`, signed together with the merchant's
@@ -218,14 +305,27 @@ impl Sandbox {
     /// [`WEBHOOK_PATH`] with the configured Basic credentials and a JSON event body, ready
     /// for the merchant's handler ([`WebhookCredentials::verify`](crate::WebhookCredentials::verify)).
     pub fn take_webhooks(&mut self, order_id: &str) -> Vec<HttpRequest> {
-        let mut taken: Vec<HttpRequest> = self
-            .settle
-            .queues
-            .remove(order_id)
-            .map(Vec::from)
-            .unwrap_or_default();
-        taken.extend(self.settle.held.remove(order_id).unwrap_or_default());
-        taken
+        let queued = self.settle.queues.remove(order_id).unwrap_or_default();
+        let held = self.settle.held.remove(order_id).unwrap_or_default();
+        queued.into_iter().chain(held).map(|q| q.request).collect()
+    }
+
+    /// How many webhooks are waiting, over every order (held ones included).
+    pub fn queued_webhooks(&self) -> usize {
+        let queued: usize = self.settle.queues.values().map(VecDeque::len).sum();
+        queued + self.settle.held.values().map(Vec::len).sum::<usize>()
+    }
+
+    /// How many webhooks were dropped so far because an order had
+    /// [`SandboxConfig::webhook_capacity`] undrained ones already.
+    pub fn dropped_webhooks(&self) -> u64 {
+        self.settle.dropped
+    }
+
+    /// Takes what a server delivering webhooks sends now (see [`Settlement::drain`]).
+    #[cfg_attr(not(feature = "sandbox-server"), allow(dead_code))]
+    pub(crate) fn drain_webhooks(&mut self, now: OffsetDateTime) -> Vec<Queued> {
+        self.settle.drain(now)
     }
 
     /// How many webhooks are waiting for an order (held ones included).

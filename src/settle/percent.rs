@@ -1,7 +1,8 @@
 //! `application/x-www-form-urlencoded` decoding for return parameters (a query string or a
 //! form body), strict: a malformed `%`-escape or a name or value that is not UTF-8 once
-//! decoded is an error, never guessed at. Encoding is the crate's one form encoder
-//! ([`crate::request::encode_into`]).
+//! decoded is an error, never guessed at. Encoding, for the return signature, in each of
+//! the [`Encoding`]s Juspay's signing samples use; the first, `java.net.URLEncoder`'s, is
+//! the crate's one form encoder ([`crate::request::encode_into`]).
 
 use super::error::ReturnUrlError;
 
@@ -63,12 +64,57 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
-/// Form-encodes `s` (the crate's encoder: letters, digits and `*-._` kept, space as `+`,
-/// every other byte of the UTF-8 as `%XX` in upper case).
-pub(crate) fn encode(s: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len() + s.len() / 2);
-    crate::request::encode_into(s, &mut out);
-    out
+/// A percent-encoder of Juspay's signature samples. They agree on letters, digits, `-._`
+/// (kept) and on every reserved character (`%XX`, upper-case hex, of each UTF-8 byte); they
+/// differ on `~ * ! ' ( )` and on the space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    /// `java.net.URLEncoder.encode(s, "UTF-8")`, the form serializer (WHATWG URL §5.2):
+    /// `*` kept, space as `+`.
+    JavaUrlEncoder,
+    /// PHP `urlencode`: only `-._` kept, space as `+`.
+    PhpUrlencode,
+    /// Python `urllib.parse.quote_plus`: `~` kept, space as `+`.
+    PythonQuotePlus,
+    /// JavaScript `encodeURIComponent`: `~ * ! ' ( )` kept, space as `%20`.
+    JsEncodeUriComponent,
+}
+
+impl Encoding {
+    /// Every encoding, the crate's own (Java's) first.
+    pub(crate) const ALL: [Encoding; 4] = [
+        Encoding::JavaUrlEncoder,
+        Encoding::PhpUrlencode,
+        Encoding::PythonQuotePlus,
+        Encoding::JsEncodeUriComponent,
+    ];
+
+    /// Appends `s`, encoded, to `out`.
+    pub(crate) fn encode_into(self, s: &str, out: &mut Vec<u8>) {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        let (kept, space): (&[u8], &[u8]) = match self {
+            Encoding::JavaUrlEncoder => return crate::request::encode_into(s, out),
+            Encoding::PhpUrlencode => (b"-._", b"+"),
+            Encoding::PythonQuotePlus => (b"-._~", b"+"),
+            Encoding::JsEncodeUriComponent => (b"-._~*!'()", b"%20"),
+        };
+        for &b in s.as_bytes() {
+            if b.is_ascii_alphanumeric() || kept.contains(&b) {
+                out.push(b);
+            } else if b == b' ' {
+                out.extend_from_slice(space);
+            } else {
+                out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+            }
+        }
+    }
+
+    /// `s`, encoded.
+    pub(crate) fn encode(self, s: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(s.len() + s.len() / 2);
+        self.encode_into(s, &mut out);
+        out
+    }
 }
 
 #[cfg(test)]
@@ -115,10 +161,32 @@ mod tests {
     }
 
     #[test]
-    fn encodes_like_the_form_encoder() {
-        assert_eq!(
-            encode("aZ09*-._ ~+/=&%é"),
-            b"aZ09*-._+%7E%2B%2F%3D%26%25%C3%A9"
-        );
+    fn each_encoding_keeps_its_own_characters() {
+        let input = "aZ09-._ ~*!'()+/=&%é";
+        for (encoding, want) in [
+            (
+                Encoding::JavaUrlEncoder,
+                "aZ09-._+%7E*%21%27%28%29%2B%2F%3D%26%25%C3%A9",
+            ),
+            (
+                Encoding::PhpUrlencode,
+                "aZ09-._+%7E%2A%21%27%28%29%2B%2F%3D%26%25%C3%A9",
+            ),
+            (
+                Encoding::PythonQuotePlus,
+                "aZ09-._+~%2A%21%27%28%29%2B%2F%3D%26%25%C3%A9",
+            ),
+            (
+                Encoding::JsEncodeUriComponent,
+                "aZ09-._%20~*!'()%2B%2F%3D%26%25%C3%A9",
+            ),
+        ] {
+            let got = encoding.encode(input);
+            assert_eq!(String::from_utf8(got).unwrap(), want, "{encoding:?}");
+        }
+        // Java's is the crate's form encoder.
+        let mut form = Vec::new();
+        crate::request::encode_into(input, &mut form);
+        assert_eq!(Encoding::JavaUrlEncoder.encode(input), form);
     }
 }

@@ -13,23 +13,23 @@
 //! parser does) that is `...1vQ%3D`, the percent-encoded base64. Decoding is done exactly
 //! once, never "until stable".
 //!
-//! **Which percent-encoding.** The docs don't say which characters stay unencoded. This
-//! crate uses the `application/x-www-form-urlencoded` byte serializer (WHATWG URL §5.2),
-//! which is what `java.net.URLEncoder.encode(s, "UTF-8")` does: ASCII letters, digits and
-//! `*-._` unchanged, space as `+`, every other UTF-8 byte as `%XX` in upper case. Source:
-//! Juspay's Java sample `SignatureVerification.validateHMAC_SHA256`, which applies
-//! `URLEncoder.encode` to each name and value, to the joined string and to the base64
-//! digest; its vector (response key `92206A0A4A75499C9B11206C2B3B9A53`, parameters
+//! **Which percent-encoding.** The docs don't say which characters stay unencoded, and
+//! Juspay's signing samples use their language's own encoder:
+//! `java.net.URLEncoder.encode(s, "UTF-8")` (the `application/x-www-form-urlencoded`
+//! serializer, WHATWG URL §5.2: letters, digits and `*-._` kept, space as `+`), PHP
+//! `urlencode` (`*` encoded too), Python `quote_plus` (`~` kept, `*` encoded) and
+//! JavaScript `encodeURIComponent` (`~*!'()` kept, space as `%20`). All of them keep
+//! letters, digits and `-._` and write every reserved character (`%`, `&`, `=`, `+`, `/`,
+//! ...) as `%XX` in upper case. So a return is checked against each encoding's canonical
+//! string (the same encoding for the pairs, the whole string and the digest): identical
+//! candidates are signed once, every distinct one is signed and compared in constant time,
+//! with no early exit, and the return verifies if one matches. A tampered return matches
+//! none. The Java sample `SignatureVerification.validateHMAC_SHA256` gives the one vector
+//! Juspay publishes (response key `92206A0A4A75499C9B11206C2B3B9A53`, parameters
 //! `order_id=order_1727694028`, `status=AUTHORIZATION_FAILED`, `status_id=27`,
-//! `myQP=aGVsbG9Xb3JsZA==`, signature `8Esx2nrz3KE059rdsTkffYKu6AXXk07KzBo3KOexl3I=`)
-//! is reproduced only with the per-pair encoding *and* the whole-string encoding, and is a
-//! test in `tests/it/settle.rs`. Juspay's other integration kits differ in the characters
-//! outside that vector (the PHP kit's `urlencode` also encodes `*`; the Node kit's
-//! `encodeURIComponent` keeps `~!'()` and writes space as `%20`); all of them agree on
-//! letters, digits, `-._` and on encoding the reserved characters (`%`, `&`, `=`, `+`,
-//! `/`, ...), which is all that ids, statuses and numbers contain. A return that uses one
-//! of the differing characters and was signed another way fails verification (it is never
-//! wrongly accepted): confirm such an order with the order status API.
+//! `myQP=aGVsbG9Xb3JsZA==`, signature `8Esx2nrz3KE059rdsTkffYKu6AXXk07KzBo3KOexl3I=`),
+//! reproduced only with the per-pair encoding *and* the whole-string encoding; it and
+//! vectors for each encoder (computed with Python) are tests in `tests/it/settle.rs`.
 
 use std::fmt;
 
@@ -39,7 +39,7 @@ use sha2::Sha256;
 
 use super::ct;
 use super::error::{loggable, ReturnUrlError, SecretError};
-use super::percent;
+use super::percent::{self, Encoding};
 use crate::error::IdError;
 use crate::id::check_path_id;
 use crate::order::OrderStatusCheck;
@@ -90,33 +90,67 @@ impl ResponseKey {
     }
 
     /// The `signature` of these parameters (names and values as decoded once), as it must
-    /// read once decoded: the percent-encoded base64 of the HMAC (`...%3D`). The sandbox
-    /// signs with this too; put in a URL it is encoded again (`...%253D`).
+    /// read once decoded: the percent-encoded base64 of the HMAC (`...%3D`), with the
+    /// crate's encoding (`java.net.URLEncoder`'s). The sandbox signs with this too; put in a
+    /// URL it is encoded again (`...%253D`).
+    #[cfg(any(test, feature = "sandbox"))]
     pub(crate) fn signature<'a>(
         &self,
         params: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> String {
-        let mut encoded: Vec<(Vec<u8>, Vec<u8>)> = params
-            .into_iter()
-            .map(|(name, value)| (percent::encode(name), percent::encode(value)))
-            .collect();
-        encoded.sort();
-        let mut joined = String::new();
-        for (i, (name, value)) in encoded.iter().enumerate() {
-            if i > 0 {
-                joined.push('&');
-            }
-            // The encoder's output is ASCII.
-            joined.push_str(std::str::from_utf8(name).unwrap_or_default());
-            joined.push('=');
-            joined.push_str(std::str::from_utf8(value).unwrap_or_default());
-        }
+        let params: Vec<(&str, &str)> = params.into_iter().collect();
+        self.sign(&canonical(&params, Encoding::JavaUrlEncoder))
+    }
+
+    /// The signature text of a canonical string: the HMAC, in base64, percent-encoded.
+    /// Base64's `+/=` come out the same (`%2B`, `%2F`, `%3D`) in every [`Encoding`].
+    fn sign(&self, canonical: &[u8]) -> String {
         let mut mac = self.mac.clone();
-        mac.update(&percent::encode(&joined));
+        mac.update(canonical);
         let mut base64 = String::with_capacity(44);
         crate::config::base64_into(&mac.finalize().into_bytes(), &mut base64);
-        String::from_utf8(percent::encode(&base64)).unwrap_or_default()
+        String::from_utf8(Encoding::JavaUrlEncoder.encode(&base64)).unwrap_or_default()
     }
+
+    /// Whether `signature` (as decoded once) signs `params` in one of the [`Encoding`]s.
+    /// Every distinct candidate is signed and compared, in constant time, whatever matched.
+    fn verifies(&self, params: &[(&str, &str)], signature: &str) -> bool {
+        let mut candidates: Vec<Vec<u8>> = Vec::with_capacity(Encoding::ALL.len());
+        for encoding in Encoding::ALL {
+            let candidate = canonical(params, encoding);
+            if !candidates.contains(&candidate) {
+                candidates.push(candidate);
+            }
+        }
+        let mut matched = false;
+        for candidate in &candidates {
+            let expected = self.sign(candidate);
+            // `|`, not `||`: every candidate is compared.
+            matched |= ct::eq_padded::<MAX_SIGNATURE>(expected.as_bytes(), signature.as_bytes());
+        }
+        matched
+    }
+}
+
+/// The string Juspay signs, in `encoding`: each name and value encoded, the pairs sorted by
+/// encoded name (bytewise), joined as `name=value` with `&`, the whole encoded again.
+fn canonical(params: &[(&str, &str)], encoding: Encoding) -> Vec<u8> {
+    let mut encoded: Vec<(Vec<u8>, Vec<u8>)> = params
+        .iter()
+        .map(|(name, value)| (encoding.encode(name), encoding.encode(value)))
+        .collect();
+    encoded.sort();
+    let mut joined = String::new();
+    for (i, (name, value)) in encoded.iter().enumerate() {
+        if i > 0 {
+            joined.push('&');
+        }
+        // The encoders' output is ASCII.
+        joined.push_str(std::str::from_utf8(name).unwrap_or_default());
+        joined.push('=');
+        joined.push_str(std::str::from_utf8(value).unwrap_or_default());
+    }
+    encoding.encode(&joined)
 }
 
 impl fmt::Debug for ResponseKey {
@@ -262,8 +296,7 @@ impl ReturnParams {
             self.iter()
                 .filter(|(n, _)| *n != "signature" && *n != "signature_algorithm")
         };
-        let expected = key.signature(signed());
-        if !ct::eq_padded::<MAX_SIGNATURE>(expected.as_bytes(), signature.as_bytes()) {
+        if !key.verifies(&signed().collect::<Vec<_>>(), signature) {
             return Err(ReturnUrlError::BadSignature);
         }
         let order_id = self

@@ -2,8 +2,10 @@
 //! (feature `hyper`).
 
 use std::error::Error as StdError;
-use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::task::Poll;
+use std::time::Duration;
 
 use ::bytes::Bytes;
 use ::http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -13,6 +15,7 @@ use ::hyper_util::client::legacy::{Client, Error as ClientError};
 use ::hyper_util::rt::TokioExecutor;
 use time::OffsetDateTime;
 
+use super::deadline::Sleep;
 use super::{Driven, Settings, TransportError, TransportErrorKind, DEFAULT_CONNECT_TIMEOUT};
 use crate::{InputError, Outgoing, Reply, Request, Requester, SendFailure, Token};
 
@@ -30,12 +33,16 @@ use crate::{InputError, Outgoing, Reply, Request, Requester, SendFailure, Token}
 /// an answer too, read with its body (the API's error code lives there).
 ///
 /// The futures of [`send`](Self::send) and [`drive`](Self::drive) are `Send`, so they run
-/// inside `tokio::spawn`, axum handlers and the like. They need a Tokio runtime with its time
-/// driver enabled (`#[tokio::main]` and `Runtime::new` enable it; a `Builder` needs
-/// `enable_all` or `enable_time`). Without one, nothing is sent and the exchange fails with
-/// [`TransportErrorKind::Runtime`], which counts as "not sent" (Tokio offers no way to ask
-/// for its timer, so the check catches Tokio's panic: its message is still printed by the
-/// panic hook, and a build with `panic = "abort"` still aborts).
+/// inside `tokio::spawn`, axum handlers and the like. They need a Tokio runtime, for the
+/// client's sockets and connection tasks (with its I/O driver: `#[tokio::main]`,
+/// `Runtime::new` and a `Builder` with `enable_all` or `enable_io`). Outside any Tokio
+/// runtime nothing is sent and the exchange fails with [`TransportErrorKind::Runtime`],
+/// which counts as "not sent". The deadline does not use Tokio's timers (they panic on a
+/// runtime built without `enable_time`, and Tokio has no call to ask first): a thread of
+/// this crate, started on first use, wakes the exchanges whose deadline has passed, so a
+/// runtime without timers works too, and nothing on this path panics. (A connector you
+/// build may use Tokio's timers itself, as `HttpConnector::set_connect_timeout` does: then
+/// give it a runtime with timers.)
 ///
 /// # Bringing your own client, with TLS
 ///
@@ -91,6 +98,8 @@ use crate::{InputError, Outgoing, Reply, Request, Requester, SendFailure, Token}
 pub struct HyperTransport<C, B = Full<Bytes>> {
     client: Client<C, B>,
     settings: Settings,
+    /// A shorter deadline for obtaining a connection (the clients this crate builds).
+    connect_timeout: Option<Duration>,
 }
 
 // Not derived: a derive would also require `B: Clone`.
@@ -99,6 +108,7 @@ impl<C: Clone, B> Clone for HyperTransport<C, B> {
         HyperTransport {
             client: self.client.clone(),
             settings: self.settings,
+            connect_timeout: self.connect_timeout,
         }
     }
 }
@@ -106,9 +116,9 @@ impl<C: Clone, B> Clone for HyperTransport<C, B> {
 impl HyperTransport<HttpConnector, Full<Bytes>> {
     /// A transport over a new plain-HTTP client (no TLS): for a loopback sandbox, a local
     /// test server, or a TLS-terminating proxy you address explicitly. `https://` URLs fail
-    /// with [`TransportErrorKind::Connect`]. Connect timeout [`DEFAULT_CONNECT_TIMEOUT`],
-    /// `TCP_NODELAY` on, no proxy. It can be built outside a runtime; its futures run on
-    /// Tokio.
+    /// with [`TransportErrorKind::Connect`]. Connect timeout [`DEFAULT_CONNECT_TIMEOUT`]
+    /// (kept by the transport, not by Tokio's timers: see above), `TCP_NODELAY` on, no
+    /// proxy. It can be built outside a runtime; its futures run on Tokio.
     ///
     /// ```
     /// use direct_otp::transport::HyperTransport;
@@ -119,8 +129,13 @@ impl HyperTransport<HttpConnector, Full<Bytes>> {
     pub fn plain_http() -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(DEFAULT_CONNECT_TIMEOUT));
-        HyperTransport::new(Client::builder(TokioExecutor::new()).build(connector))
+        // Both would run on Tokio's timers: the transport keeps the connect deadline itself.
+        connector.set_connect_timeout(None);
+        connector.set_happy_eyeballs_timeout(None);
+        let mut transport =
+            HyperTransport::new(Client::builder(TokioExecutor::new()).build(connector));
+        transport.connect_timeout = Some(DEFAULT_CONNECT_TIMEOUT);
+        transport
     }
 }
 
@@ -136,6 +151,7 @@ where
         HyperTransport {
             client,
             settings: Settings::new(),
+            connect_timeout: None,
         }
     }
 
@@ -213,22 +229,63 @@ where
                     .map_err(classify_body)?;
                 Ok((status, Vec::from(body.to_bytes())))
             };
-            // The deadline is set up before the exchange is first polled: if the runtime
-            // cannot time it, nothing has been sent.
-            let deadline = with_deadline(self.settings.timeout(), exchange)?;
-            match deadline.await {
-                Ok(result) => result,
-                Err(elapsed) => {
-                    let connected = connection.connection_metadata().is_some();
-                    let kind = if connected {
-                        TransportErrorKind::Timeout
-                    } else {
-                        TransportErrorKind::Connect
-                    };
-                    Err(TransportError::new(kind, elapsed))
+            // Checked before the exchange is first polled: if the exchange cannot run,
+            // nothing has been sent.
+            let (mut deadline, mut connect_deadline) = self.deadlines()?;
+            let mut exchange = pin!(exchange);
+            poll_fn(|cx| {
+                if let Poll::Ready(result) = exchange.as_mut().poll(cx) {
+                    return Poll::Ready(result);
                 }
-            }
+                let connected = connection.connection_metadata().is_some();
+                if connected {
+                    connect_deadline = None;
+                } else if let Some(sleep) = &mut connect_deadline {
+                    if Pin::new(sleep).poll(cx).is_ready() {
+                        return Poll::Ready(Err(TransportError::new(
+                            TransportErrorKind::Connect,
+                            "no connection within the connect timeout",
+                        )));
+                    }
+                }
+                if Pin::new(&mut deadline).poll(cx).is_ready() {
+                    let (kind, message) = if connected {
+                        (
+                            TransportErrorKind::Timeout,
+                            "no complete answer within the deadline",
+                        )
+                    } else {
+                        (
+                            TransportErrorKind::Connect,
+                            "no connection within the deadline",
+                        )
+                    };
+                    return Poll::Ready(Err(TransportError::new(kind, message)));
+                }
+                Poll::Pending
+            })
+            .await
         }
+    }
+
+    /// The exchange's deadline and connect deadline, or [`TransportErrorKind::Runtime`]
+    /// when the exchange cannot run: no Tokio runtime (the client spawns its connection
+    /// tasks and registers its sockets there), or the deadline thread cannot be started.
+    fn deadlines(&self) -> Result<(Sleep, Option<Sleep>), TransportError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(TransportError::new(
+                TransportErrorKind::Runtime,
+                "no Tokio runtime: run the future on one (with enable_all or enable_io)",
+            ));
+        }
+        let runtime = |e| TransportError::new(TransportErrorKind::Runtime, e);
+        let timeout = self.settings.timeout();
+        let deadline = Sleep::new(timeout).map_err(runtime)?;
+        let connect_deadline = match self.connect_timeout {
+            Some(connect) if connect < timeout => Some(Sleep::new(connect).map_err(runtime)?),
+            _ => None,
+        };
+        Ok((deadline, connect_deadline))
     }
 
     /// Sends the request `out` of a record (a [`Payment`](crate::Payment) or a
@@ -292,29 +349,6 @@ where
             super::feed(&mut *guard.record, guard.token, result, self.now())
         }
     }
-}
-
-/// `exchange` under a deadline of `timeout`, or [`TransportErrorKind::Runtime`] when the
-/// current context is not a Tokio runtime with its time driver (`exchange`, never polled,
-/// is dropped: nothing was sent).
-fn with_deadline<F: Future>(
-    timeout: std::time::Duration,
-    exchange: F,
-) -> Result<tokio::time::Timeout<F>, TransportError> {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return Err(TransportError::new(
-            TransportErrorKind::Runtime,
-            "no Tokio runtime: run the future on one (with enable_all or enable_time)",
-        ));
-    }
-    // Tokio panics, before touching anything, when its time driver is off; it has no call
-    // to ask first.
-    catch_unwind(AssertUnwindSafe(|| tokio::time::timeout(timeout, exchange))).map_err(|_| {
-        TransportError::new(
-            TransportErrorKind::Runtime,
-            "the Tokio runtime has no timers: build it with enable_all or enable_time",
-        )
-    })
 }
 
 /// Tells the challenge about a `drive` future dropped before it completed.
@@ -406,6 +440,57 @@ mod tests {
         assert_send(&t.send(r));
         assert_send(&t.drive(p, out.clone()));
         assert_send(&t.drive(c, out));
+    }
+
+    /// `plain_http`'s connect timeout is kept by the transport (its connector has none):
+    /// with a connect timeout far shorter than the deadline, a connect that hangs (the
+    /// listener's accept queue is full, so the kernel drops the SYN) fails with `Connect`
+    /// at the connect timeout, on a runtime without timers.
+    #[test]
+    fn the_connect_timeout_is_the_transports_own() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = socket.local_addr().unwrap();
+        drop(socket);
+        let listener = rt.block_on(async {
+            let s = tokio::net::TcpSocket::new_v4().unwrap();
+            s.bind(addr).unwrap();
+            s.listen(0).unwrap()
+        });
+        let mut fillers = Vec::new();
+        for _ in 0..4 {
+            match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+                Ok(s) => fillers.push(s),
+                Err(_) => break,
+            }
+        }
+        if fillers.len() == 4 {
+            eprintln!("skipped: this system does not drop SYNs on a full accept queue");
+            return;
+        }
+        let mut t = HyperTransport::plain_http()
+            .with_settings(Settings::new().with_timeout(Duration::from_secs(30)));
+        assert_eq!(t.connect_timeout, Some(DEFAULT_CONNECT_TIMEOUT));
+        t.connect_timeout = Some(Duration::from_millis(200));
+        let request = crate::Config::new(&format!("http://{addr}"), "k")
+            .map(|c| {
+                crate::OrderStatusCheck::new("ord_1", "cust_1")
+                    .unwrap()
+                    .request(&c)
+            })
+            .unwrap();
+        let started = std::time::Instant::now();
+        let e = rt.block_on(t.send(request)).unwrap_err();
+        assert_eq!(e.kind(), TransportErrorKind::Connect, "{e:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        drop((listener, fillers));
     }
 
     #[test]

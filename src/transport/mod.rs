@@ -36,6 +36,8 @@ use std::fmt;
 use crate::outcome::{Outcome, SendFailure};
 
 #[cfg(feature = "hyper")]
+mod deadline;
+#[cfg(feature = "hyper")]
 mod hyper;
 mod interop;
 mod settings;
@@ -74,9 +76,9 @@ pub enum TransportErrorKind {
     Io,
     /// The answer is not valid HTTP. **Maybe sent.**
     Protocol,
-    /// The async runtime cannot run the exchange: no Tokio runtime, or one whose time
-    /// driver is off (`enable_time`/`enable_all` not called), so no deadline could be set.
-    /// Found before anything is sent. **Not sent.**
+    /// The async runtime cannot run the exchange: no Tokio runtime (the future was polled
+    /// by another executor, or outside one), or the transport's deadline thread could not
+    /// be started. Found before anything is sent. **Not sent.**
     Runtime,
     /// The response body is larger than the limit; it was not read. **Maybe sent** (it was
     /// answered, but the answer is unknown).
@@ -117,7 +119,7 @@ impl TransportErrorKind {
                 "the answer is not valid HTTP (the request may have been sent)"
             }
             TransportErrorKind::Runtime => {
-                "no Tokio runtime with timers enabled to run the exchange (the request was not sent)"
+                "no Tokio runtime (or no deadline thread) to run the exchange (the request was not sent)"
             }
             TransportErrorKind::BodyTooLarge => {
                 "the response body exceeds the size limit (the request was answered, unread)"

@@ -662,48 +662,110 @@ async fn hyper_drive_dropped_unpolled_changes_nothing() {
     assert_eq!(c.attempts(), 0);
 }
 
-/// On a runtime without timers no deadline can be set: nothing is sent, the error says
-/// why, it counts as "not sent", and the challenge records no attempt (it used to panic
-/// inside the exchange and leave a "maybe sent" attempt that never went out).
+/// Set in the child process of [`hyper_never_panics_without_timers_or_runtime`]: the test
+/// then runs its scenario under a panic hook that aborts the process.
+const ABORT_ON_PANIC: &str = "DIRECT_OTP_TEST_ABORT_ON_PANIC";
+
+/// Nothing on hyper's path panics, caught or not, on a runtime without timers or outside
+/// any Tokio runtime. The scenario runs in a child process (this test binary, this test
+/// only) whose panic hook calls `std::process::abort`, as a `panic = "abort"` build would:
+/// any panic, even one caught by `catch_unwind`, kills the child and fails the test. A
+/// canary child that panics on purpose shows that the hook does kill it.
 #[test]
-fn hyper_on_a_runtime_without_timers_sends_nothing() {
+fn hyper_never_panics_without_timers_or_runtime() {
+    match std::env::var(ABORT_ON_PANIC).as_deref() {
+        Ok("scenario") => {
+            std::panic::set_hook(Box::new(|info| {
+                eprintln!("panicked under the aborting hook: {info}");
+                std::process::abort();
+            }));
+            return without_timers_or_runtime();
+        }
+        Ok("canary") => {
+            std::panic::set_hook(Box::new(|_| std::process::abort()));
+            let _ = std::panic::catch_unwind(|| panic!("caught, yet the hook aborts"));
+            return;
+        }
+        _ => {}
+    }
+    let run = |mode: &str| {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "faults::hyper_never_panics_without_timers_or_runtime",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(ABORT_ON_PANIC, mode)
+            .output()
+            .unwrap()
+    };
+    let canary = run("canary");
+    assert!(
+        !canary.status.success(),
+        "the aborting hook did not abort: {canary:?}"
+    );
+    let child = run("scenario");
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    assert!(
+        child.status.success() && stdout.contains("1 passed"),
+        "{:?}\n{stdout}\n{}",
+        child.status,
+        String::from_utf8_lossy(&child.stderr)
+    );
+}
+
+/// On a runtime without timers (I/O only) the exchange runs under the transport's own
+/// deadline; outside any Tokio runtime nothing is sent, the error says why, it counts as
+/// "not sent", and the challenge records no attempt.
+fn without_timers_or_runtime() {
     let server = FaultServer::always(Action::json(200, fixture("submit_charged")));
     let config = Config::new(&server.base_url(), KEY).unwrap();
     let t = HyperTransport::plain_http().with_settings(Settings::new().with_clock(clock));
-    let no_timers = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .unwrap();
+
+    // No runtime at all (another executor): nothing sent, the typed error.
     let mut c = challenge();
     let out = c.submit(&config, &otp(), T0).unwrap();
-    let d = no_timers.block_on(t.drive(&mut c, out)).unwrap();
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let d = {
+        let mut drive = std::pin::pin!(t.drive(&mut c, out));
+        match std::future::Future::poll(drive.as_mut(), &mut cx) {
+            std::task::Poll::Ready(d) => d.unwrap(),
+            std::task::Poll::Pending => panic!("pending outside a runtime"),
+        }
+    };
     assert_eq!(kind_of(&d), TransportErrorKind::Runtime, "{d:?}");
     assert_eq!(d.outcome, Outcome::NotDelivered);
     assert_eq!((c.in_flight(), c.attempts()), (None, 0));
     assert_eq!(c.next_step(T0), NextStep::EnterOtp);
-    let e = no_timers
-        .block_on(t.send(start_request().request(&config)))
-        .unwrap_err();
-    assert_eq!(e.kind(), TransportErrorKind::Runtime);
-    assert!(!e.may_have_been_sent());
-
-    // No runtime at all (another executor): the same, without a panic.
     let mut send = std::pin::pin!(t.send(start_request().request(&config)));
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     match std::future::Future::poll(send.as_mut(), &mut cx) {
-        std::task::Poll::Ready(Err(e)) => assert_eq!(e.kind(), TransportErrorKind::Runtime),
+        std::task::Poll::Ready(Err(e)) => {
+            assert_eq!(e.kind(), TransportErrorKind::Runtime);
+            assert!(!e.may_have_been_sent());
+        }
         other => panic!("{other:?}"),
     }
     assert_eq!(server.seen().len(), 0, "nothing reached the server");
 
-    // The same submit, once on a runtime with timers, goes through.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+    // A runtime without timers: the deadline needs none, the submit goes through.
+    let no_timers = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
         .build()
         .unwrap();
     let out = c.submit(&config, &otp(), T0).unwrap();
-    let d = rt.block_on(t.drive(&mut c, out)).unwrap();
-    assert_eq!(d.outcome, Outcome::Approved(Status::Charged));
+    let d = no_timers.block_on(t.drive(&mut c, out)).unwrap();
+    assert_eq!(d.outcome, Outcome::Approved(Status::Charged), "{d:?}");
+    assert_eq!(server.seen().len(), 1);
+
+    // ... and its deadline still passes: a silent server times out.
+    let silent = FaultServer::always(Action::Silent);
+    let t = HyperTransport::plain_http()
+        .with_settings(Settings::new().with_timeout(SHORT).with_clock(clock));
+    let e = no_timers
+        .block_on(t.send(start_request().request(&Config::new(&silent.base_url(), KEY).unwrap())))
+        .unwrap_err();
+    assert_eq!(e.kind(), TransportErrorKind::Timeout, "{e:?}");
 }
 
 /// The futures can be spawned on a multi-threaded runtime (they are `Send`), and the

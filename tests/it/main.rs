@@ -16,6 +16,7 @@ mod common;
 mod fault_server;
 mod invariants;
 mod sandbox_support;
+mod shoppers_support;
 
 // One module per former test file.
 mod adapters_sandbox;
@@ -28,7 +29,10 @@ mod payment;
 mod requests;
 mod responses;
 mod sandbox;
+mod sandbox_control;
 mod sandbox_http;
 mod secrets;
 mod settle;
+mod shoppers;
 mod stores;
+mod webhook_delivery;

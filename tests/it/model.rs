@@ -1124,6 +1124,15 @@ impl Expect {
             )
             | (Expect::CheckStatus(Why::Stale(e)), Outcome::CheckStatus(Uncertainty::Stale(g)))
             | (Expect::Rejected(e), Outcome::Rejected(g)) => e.matches(g),
+            // The bank refused the key itself: a configuration error of its own.
+            (
+                Expect::Rejected(
+                    e @ ErrShape::Api {
+                        http: 401 | 403, ..
+                    },
+                ),
+                Outcome::Unauthorized(g),
+            ) => e.matches(&ResponseError::Api(g.clone())),
             (Expect::SendLimitReached, Outcome::SendLimitReached)
             | (Expect::AttemptLimitReached, Outcome::AttemptLimitReached)
             | (Expect::NotDelivered, Outcome::NotDelivered) => true,

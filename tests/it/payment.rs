@@ -256,7 +256,7 @@ fn a_start_that_surely_did_not_leave_or_was_refused_may_start_again() {
     let wrong = Config::new(bank.sandbox.base_url(), "sk_wrong").unwrap();
     let out = p.start(&wrong, &start, secs(1)).unwrap();
     let outcome = bank.exchange(&mut p, out, secs(1));
-    assert!(matches!(outcome, Outcome::Rejected(_)), "{outcome:?}");
+    assert_eq!(outcome.code(), "unauthorized", "{outcome:?}");
     assert_eq!(p.next_step(secs(1)), NextStep::Start);
 
     let out = p.start(&bank.config, &start, secs(2)).unwrap();
@@ -293,7 +293,7 @@ fn a_loaded_payment_must_be_one_the_library_could_have_built() {
     let starting = serde_json::to_value(&p).unwrap();
     bank.exchange(&mut p, out, T0);
     let open = serde_json::to_value(&p).unwrap();
-    assert_eq!(open["format"], json!(1));
+    assert_eq!(open["format"], json!(2));
     let cases = [
         (
             &starting,
@@ -310,7 +310,7 @@ fn a_loaded_payment_must_be_one_the_library_could_have_built() {
             "not this payment's",
         ),
         (&open, "/order_id", json!("ord_other"), "another order"),
-        (&open, "/format", json!(2), "format version 2"),
+        (&open, "/format", json!(3), "format version 3"),
     ];
     for (base, pointer, value, rule) in cases {
         let mut v = base.clone();

@@ -191,6 +191,8 @@ enum Want {
     Is(Outcome),
     /// `Rejected`, with an API error of this HTTP status and (if given) code, or any error.
     Rejected(Option<(u16, Option<&'static str>)>),
+    /// `Unauthorized`, the bank refusing the key with this HTTP status.
+    Unauthorized(u16),
     /// `CheckStatus`, with an API error of this code, or for an unreadable answer.
     CheckStatus(Option<&'static str>),
     /// `CheckStatus(Stale)`: the bank says this copy is behind.
@@ -272,6 +274,9 @@ impl Case {
         let ok = match &want {
             Want::Is(w) => &outcome == w,
             Want::Rejected(None) => matches!(outcome, Outcome::Rejected(_)),
+            Want::Unauthorized(http) => {
+                matches!(&outcome, Outcome::Unauthorized(e) if e.http_status() == *http)
+            }
             Want::Rejected(Some((http, code))) => {
                 matches!(outcome, Outcome::Rejected(_))
                     && api(&outcome).http_status() == *http
@@ -488,7 +493,7 @@ fn answers() -> Vec<Case> {
             Submit,
             401,
             fixture("error_access_denied_401"),
-            Want::Rejected(Some((401, None))),
+            Want::Unauthorized(401),
         )
         .then([Attempts(0), MaySubmit(7, Ok(()))]),
         case(
@@ -496,7 +501,7 @@ fn answers() -> Vec<Case> {
             Submit,
             403,
             fixture("error_forbidden_403"),
-            Want::Rejected(Some((403, None))),
+            Want::Unauthorized(403),
         )
         .then([Attempts(0), MaySubmit(7, Ok(()))]),
         case(
@@ -617,7 +622,7 @@ fn answers() -> Vec<Case> {
             LostThenStatus,
             401,
             fixture("error_access_denied_401"),
-            Want::Rejected(None),
+            Want::Unauthorized(401),
         )
         .then([Step(8, NextStep::CheckStatus), Attempts(1)]),
         case(

@@ -159,7 +159,9 @@ impl World {
 
 fn api_code(outcome: &Outcome) -> (u16, Option<String>) {
     match outcome {
-        Outcome::Rejected(ResponseError::Api(e)) => (e.http_status(), e.code().map(str::to_owned)),
+        Outcome::Rejected(ResponseError::Api(e)) | Outcome::Unauthorized(e) => {
+            (e.http_status(), e.code().map(str::to_owned))
+        }
         other => panic!("expected an API refusal, got {other:?}"),
     }
 }
@@ -661,6 +663,108 @@ fn the_request_log_keeps_only_the_most_recent_requests() {
     assert_eq!(sandbox.log().len(), 1024);
     assert_eq!(sandbox.log().front().map(|e| e.number), Some(3000 - 1023));
     assert_eq!(sandbox.requests_to(Endpoint::OrderStatus), 3000);
+}
+
+/// One payment through the world: `POST /txns`, then (when `pay`) the right OTP.
+fn one_payment(w: &mut World, order: &str, pay: bool) {
+    let mut c = w.challenge(order);
+    if pay {
+        let otp = w.sms(&c);
+        assert!(matches!(w.submit(&mut c, &otp), Outcome::Approved(_)));
+    }
+}
+
+#[test]
+fn a_long_running_sandbox_keeps_a_bounded_number_of_orders() {
+    let mut config = SandboxConfig::new(KEY);
+    config.order_capacity = 50;
+    let mut w = World::new(config);
+    // 10 abandoned at the OTP page, then 200 paid: the paid ones go first.
+    for i in 0..10 {
+        one_payment(&mut w, &format!("abandoned_{i}"), false);
+    }
+    for i in 0..200 {
+        one_payment(&mut w, &format!("paid_{i}"), true);
+        assert!(w.sandbox.order_count() <= 50);
+        assert!(w.sandbox.transaction_count() <= 50);
+        assert!(w.sandbox.queued_webhooks() <= 50 * 2);
+    }
+    assert_eq!(w.sandbox.order_count(), 50);
+    assert_eq!(w.sandbox.evicted_orders(), 160);
+    for i in 0..10 {
+        let order = format!("abandoned_{i}");
+        assert_eq!(w.sandbox.order_status(&order), Some(Status::PendingVbv));
+    }
+    assert_eq!(w.sandbox.order_status("paid_159"), None, "let go");
+    assert_eq!(w.sandbox.order_status("paid_160"), Some(Status::Charged));
+    assert_eq!(w.sandbox.pending_webhooks("paid_159"), 0);
+    // An order let go answers as an unknown one.
+    let (status, body) = w.raw(
+        RequestKind::OrderStatus,
+        &HttpRequest::new("GET", "/orders/paid_0")
+            .with_header("authorization", &auth_header(&w))
+            .with_header("x-routing-id", ROUTING),
+    );
+    assert_eq!((status, body["status"].as_str()), (400, Some("NOT_FOUND")));
+    // 60 more abandoned: the 40 paid ones left go, then the oldest abandoned ones.
+    for i in 10..70 {
+        one_payment(&mut w, &format!("abandoned_{i}"), false);
+    }
+    assert_eq!(w.sandbox.order_count(), 50);
+    assert_eq!(w.sandbox.order_status("paid_199"), None);
+    assert_eq!(w.sandbox.order_status("abandoned_19"), None);
+    assert_eq!(
+        w.sandbox.order_status("abandoned_20"),
+        Some(Status::PendingVbv)
+    );
+    // The newest abandoned payment can still be finished.
+    let order = "abandoned_69";
+    let txn = w.sandbox.latest_transaction(order).unwrap();
+    assert!(w.sandbox.current_otp(&txn.id).is_some());
+    // The default keeps 1,024 orders.
+    assert_eq!(
+        SandboxConfig::new(KEY).order_capacity,
+        SandboxConfig::DEFAULT_ORDER_CAPACITY
+    );
+    assert_eq!(SandboxConfig::DEFAULT_ORDER_CAPACITY, 1024);
+}
+
+#[test]
+fn undrained_webhook_queues_are_capped() {
+    let mut config = SandboxConfig::new(KEY).with_card("tok_declined", CardFlow::DeclineAfterOtp);
+    config.webhook_capacity = 3;
+    let mut w = World::new(config);
+    // One order, five declined attempts: two events each (TXN_CREATED, ORDER_FAILED).
+    for _ in 0..5 {
+        let Started::Challenge(mut c) = w.start("ord_many", "tok_declined").unwrap() else {
+            panic!("expected a challenge")
+        };
+        let otp = w.sms(&c);
+        assert!(w.submit(&mut c, &otp).is_terminal());
+    }
+    assert_eq!(w.sandbox.pending_webhooks("ord_many"), 3);
+    assert_eq!(w.sandbox.dropped_webhooks(), 7);
+    let kept = w.sandbox.take_webhooks("ord_many");
+    let names: Vec<String> = kept
+        .iter()
+        .map(|r| {
+            let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            format!(
+                "{} {}",
+                body["event_name"], body["content"]["order"]["txn_id"]
+            )
+        })
+        .collect();
+    // The newest three are kept.
+    assert_eq!(
+        names,
+        [
+            r#""ORDER_FAILED" "acme-ord_many-4""#,
+            r#""TXN_CREATED" "acme-ord_many-5""#,
+            r#""ORDER_FAILED" "acme-ord_many-5""#,
+        ]
+    );
+    assert_eq!(w.sandbox.queued_webhooks(), 0);
 }
 
 #[test]

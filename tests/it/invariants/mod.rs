@@ -484,6 +484,12 @@ pub fn check_outcome(c: &Challenge, outcome: &Outcome, now: OffsetDateTime, cont
             }
         }
         Outcome::Rejected(e) => check_error_size(e, context),
+        Outcome::Unauthorized(e) => {
+            if !matches!(e.http_status(), 401 | 403) {
+                fail("unauthorized without a 401 or 403".into());
+            }
+            check_error_size(&direct_otp::ResponseError::Api(e.clone()), context);
+        }
         Outcome::NotDelivered => {}
         other => fail(format!("an outcome this check does not know: {other:?}")),
     }
