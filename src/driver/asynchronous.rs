@@ -356,11 +356,7 @@ impl<S: AsyncStore<Payment>, T: AsyncSend> AsyncDriver<S, T> {
                 source,
             })?;
         self.store_answer(ahead, &payment, &outcome).await?;
-        Ok(Done {
-            payment,
-            outcome,
-            transport_error,
-        })
+        super::done(payment, outcome, transport_error)
     }
 
     /// Stores the answer with compare-and-swap on the write-ahead's revision, a store

@@ -446,11 +446,7 @@ impl<S: Store<Payment>, T: BlockingSend> Driver<S, T> {
                 source,
             })?;
         self.store_answer(ahead, &payment, &outcome)?;
-        Ok(Done {
-            payment,
-            outcome,
-            transport_error,
-        })
+        super::done(payment, outcome, transport_error)
     }
 
     /// Stores the answer with compare-and-swap on the write-ahead's revision. The bank has

@@ -379,6 +379,18 @@ pub enum DriveError {
         /// Why.
         source: InputError,
     },
+    /// The bank refused this merchant's credentials (HTTP 401 or 403: a wrong or revoked
+    /// API key, or one for another merchant or environment): a **configuration error**. The
+    /// answer is stored (the payment is no longer in flight; nothing else changed). **Fix
+    /// the API key** ([`Config`]); retrying will not help. HTTP 500: the failure is the
+    /// server's, not the cardholder's.
+    #[error("payment {key:?}: the bank refused the API key ({source}); fix the configuration")]
+    Unauthorized {
+        /// The payment's key.
+        key: String,
+        /// The bank's answer.
+        source: crate::ApiError,
+    },
     /// The store failed. When `sent` is false, nothing was sent; when true, the request
     /// was sent but its answer is not stored (the payment stays in flight until the sweep
     /// recovers it). A [`StoreError::Corrupt`] row is left untouched: **inspect it**
@@ -398,7 +410,7 @@ impl DriveError {
     /// The HTTP status a web handler would answer with: 400 a bad key, 404 not found (or
     /// an unknown order, or no started attempt), 409 busy or
     /// overtaken (the page reloads), the refusal's own ([`Refusal::http_status`]), 502 an
-    /// answer about something else, 503 late or a store failure (retry), 500 a corrupt row.
+    /// answer about something else, 500 an API key the bank refused, 503 late or a store failure (retry), 500 a corrupt row.
     pub fn http_status(&self) -> u16 {
         match self {
             DriveError::NotFound { .. } | DriveError::UnknownOrder { .. } => 404,
@@ -411,6 +423,7 @@ impl DriveError {
             DriveError::Refused { refusal, .. } => refusal.http_status(),
             DriveError::Busy { .. } | DriveError::Overtaken { .. } => 409,
             DriveError::Unanswerable { .. } => 502,
+            DriveError::Unauthorized { .. } => 500,
             DriveError::Store {
                 source: StoreError::Corrupt { .. },
                 ..
@@ -420,8 +433,8 @@ impl DriveError {
     }
 
     /// A stable snake_case code: `not_found`, `bad_key`, `unknown_order`, `not_started`,
-    /// `bad_event_id`, `other_order`, `busy`, `late`, `overtaken`, `unanswerable`, `store`,
-    /// or the refusal's own [`code`](Refusal::code).
+    /// `bad_event_id`, `other_order`, `busy`, `late`, `overtaken`, `unanswerable`,
+    /// `unauthorized`, `store`, or the refusal's own [`code`](Refusal::code).
     pub fn code(&self) -> &'static str {
         match self {
             DriveError::NotFound { .. } => "not_found",
@@ -437,6 +450,7 @@ impl DriveError {
             DriveError::Late { .. } => "late",
             DriveError::Overtaken { .. } => "overtaken",
             DriveError::Unanswerable { .. } => "unanswerable",
+            DriveError::Unauthorized { .. } => "unauthorized",
             DriveError::Store { .. } => "store",
         }
     }
@@ -484,6 +498,7 @@ impl DriveError {
             | DriveError::Late { key }
             | DriveError::Overtaken { key, .. }
             | DriveError::Unanswerable { key, .. }
+            | DriveError::Unauthorized { key, .. }
             | DriveError::Store { key, .. } => key,
         }
     }
@@ -644,22 +659,37 @@ fn not_applied(key: &str, source: SettleError) -> DriveError {
     }
 }
 
-/// Whether a payment a hint was just applied to needs the order status now: it says so
-/// (the hint could not settle it, sources disagree, an amount is unchecked), or a hint
-/// settled it and the order status API has not confirmed it. Not while a request is in
-/// flight: its answer comes first.
+/// Whether a payment a hint was just applied to needs the order status now: the hint says
+/// so ([`SettleOutcome::needs_status_check`]: it is confirming, or the hint could not settle
+/// it), or the payment does ([`NextStep::Confirming`], [`NextStep::CheckStatus`]). Not
+/// while a request is in flight: its answer comes first.
 fn wants_check(payment: &Payment, outcome: &SettleOutcome, now: OffsetDateTime) -> bool {
-    if payment.in_flight().is_some() {
-        return false;
-    }
-    matches!(payment.next_step(now), NextStep::CheckStatus)
-        || matches!(
+    payment.in_flight().is_none()
+        && (outcome.needs_status_check()
+            || matches!(
+                payment.next_step(now),
+                NextStep::Confirming | NextStep::CheckStatus
+            ))
+}
+
+/// A stored answer as the caller's result: the bank refusing the API key is a
+/// configuration error, not an outcome to show.
+fn done(
+    payment: Payment,
+    outcome: Outcome,
+    transport_error: Option<Box<dyn StdError + Send + Sync>>,
+) -> Result<Done, DriveError> {
+    match outcome {
+        Outcome::Unauthorized(source) => Err(DriveError::Unauthorized {
+            key: payment.key().to_owned(),
+            source,
+        }),
+        outcome => Ok(Done {
+            payment,
             outcome,
-            SettleOutcome::CheckStatus(_)
-                | SettleOutcome::AmountUnknown(_)
-                | SettleOutcome::Conflict(_)
-        )
-        || (payment.is_final() && !payment.is_confirmed())
+            transport_error,
+        }),
+    }
 }
 
 /// The result of a settlement, with the status check made after it (if any).

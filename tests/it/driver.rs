@@ -1499,3 +1499,28 @@ fn bad_keys_are_400_through_sqlite_too() {
         }
     }
 }
+
+#[test]
+fn a_refused_api_key_is_a_configuration_error_and_leaves_nothing_in_flight() {
+    let w = world();
+    let key = w.started("ord_key");
+    let wrong = Config::new(w.bank.sandbox.lock().unwrap().base_url(), "sk_revoked").unwrap();
+    let misconfigured = Driver::new(w.store.clone(), w.bank.clone(), wrong);
+    for e in [
+        misconfigured.run(&key, Command::CheckStatus).unwrap_err(),
+        misconfigured
+            .start(&start_request("ord_key_2"), 1)
+            .unwrap_err(),
+    ] {
+        assert!(matches!(e, DriveError::Unauthorized { .. }), "{e}");
+        assert_eq!((e.http_status(), e.code()), (500, "unauthorized"));
+        assert!(!e.shows_payment());
+        assert!(
+            !format!("{e} {e:?}").contains("sk_revoked"),
+            "the key is not shown"
+        );
+        // The answer is stored: nothing left in flight for the sweep.
+        let stored = w.store.get(e.key());
+        assert!(stored.in_flight().is_none(), "{}", e.key());
+    }
+}
