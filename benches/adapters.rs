@@ -51,8 +51,8 @@ fn bench_world() -> Bench {
     let config = Config::new(server.base_url(), KEY).expect("valid config");
     let mut policy = Policy::default();
     policy.max_sends = u32::MAX;
-    policy.resend_cooldown = time::Duration::ZERO;
-    policy.lifetime = time::Duration::days(1);
+    policy.resend_cooldown = std::time::Duration::ZERO;
+    policy.lifetime = std::time::Duration::from_secs(86_400);
     let start = StartRequest::new(
         "ord_bench_1",
         "acme",

@@ -446,7 +446,7 @@ impl Challenge {
     ///
     /// Choose `grace` longer than your transport's timeout, so that a request still being
     /// answered is never recovered under a live worker. See `docs/concurrency.md`.
-    pub fn recover(&mut self, grace: time::Duration, now: OffsetDateTime) -> Option<Outcome> {
+    pub fn recover(&mut self, grace: std::time::Duration, now: OffsetDateTime) -> Option<Outcome> {
         let Phase::InFlight { token, sent_at, .. } = self.phase else {
             return None;
         };

@@ -1,7 +1,8 @@
 //! Client-side limits, used where the server does not state its own.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use time::Duration;
 
 /// Limits the client applies. The server's `max_otp_send_limit` and `max_attempts`, when a
 /// response carries them, take precedence over `max_sends` and `max_attempts`; the cooldown
@@ -9,10 +10,10 @@ use time::Duration;
 ///
 /// ```
 /// use direct_otp::Policy;
-/// use time::Duration;
+/// use std::time::Duration;
 ///
 /// let mut policy = Policy::default();
-/// policy.resend_cooldown = Duration::seconds(45);
+/// policy.resend_cooldown = Duration::from_secs(45);
 /// assert_eq!(policy.max_sends, 4);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,8 +38,8 @@ impl Default for Policy {
         Policy {
             max_sends: 4,
             max_attempts: 4,
-            resend_cooldown: Duration::seconds(30),
-            lifetime: Duration::minutes(10),
+            resend_cooldown: Duration::from_secs(30),
+            lifetime: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -53,7 +54,7 @@ impl Policy {
     /// zero, longer ones as `i64::MAX` ms), which is also how the challenge counts them. A
     /// challenge built with any policy then survives a serde round trip unchanged.
     pub(crate) fn normalized(self) -> Policy {
-        let whole_ms = |d: Duration| Duration::milliseconds(crate::clock::millis(d));
+        let whole_ms = |d: Duration| Duration::from_millis(crate::clock::millis(d).unsigned_abs());
         Policy {
             max_sends: self.max_sends.min(Self::MAX_LIMIT),
             max_attempts: self.max_attempts.min(Self::MAX_LIMIT),
@@ -72,7 +73,9 @@ mod millis {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::milliseconds(i64::deserialize(d)?.max(0)))
+        Ok(Duration::from_millis(
+            i64::deserialize(d)?.max(0).unsigned_abs(),
+        ))
     }
 }
 
@@ -84,12 +87,10 @@ mod tests {
     fn normalized_durations_are_what_the_persisted_form_holds() {
         for d in [
             Duration::MAX,
-            Duration::MIN,
-            Duration::seconds(-5),
-            Duration::nanoseconds(1_500_000),
-            Duration::nanoseconds(999_999),
+            Duration::from_nanos(1_500_000),
+            Duration::from_nanos(999_999),
             Duration::ZERO,
-            Duration::seconds(30),
+            Duration::from_secs(30),
         ] {
             let p = Policy {
                 resend_cooldown: d,
@@ -98,7 +99,7 @@ mod tests {
             };
             let n = p.normalized();
             let back: Policy = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
-            assert_eq!(back, n, "{d}");
+            assert_eq!(back, n, "{d:?}");
             assert_eq!(n.normalized(), n);
             assert_eq!(crate::clock::millis(n.lifetime), crate::clock::millis(d));
         }

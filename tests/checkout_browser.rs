@@ -409,7 +409,7 @@ impl TestShop {
         let url = format!("http://{}", listener.local_addr()?);
         let db = TempDir::new()?;
         let mut policy = Policy::default();
-        policy.resend_cooldown = time::Duration::seconds(COOLDOWN_SECS);
+        policy.resend_cooldown = std::time::Duration::from_secs(COOLDOWN_SECS.unsigned_abs());
         let store = SqliteStore::open(db.path().join("payments.sqlite3"))?;
         let shop = Arc::new(shop::Shop::with_sandbox(&url, store, policy)?);
         // Counts the POSTs to /pay that reach the shop (the double click sends two).

@@ -529,7 +529,7 @@ fn policy() -> Policy {
     let mut policy = Policy::default();
     policy.max_sends = MAX_SENDS;
     policy.max_attempts = MAX_ATTEMPTS;
-    policy.resend_cooldown = time::Duration::ZERO; // bursts of resends reach the limit
+    policy.resend_cooldown = std::time::Duration::ZERO; // bursts of resends reach the limit
     policy
 }
 

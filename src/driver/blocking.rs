@@ -400,7 +400,7 @@ impl<S: Store<Payment>, T: BlockingSend> Driver<S, T> {
         };
         let loaded = payment.revision();
         let now = self.transport.now();
-        let Some(outcome) = payment.recover(to_time(self.grace), now) else {
+        let Some(outcome) = payment.recover(self.grace, now) else {
             return Swept::Moved { key };
         };
         match self.store.replace(loaded, &payment) {

@@ -468,7 +468,7 @@ impl Payment {
     /// Recovers a request nobody answered within `grace` (a worker died): as a transport
     /// failure that may have been sent. `None`, and no change, when nothing is in flight or
     /// it is younger than `grace`. See `docs/concurrency.md`.
-    pub fn recover(&mut self, grace: time::Duration, now: OffsetDateTime) -> Option<Outcome> {
+    pub fn recover(&mut self, grace: std::time::Duration, now: OffsetDateTime) -> Option<Outcome> {
         if let Some(challenge) = self.challenge_slot() {
             let outcome = challenge.recover(grace, now);
             self.sync();

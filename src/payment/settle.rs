@@ -1580,9 +1580,9 @@ mod tests {
             Ok(Outcome::NotDelivered)
         );
         let _ = p.check_status(&config(), at(4)).unwrap();
-        assert_eq!(p.recover(time::Duration::seconds(30), at(5)), None);
+        assert_eq!(p.recover(std::time::Duration::from_secs(30), at(5)), None);
         assert_eq!(
-            p.recover(time::Duration::seconds(30), at(40)),
+            p.recover(std::time::Duration::from_secs(30), at(40)),
             Some(Outcome::NotDelivered)
         );
         assert_eq!(p.in_flight(), None);

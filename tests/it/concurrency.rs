@@ -40,7 +40,7 @@ const KEY: &str = "sk_test_concurrency";
 const WORKERS: usize = 3;
 const ORDERS: usize = 2;
 /// Longer than any transport timeout: a request in flight this long was abandoned.
-const GRACE: Duration = Duration::seconds(60);
+const GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 /// The transport's deadline for one exchange.
 const TIMEOUT: Duration = Duration::seconds(30);
 const WRONG_OTP: &str = "00000000";
@@ -295,7 +295,7 @@ impl World {
         // Send promptly or not at all: a write-ahead older than the grace less the timeout
         // may be recovered while the request is still on the wire.
         let since = worker.copy.as_ref().and_then(|(_, c)| c.in_flight_since());
-        if since.is_none_or(|t| self.now - t > GRACE - TIMEOUT) {
+        if since.is_none_or(|t| self.now - t > Duration::seconds(60) - TIMEOUT) {
             self.workers[w] = Worker::default();
             return;
         }
@@ -549,7 +549,7 @@ impl World {
     /// After the storm: every record is recovered and checked until it settles or is open
     /// again; a settled record says what the bank says.
     fn settle(&mut self) {
-        self.now += GRACE + Duration::seconds(1);
+        self.now += Duration::seconds(61);
         for order in 0..ORDERS {
             for _ in 0..4 {
                 self.recover(0, order);

@@ -45,7 +45,7 @@ fn otp() -> Otp {
 /// A challenge started from the documented start answer, at `T0`, resend allowed at once.
 fn challenge() -> Challenge {
     let mut policy = Policy::default();
-    policy.resend_cooldown = time::Duration::ZERO;
+    policy.resend_cooldown = std::time::Duration::ZERO;
     match Started::from_response("customer_1", policy, 200, &fixture("start_direct_otp"), T0)
         .unwrap()
     {

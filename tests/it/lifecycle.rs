@@ -342,8 +342,8 @@ fn three_ds_failover_at_start() {
 fn expiry_closes_the_otp_page() {
     let mut clock = Clock(T0);
     let mut policy = Policy::default();
-    policy.lifetime = Duration::minutes(5);
-    policy.resend_cooldown = Duration::seconds(60);
+    policy.lifetime = std::time::Duration::from_secs(5 * 60);
+    policy.resend_cooldown = std::time::Duration::from_secs(60);
     let mut c = challenge_with(policy);
 
     assert_eq!(c.poll_timeout(), Some(secs(60)));
@@ -433,8 +433,8 @@ fn time_going_backwards_is_ignored() {
     assert_eq!(c.handle_timeout(far), Some(TimerEvent::Expired));
     assert_eq!(c.handle_timeout(OffsetDateTime::UNIX_EPOCH), None);
     let mut policy = Policy::default();
-    policy.lifetime = Duration::MAX;
-    policy.resend_cooldown = Duration::MAX;
+    policy.lifetime = std::time::Duration::MAX;
+    policy.resend_cooldown = std::time::Duration::MAX;
     let mut c = challenge_with(policy);
     let at = c.poll_timeout().unwrap();
     assert_eq!(c.handle_timeout(at), Some(TimerEvent::Expired));
@@ -888,7 +888,7 @@ fn the_revision_moves_with_every_change_and_only_then() {
 
 #[test]
 fn a_request_nobody_answered_is_recovered_after_the_grace() {
-    let grace = Duration::seconds(60);
+    let grace = std::time::Duration::from_secs(60);
     let mut c = challenge();
     assert_eq!(c.recover(grace, secs(100)), None, "nothing in flight");
     let out = c.submit(&config(), &otp("424242"), secs(5)).unwrap();

@@ -273,7 +273,7 @@ fn a_start_left_in_flight_is_recovered_after_the_grace() {
     let start = start_request("ord_pay_dead", "tok_visa");
     let mut p = Payment::new(&start, 1, T0);
     p.start(&bank.config, &start, T0).unwrap();
-    let grace = Duration::seconds(60);
+    let grace = std::time::Duration::from_secs(60);
     let mut later = stored(&p);
     assert_eq!(later.recover(grace, secs(59)), None);
     assert_eq!(
