@@ -3,15 +3,15 @@
 use std::time::Duration;
 
 use super::{
-    answer_error, default_grace, expect_amount, fresh_payment, loaded, needs_check, not_applied,
-    pause, refused, reply, retry_answer, settled, store_error, to_time, too_late, wants_check,
-    write_ahead_error, AsyncSend, BankPage, Command, Done, DriveError, Settled, Swept,
+    answer_error, default_grace, expect_amount, fresh_payment, loaded, needs_check, next_attempt,
+    not_applied, pause, refused, reply, retry_answer, settled, store_error, to_time, too_late,
+    wants_check, write_ahead_error, AsyncSend, BankPage, Command, Done, DriveError, Settled, Swept,
     EARLIER_ATTEMPTS, SETTLE_TRIES,
 };
 use crate::store::{AsyncStore, StoreError};
 use crate::{
-    Config, Outcome, Outgoing, Payment, Reply, SendFailure, SettleError, SettleOutcome, Settlement,
-    StartRequest,
+    Config, NextStep, Outcome, Outgoing, Payment, Reply, SendFailure, SettleError, SettleOutcome,
+    Settlement, StartRequest,
 };
 
 /// Runs the write-ahead protocol for stored [`Payment`]s, async: the same steps as the
@@ -145,6 +145,30 @@ impl<S: AsyncStore<Payment>, T: AsyncSend> AsyncDriver<S, T> {
             return Err(self.write_ahead_failed(&key, e).await);
         }
         self.exchange(payment, out).await
+    }
+
+    /// Starts the next attempt of `start`'s order (attempt 1 when none is stored): the same
+    /// as the blocking [`Driver::start_next`](super::Driver::start_next), see there.
+    pub async fn start_next(&self, start: &StartRequest) -> Result<Done, DriveError> {
+        let now = self.transport.now();
+        let order_id = start.order_id().as_str();
+        let latest = self
+            .store
+            .latest_for_order(order_id)
+            .await
+            .map_err(|e| store_error(order_id, false, e))?;
+        let Some(latest) = latest else {
+            return self.start(start, 1).await;
+        };
+        if latest.next_step(now) == NextStep::Start {
+            return self.start(start, latest.attempt()).await;
+        }
+        let (next, out) = next_attempt(&latest, start, &self.config, now)?;
+        let key = next.key().to_owned();
+        if let Err(e) = self.store.insert(&next).await {
+            return Err(self.write_ahead_failed(&key, e).await);
+        }
+        self.exchange(next, out).await
     }
 
     /// Runs `command` on the payment stored under `key`, with the whole protocol: the

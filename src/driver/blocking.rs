@@ -6,14 +6,15 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::{
-    answer_error, default_grace, expect_amount, fresh_payment, loaded, needs_check, not_applied,
-    refused, reply, retry_answer, settled, store_error, to_time, too_late, wants_check,
-    write_ahead_error, BankPage, BlockingSend, Command, Done, DriveError, Settled, Swept,
-    EARLIER_ATTEMPTS, SETTLE_TRIES,
+    answer_error, default_grace, expect_amount, fresh_payment, loaded, needs_check, next_attempt,
+    not_applied, refused, reply, retry_answer, settled, store_error, to_time, too_late,
+    wants_check, write_ahead_error, BankPage, BlockingSend, Command, Done, DriveError, Settled,
+    Swept, EARLIER_ATTEMPTS, SETTLE_TRIES,
 };
 use crate::store::Store;
 use crate::{
-    Config, Outcome, Outgoing, Payment, Reply, SendFailure, SettleError, Settlement, StartRequest,
+    Config, NextStep, Outcome, Outgoing, Payment, Reply, SendFailure, SettleError, Settlement,
+    StartRequest,
 };
 
 /// Runs the write-ahead protocol for stored [`Payment`]s, blocking: load, command,
@@ -149,6 +150,35 @@ impl<S: Store<Payment>, T: BlockingSend> Driver<S, T> {
         }
         .map_err(|e| write_ahead_error(&key, e, || self.reload(&key)))?;
         self.exchange(payment, out)
+    }
+
+    /// Starts the next attempt of `start`'s order: attempt 1 when none is stored; the
+    /// latest stored attempt again when its start never left; otherwise the attempt after
+    /// the latest ([`Payment::next_attempt`]: it keeps the expected amount and the earlier
+    /// transactions, so their late webhooks are not taken for this one), refused while the
+    /// latest is open or paid ([`DriveError::Refused`] with that payment). The "try again"
+    /// button after a failed attempt, in one call; the attempt number comes from the
+    /// store ([`Store::latest_for_order`]). [`DriveError::Busy`] if another worker
+    /// started the same next attempt first: one `POST /txns` goes out.
+    pub fn start_next(&self, start: &StartRequest) -> Result<Done, DriveError> {
+        let now = self.transport.now();
+        let order_id = start.order_id().as_str();
+        let latest = self
+            .store
+            .latest_for_order(order_id)
+            .map_err(|e| store_error(order_id, false, e))?;
+        let Some(latest) = latest else {
+            return self.start(start, 1);
+        };
+        if latest.next_step(now) == NextStep::Start {
+            return self.start(start, latest.attempt());
+        }
+        let (next, out) = next_attempt(&latest, start, &self.config, now)?;
+        let key = next.key().to_owned();
+        self.store
+            .insert(&next)
+            .map_err(|e| write_ahead_error(&key, e, || self.reload(&key)))?;
+        self.exchange(next, out)
     }
 
     /// Runs `command` on the payment stored under `key`, with the whole protocol: the

@@ -729,6 +729,24 @@ fn fresh_payment(start: &StartRequest, attempt: u32, now: OffsetDateTime) -> Pay
     }
 }
 
+/// The attempt after `latest`, started: the payment to insert (its start in flight) and
+/// the request. Refused (with `latest`) while `latest` is open or paid.
+fn next_attempt(
+    latest: &Payment,
+    start: &StartRequest,
+    config: &Config,
+    now: OffsetDateTime,
+) -> Result<(Payment, Outgoing), DriveError> {
+    let mut next = latest
+        .next_attempt(start, now)
+        .map_err(|r| refused(latest.key(), r, Some(latest)))?;
+    let key = next.key().to_owned();
+    let out = expect_amount(&mut next, start)
+        .and_then(|()| next.start(config, start, now))
+        .map_err(|r| refused(&key, r, None))?;
+    Ok((next, out))
+}
+
 /// A stored payment started again: `start`'s expected amount set on it, refused once it
 /// was started (as the start itself would be).
 fn expect_amount(payment: &mut Payment, start: &StartRequest) -> Result<(), Refusal> {

@@ -735,12 +735,15 @@ fn postgres_and_hyper_futures_are_send(
         direct_otp::transport::HyperTransport<hyper_util::client::legacy::connect::HttpConnector>,
     >,
     start: &StartRequest,
+    hint: Settlement,
 ) {
     is_send(&d.start(start, 1));
     is_send(&d.run("k", Command::CheckStatus));
     is_send(&d.bank_page("k"));
     is_send(&d.sweep(1));
     is_send(&d.sweep_and_check(1));
+    is_send(&d.start_next(start));
+    is_send(&d.settle(hint));
 }
 
 /// `spawn_run` finishes a step whose caller went away after the write-ahead (a browser's
@@ -843,6 +846,7 @@ fn the_periodic_sweep_settles_a_dead_workers_payment() {
 /// Both drivers behind one face, so one scenario runs on every store.
 trait Drives {
     fn start(&self, start: &StartRequest, attempt: u32) -> Result<Done, DriveError>;
+    fn start_next(&self, start: &StartRequest) -> Result<Done, DriveError>;
     fn run(&self, key: &str, command: Command) -> Result<Done, DriveError>;
     fn settle(&self, settlement: Settlement) -> Result<Settled, DriveError>;
     fn load(&self, key: &str) -> Result<Payment, DriveError>;
@@ -851,6 +855,9 @@ trait Drives {
 impl<S: Store<Payment>> Drives for Driver<S, Bank> {
     fn start(&self, start: &StartRequest, attempt: u32) -> Result<Done, DriveError> {
         Driver::start(self, start, attempt)
+    }
+    fn start_next(&self, start: &StartRequest) -> Result<Done, DriveError> {
+        Driver::start_next(self, start)
     }
     fn run(&self, key: &str, command: Command) -> Result<Done, DriveError> {
         Driver::run(self, key, command)
@@ -873,6 +880,9 @@ impl<S: AsyncStore<Payment> + Sync> Drives for OnRuntime<S> {
     fn start(&self, start: &StartRequest, attempt: u32) -> Result<Done, DriveError> {
         self.rt
             .block_on(assert_send(self.driver.start(start, attempt)))
+    }
+    fn start_next(&self, start: &StartRequest) -> Result<Done, DriveError> {
+        self.rt.block_on(assert_send(self.driver.start_next(start)))
     }
     fn run(&self, key: &str, command: Command) -> Result<Done, DriveError> {
         self.rt.block_on(assert_send(self.driver.run(key, command)))
@@ -967,8 +977,9 @@ fn settle_scenario(d: &dyn Drives, bank: &Bank, order: &str) {
     assert_eq!(d.load(settled.payment.key()).unwrap(), settled.payment);
     let first = settled.payment;
 
-    // Attempt 2 on the same order, paid on the bank page.
-    let second = d.start(&start_request(order), 2).unwrap().payment;
+    // Attempt 2 on the same order ("try again": its number from the store), paid on the
+    // bank page.
+    let second = d.start_next(&start_request(order)).unwrap().payment;
     assert_eq!(second.key(), format!("{order}/2"));
     bank.finish_bank_page(&second, BankPageResult::Success);
     let before = checks();
@@ -1523,4 +1534,65 @@ fn a_refused_api_key_is_a_configuration_error_and_leaves_nothing_in_flight() {
         let stored = w.store.get(e.key());
         assert!(stored.in_flight().is_none(), "{}", e.key());
     }
+}
+
+/// "Try again" after a failed attempt: the attempt number comes from the store, the next
+/// attempt knows the earlier transactions, and every hint goes to the latest attempt.
+#[test]
+fn the_next_attempt_comes_from_the_store_and_hints_go_to_it() {
+    let w = world();
+    let order = "ord_next";
+    let first = w.driver.start_next(&start_request(order)).unwrap();
+    assert_eq!(first.payment.key(), "ord_next/1");
+    // While attempt 1 is open there is no next one, and nothing is sent.
+    let e = w.driver.start_next(&start_request(order)).unwrap_err();
+    assert!(matches!(e, DriveError::Refused { .. }), "{e}");
+    assert_eq!(e.payment().map(Payment::key), Some("ord_next/1"));
+    assert_eq!(w.bank.requests_to(Endpoint::Start), 1);
+    for attempt in 1..=2 {
+        let key = format!("{order}/{attempt}");
+        w.bank
+            .finish_bank_page(&w.store.get(&key), BankPageResult::Failure);
+        let settled = w.driver.settle(w.bank.verified_return(order)).unwrap();
+        assert_eq!(settled.payment.key(), key);
+        assert!(
+            settled.payment.is_final() && !settled.payment.is_paid(),
+            "{key}: {} {:?}",
+            settled.outcome,
+            settled.check
+        );
+        let next = w.driver.start_next(&start_request(order)).unwrap();
+        assert_eq!(next.payment.key(), format!("{order}/{}", attempt + 1));
+    }
+    let done = w.driver.run("ord_next/3", otp(OTP)).unwrap();
+    assert!(done.payment.is_paid(), "{:?}", done.outcome);
+    // Every webhook of the order, the failed attempts' included: applied to attempt 3,
+    // which stays paid; attempts 1 and 2 are never touched.
+    let (one, two) = (w.store.get("ord_next/1"), w.store.get("ord_next/2"));
+    let hooks = w.bank.webhooks(order);
+    assert!(hooks.len() >= 4, "{}", hooks.len());
+    for hook in hooks {
+        let settled = w.driver.settle(hook).unwrap();
+        assert_eq!(settled.payment.key(), "ord_next/3");
+        assert!(settled.payment.is_paid(), "{}", settled.outcome);
+    }
+    assert_eq!(w.store.get("ord_next/1"), one);
+    assert_eq!(w.store.get("ord_next/2"), two);
+    // Paid: no next attempt.
+    let e = w.driver.start_next(&start_request(order)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DriveError::Refused {
+                refusal: Refusal::AlreadyFinal(_),
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(
+        w.bank.requests_to(Endpoint::Start),
+        3,
+        "one POST /txns per attempt"
+    );
 }
