@@ -449,7 +449,7 @@ impl Payment {
     /// * a **return URL** (it names the order, not the attempt: the back button replays an
     ///   earlier attempt's, correctly signed) or a **webhook without a `txn_id`** moves an
     ///   open payment to *confirming* ([`SettleOutcome::Confirming`], next step
-    ///   [`NextStep::Confirming`]): the OTP page stays usable, and
+    ///   [`NextStep::Confirming`](crate::NextStep::Confirming)): the OTP page stays usable, and
     ///   [`check_status`](Self::check_status) decides, going back to the OTP page or the
     ///   bank page when the order is not final;
     /// * a webhook naming **another transaction** changes nothing
