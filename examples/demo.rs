@@ -1,9 +1,11 @@
 //! A checkout through the library over HTTP, in three payments, each one `Payment` record
-//! from before the start until it is settled:
+//! kept in a store from before the start until it is settled, every step one call of the
+//! protocol `Driver` (as a web backend's handlers would make them):
 //!
 //! 1. an OTP resend, a wrong OTP, the right OTP: `CHARGED`;
 //! 2. resends up to the send limit, then the bank page; the browser comes back through the
-//!    signed return URL, which settles the payment, and the order status confirms it;
+//!    signed return URL, a reason to confirm: `Driver::settle` checks the order status in the
+//!    same call, which settles it;
 //! 3. a submit whose answer is lost, settled by reconciliation.
 //!
 //! `cargo run --example demo` runs it against the embedded sandbox on loopback: no network,
@@ -29,13 +31,17 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration as StdDuration;
 
+use std::sync::atomic::AtomicBool;
+
+use direct_otp::driver::{BlockingSend, Command, DriveError, Driver};
 use direct_otp::sandbox::{
     Endpoint, Fault, OtpSource, Sandbox, SandboxConfig, SandboxServer, SANDBOX_RESPONSE_KEY,
 };
-use direct_otp::transport::{Settings, UreqTransport};
+use direct_otp::store::MemoryStore;
+use direct_otp::transport::{Settings, TransportError, UreqTransport};
 use direct_otp::{
-    Config, Otp, Outcome, Payment, PaymentSource, Refusal, Reply, ResponseKey, ReturnParams,
-    SendFailure, Settlement, StartRequest, SANDBOX_URL,
+    Config, Otp, Outcome, Payment, PaymentSource, Request, ResponseKey, ReturnParams, SendFailure,
+    Settlement, StartRequest, SANDBOX_URL,
 };
 use time::OffsetDateTime;
 
@@ -75,8 +81,9 @@ enum Backend {
 
 struct Demo {
     backend: Backend,
-    transport: UreqTransport,
-    config: Config,
+    /// The shop's protocol driver: payments in a store (in memory here; SQLite or
+    /// PostgreSQL in a real backend), requests through the ureq transport.
+    driver: Driver<MemoryStore, DemoTransport>,
     merchant_id: String,
     routing_id: String,
     card: PaymentSource,
@@ -112,8 +119,7 @@ impl Demo {
         let config = Config::new(server.base_url(), LOCAL_KEY)?;
         Ok(Demo {
             backend: Backend::Local(server),
-            transport: transport(),
-            config,
+            driver: Driver::new(MemoryStore::new(), DemoTransport::new(), config),
             merchant_id: "acme".into(),
             routing_id: "customer_1122".into(),
             card: PaymentSource::token("tok_demo_visa"),
@@ -141,10 +147,10 @@ impl Demo {
         };
         println!("direct-otp demo: REAL JUSPAY HOST at {base_url} (JUSPAY_API_KEY is set).");
         println!("OTPs arrive by SMS on the card's phone; type them when asked.");
+        let config = Config::new(&base_url, key)?.with_merchant_id(&merchant_id)?;
         Ok(Demo {
-            config: Config::new(&base_url, key)?.with_merchant_id(&merchant_id)?,
+            driver: Driver::new(MemoryStore::new(), DemoTransport::new(), config),
             backend: Backend::Remote { order_ids },
-            transport: transport(),
             merchant_id,
             routing_id: var("JUSPAY_CUSTOMER_ID").unwrap_or_else(|| "demo_customer".into()),
             card,
@@ -172,15 +178,13 @@ impl Demo {
 
     fn checkout_with_resend_and_wrong_otp(&self) -> Result<()> {
         println!("\n== Payment 1: a resend, a wrong OTP, then the right OTP ==");
-        let Some(mut c) = self.start(1)? else {
+        let Some(key) = self.start(1)? else {
             return Ok(());
         };
-        let first = self.read_sms(&c)?;
-        self.wait_for_cooldown(&c);
-        self.step(&mut c, "cardholder taps \"Resend\"", |c, cfg, now| {
-            c.resend(cfg, now)
-        })?;
-        let second = self.read_sms(&c)?;
+        let first = self.read_sms(&key)?;
+        self.wait_for_cooldown(&key)?;
+        self.step(&key, "cardholder taps \"Resend\"", Command::Resend)?;
+        let second = self.read_sms(&key)?;
         // Locally, the first OTP is no longer valid once the resend replaced it; a real bank
         // may still accept it, so against a real host the demo makes a typo instead.
         let (wrong, why) = match self.local() {
@@ -190,40 +194,39 @@ impl Demo {
             _ => (Sms::wrong_version_of(&second), "a typo"),
         };
         let label = format!("cardholder types {} ({why})", wrong.shown);
-        let otp = wrong.otp()?;
-        self.step(&mut c, &label, |c, cfg, now| c.submit(cfg, &otp, now))?;
+        self.step(&key, &label, Command::Submit(wrong.otp()?))?;
         let label = format!("cardholder types {}", second.shown);
-        let otp = second.otp()?;
-        self.step(&mut c, &label, |c, cfg, now| c.submit(cfg, &otp, now))?;
-        self.expect_final(&c)
+        self.step(&key, &label, Command::Submit(second.otp()?))?;
+        self.expect_final(&key)
     }
 
     fn checkout_hitting_the_send_limit(&self) -> Result<()> {
         println!("\n== Payment 2: no SMS arrives; resends up to the limit, then the bank page ==");
-        let Some(mut c) = self.start(2)? else {
+        let Some(key) = self.start(2)? else {
             return Ok(());
         };
         loop {
-            self.wait_for_cooldown(&c);
-            if let Some(Err(refusal)) = c.challenge().map(|c| c.may_resend(clock())) {
+            self.wait_for_cooldown(&key)?;
+            let payment = self.driver.load(&key)?;
+            if let Some(Err(refusal)) = payment.challenge().map(|c| c.may_resend(clock())) {
                 println!("  \"Resend\" is disabled: {refusal}");
                 break;
             }
-            let outcome = self.step(&mut c, "cardholder taps \"Resend\"", |c, cfg, now| {
-                c.resend(cfg, now)
-            })?;
+            let outcome = self.step(&key, "cardholder taps \"Resend\"", Command::Resend)?;
             if !matches!(outcome, Outcome::OtpSent { .. }) {
                 break;
             }
         }
-        let url = c.go_to_bank_page(clock())?.to_owned();
+        let url = self.driver.bank_page(&key)?.url;
         println!("  the browser is sent to the bank page: {url}");
         let back = match self.local() {
             Some(_) => {
                 // What the cardholder's browser does there; the bank page then redirects
                 // it to the shop's return URL.
                 let answer = self
-                    .transport
+                    .driver
+                    .transport()
+                    .inner
                     .agent()
                     .post(&url)
                     .config()
@@ -249,54 +252,59 @@ impl Demo {
                 None
             }
         };
-        if let (Some(back), Some(key)) = (back.filter(|b| !b.is_empty()), &self.response_key) {
-            self.settle_by_return(&mut c, &back, key)?;
+        if let (Some(back), Some(response_key)) =
+            (back.filter(|b| !b.is_empty()), &self.response_key)
+        {
+            self.settle_by_return(&back, response_key)?;
         }
-        self.settle_by_status(&mut c)
+        self.settle_by_status(&key)
     }
 
     fn checkout_with_a_lost_answer(&self) -> Result<()> {
         println!(
             "\n== Payment 3: the answer to the right OTP is lost; reconciliation settles it =="
         );
-        let Some(mut c) = self.start(3)? else {
+        let Some(key) = self.start(3)? else {
             return Ok(());
         };
-        let sms = self.read_sms(&c)?;
-        let out = c.submit(&self.config, &sms.otp()?, clock())?;
+        let sms = self.read_sms(&key)?;
         print!("  cardholder types {} ", sms.shown);
-        let outcome = match self.local() {
+        match self.local() {
             Some(server) => {
                 server
                     .sandbox()
                     .inject(Endpoint::Submit, Fault::DropResponse);
                 print!("(the sandbox will drop the answer) ");
-                let driven = self.transport.drive(&mut c, out)?;
-                if let Some(e) = &driven.transport_error {
-                    print!("-> transport: {e} ");
-                }
-                driven.outcome
             }
             None => {
                 // A real host answers; the demo throws the answer away, as a timeout would.
-                let _ = self.transport.send(out.request);
+                self.driver
+                    .transport()
+                    .discard_next
+                    .store(true, Ordering::Relaxed);
                 print!("(the demo discards the answer) ");
-                c.handle(out.token, Reply::Failed(SendFailure::MaybeSent), clock())?
             }
-        };
-        println!("-> {}", describe(&outcome));
-        println!("     {}", state(&c));
-        if let Err(refusal) = c.submit(&self.config, &sms.otp()?, clock()) {
-            println!("  submitting again is refused: {refusal}");
         }
-        self.settle_by_status(&mut c)
+        let done = self.driver.run(&key, Command::Submit(sms.otp()?))?;
+        if let Some(e) = &done.transport_error {
+            print!("-> transport: {e} ");
+        }
+        println!("-> {}", describe(&done.outcome));
+        println!("     {}", state(&done.payment));
+        match self.driver.run(&key, Command::Submit(sms.otp()?)) {
+            Err(DriveError::Refused { refusal, .. }) => {
+                println!("  submitting again is refused: {refusal}")
+            }
+            other => return Err(format!("a second submit gave {other:?}").into()),
+        }
+        self.settle_by_status(&key)
     }
 
-    // ----- Steps --------------------------------------------------------------------
+    // ----- Steps: each one call of the driver, as a web handler makes it ---------------
 
-    /// A new payment record, started: `None` if the card needs 3DS instead (nothing to
-    /// show here).
-    fn start(&self, n: usize) -> Result<Option<Payment>> {
+    /// Starts attempt 1 of order `n`: its key, or `None` if the card needs 3DS instead
+    /// (nothing to show here).
+    fn start(&self, n: usize) -> Result<Option<String>> {
         let order_id = self.order_id(n);
         let start = StartRequest::new(
             &order_id,
@@ -304,11 +312,10 @@ impl Demo {
             &self.routing_id,
             self.card.clone(),
         )?;
-        let mut p = Payment::new(&start, 1, clock());
         print!("  start authentication for order {order_id} (POST /txns) ");
-        let out = p.start(&self.config, &start, clock())?;
-        let driven = self.transport.drive(&mut p, out)?;
-        match (&driven.outcome, p.challenge()) {
+        let done = self.driver.start(&start, 1)?;
+        let p = &done.payment;
+        match (&done.outcome, p.challenge()) {
             (Outcome::OtpSent { .. }, Some(c)) => {
                 let card = c.card();
                 println!(
@@ -317,11 +324,11 @@ impl Demo {
                     card.last_four.as_deref().unwrap_or("????"),
                     card.issuer.as_deref().unwrap_or("issuer unknown"),
                 );
-                println!("     {}", state(&p));
-                Ok(Some(p))
+                println!("     {}", state(p));
+                Ok(Some(p.key().to_owned()))
             }
             (Outcome::BankPageRequired, _) => {
-                let url = p.go_to_bank_page(clock())?;
+                let url = self.driver.bank_page(p.key())?.url;
                 println!("-> this card uses 3DS, not Direct OTP: the browser would go to {url}");
                 Ok(None)
             }
@@ -329,63 +336,64 @@ impl Demo {
         }
     }
 
-    /// Runs one command through the transport and prints what happened.
-    fn step(
-        &self,
-        c: &mut Payment,
-        label: &str,
-        command: impl FnOnce(
-            &mut Payment,
-            &Config,
-            OffsetDateTime,
-        ) -> std::result::Result<direct_otp::Outgoing, Refusal>,
-    ) -> Result<Outcome> {
-        let out = command(c, &self.config, clock())?;
-        let driven = self.transport.drive(c, out)?;
-        print!("  {label} -> {}", describe(&driven.outcome));
-        if let Some(e) = &driven.transport_error {
+    /// Runs one command on the stored payment and prints what happened.
+    fn step(&self, key: &str, label: &str, command: Command) -> Result<Outcome> {
+        let done = self.driver.run(key, command)?;
+        print!("  {label} -> {}", describe(&done.outcome));
+        if let Some(e) = &done.transport_error {
             print!(" (transport: {e})");
         }
-        println!("\n     {}", state(c));
-        Ok(driven.outcome)
+        println!("\n     {}", state(&done.payment));
+        Ok(done.outcome)
     }
 
-    /// The browser is back on the shop's return URL: its signature is checked, then it
-    /// settles the payment (to be confirmed by the order status).
-    fn settle_by_return(&self, c: &mut Payment, url: &str, key: &ResponseKey) -> Result<()> {
+    /// The shop's return-URL handler: the signature is checked, then one driver call finds
+    /// the payment by its order, settles it, and checks the order status, which decides.
+    fn settle_by_return(&self, url: &str, response_key: &ResponseKey) -> Result<()> {
         let shown = url.split_once('?').map_or(url, |(base, _)| base);
         print!("  the browser comes back to {shown}?order_id=...&signature=... ");
-        match ReturnParams::from_url(url).and_then(|p| p.verify(key)) {
-            Ok(verified) => {
-                let outcome = c.settle(Settlement::ReturnUrl(verified), clock())?;
-                println!("-> signature verified -> {outcome}");
+        let verified = match ReturnParams::from_url(url).and_then(|p| p.verify(response_key)) {
+            Ok(verified) => verified,
+            Err(e) => {
+                println!("-> not used: {e}");
+                return Ok(());
             }
-            Err(e) => println!("-> not used: {e}"),
+        };
+        let settled = self.driver.settle(Settlement::ReturnUrl(verified))?;
+        println!("-> signature verified -> {}", settled.outcome);
+        match &settled.check {
+            Some(Ok(outcome)) => println!(
+                "  in the same call, the order status decides (GET /orders/{{id}}) -> {}",
+                describe(outcome)
+            ),
+            Some(Err(e)) => println!("  in the same call, the order status check failed: {e}"),
+            None => {}
         }
-        println!("     {}", state(c));
+        println!("     {}", state(&settled.payment));
         Ok(())
     }
 
-    /// Checks the order status until the payment is final and confirmed (a few tries
-    /// against a real host).
-    fn settle_by_status(&self, c: &mut Payment) -> Result<()> {
+    /// Checks the order status until the payment is final (a few tries against a real
+    /// host).
+    fn settle_by_status(&self, key: &str) -> Result<()> {
         for attempt in 0..10 {
+            if self.driver.load(key)?.is_final() {
+                break;
+            }
             if attempt > 0 {
                 std::thread::sleep(StdDuration::from_secs(3));
             }
             self.step(
-                c,
+                key,
                 "check the order status (GET /orders/{id})",
-                |c, cfg, now| c.check_status(cfg, now),
+                Command::CheckStatus,
             )?;
-            if c.is_final() && c.is_confirmed() {
-                break;
-            }
         }
-        self.expect_final(c)
+        self.expect_final(key)
     }
 
-    fn expect_final(&self, c: &Payment) -> Result<()> {
+    fn expect_final(&self, key: &str) -> Result<()> {
+        let c = self.driver.load(key)?;
         if !c.is_final() {
             return Err(format!("the payment is not final: {}", c.status()).into());
         }
@@ -394,13 +402,14 @@ impl Demo {
         Ok(())
     }
 
-    fn wait_for_cooldown(&self, c: &Payment) {
+    fn wait_for_cooldown(&self, key: &str) -> Result<()> {
+        let c = self.driver.load(key)?;
         let Some(at) = c.challenge().and_then(|c| c.resend_available_at()) else {
-            return;
+            return Ok(());
         };
         let wait = at - clock();
         if !wait.is_positive() {
-            return;
+            return Ok(());
         }
         let secs = (wait.whole_milliseconds() + 999) / 1000;
         match self.local() {
@@ -415,10 +424,12 @@ impl Demo {
                 std::thread::sleep(StdDuration::from_millis(ms));
             }
         }
+        Ok(())
     }
 
     /// The OTP the cardholder received: read from the local sandbox ("the phone"), or typed.
-    fn read_sms(&self, c: &Payment) -> Result<Sms> {
+    fn read_sms(&self, key: &str) -> Result<Sms> {
+        let c = self.driver.load(key)?;
         let txn = c.challenge().map(|c| c.txn_id()).unwrap_or_default();
         match self.local() {
             Some(server) => {
@@ -473,13 +484,61 @@ impl Sms {
     }
 }
 
-fn transport() -> UreqTransport {
-    // Proxies off (loopback must not go through one), a deadline per exchange.
-    UreqTransport::with_default_agent().with_settings(
-        Settings::new()
-            .with_timeout(StdDuration::from_secs(20))
-            .with_clock(clock),
-    )
+/// The ureq transport, and a way for the demo to lose one answer against a real host (the
+/// local sandbox drops it itself).
+struct DemoTransport {
+    inner: UreqTransport,
+    discard_next: AtomicBool,
+}
+
+impl DemoTransport {
+    fn new() -> Self {
+        // Proxies off (loopback must not go through one), a deadline per exchange.
+        let inner = UreqTransport::with_default_agent().with_settings(
+            Settings::new()
+                .with_timeout(StdDuration::from_secs(20))
+                .with_clock(clock),
+        );
+        DemoTransport {
+            inner,
+            discard_next: AtomicBool::new(false),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum DemoSendError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("the demo discarded the answer")]
+    Discarded,
+}
+
+impl BlockingSend for DemoTransport {
+    type Error = DemoSendError;
+
+    fn send(&self, request: Request) -> std::result::Result<(u16, Vec<u8>), DemoSendError> {
+        let answer = self.inner.send(request)?;
+        if self.discard_next.swap(false, Ordering::Relaxed) {
+            return Err(DemoSendError::Discarded);
+        }
+        Ok(answer)
+    }
+
+    fn send_failure(&self, error: &DemoSendError) -> SendFailure {
+        match error {
+            DemoSendError::Transport(e) => e.send_failure(),
+            DemoSendError::Discarded => SendFailure::MaybeSent,
+        }
+    }
+
+    fn timeout(&self) -> StdDuration {
+        self.inner.settings().timeout()
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        clock()
+    }
 }
 
 fn prompt(question: &str) -> Result<String> {
@@ -509,7 +568,6 @@ fn state(p: &Payment) -> String {
             (false, Some(secs)) => format!("OTP input, \"Resend\" in {secs} s"),
             (false, None) => "OTP input, no more resends".to_owned(),
         },
-        "finished" if !view.confirmed => format!("done ({}), to be confirmed", view.status),
         "finished" => format!("done ({})", view.status),
         _ => view.message.clone(),
     };

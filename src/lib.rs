@@ -34,6 +34,11 @@ pub mod store;
 #[cfg(feature = "http")]
 pub mod transport;
 
+/// The code samples of `docs/settlement.md`, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/settlement.md")]
+mod settlement_md {}
+
 pub use card::{CardDetails, CardSummary, PaymentSource};
 pub use challenge::{Challenge, FORMAT_VERSION};
 pub use config::{Config, PRODUCTION_URL, SANDBOX_URL};
