@@ -2,7 +2,9 @@
 //! through chromedriver (WebDriver), against the service started in this process on
 //! 127.0.0.1:0 with the embedded sandbox as the bank. A person's clicks: the happy path, a
 //! wrong OTP then the right one, "Resend" after its countdown, the bank page (both ways),
-//! and a double click on "Pay" (one payment, one OTP). Screenshots go to
+//! a double click on "Pay" (one payment, one OTP), and the back button after a failed
+//! attempt (attempt 1's failed return replayed over attempt 2's OTP page, which stays
+//! usable). The sandbox delivers its webhooks to the shop meanwhile. Screenshots go to
 //! `target/tmp/checkout-browser/`; `docs/checkout-otp.png` is a copy of `otp.png`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them
@@ -26,7 +28,7 @@ use std::time::{Duration, Instant};
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use direct_otp::sandbox::{Endpoint, Fault, TxnView};
-use direct_otp::store::SqliteStore;
+use direct_otp::store::{AsyncStore, SqliteStore};
 use direct_otp::{Policy, Status};
 use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
 use fantoccini::error::CmdError;
@@ -145,7 +147,64 @@ async fn scenarios(b: &Client, shop: &TestShop) -> Result {
     wrong_otp_then_the_right_one(b, shop).await?;
     resend_after_the_countdown(b, shop).await?;
     bank_page(b, shop).await?;
-    double_click_on_pay(b, shop).await
+    double_click_on_pay(b, shop).await?;
+    back_button_after_a_failed_attempt(b, shop).await
+}
+
+/// Attempt 1 fails on the bank page; the shopper pays the same order again (attempt 2, the
+/// OTP card), then presses the back button and reloads: the browser asks for attempt 1's
+/// failed return URL again. It is genuine and correctly signed, but it names the order,
+/// not the attempt: the shop confirms with the order status, which shows attempt 2 still
+/// waiting for its OTP, so the OTP page is back and the payment goes through.
+async fn back_button_after_a_failed_attempt(b: &Client, shop: &TestShop) -> Result {
+    let order = shop.pay(b, 1).await?;
+    click(b, "#bank-page").await?;
+    click(b, "button[value=failure]").await?;
+    result(b, Status::AuthenticationFailed.as_str()).await?;
+    let failed_return = b.current_url().await?;
+    ensure(failed_return.path() == "/return", "back from the bank page")?;
+    b.find(Locator::Css("#again-form input[name=card][value='0']"))
+        .await?
+        .click()
+        .await?;
+    click(b, "#pay-again").await?;
+    b.wait().for_element(Locator::Css("#otp-form")).await?;
+    check(b, "#notice", "data-code", "otp_sent").await?;
+    // The back button (the browser may show its cached page), then a reload.
+    leaving(b, b.back()).await?;
+    ensure(
+        b.current_url().await? == failed_return,
+        "back at attempt 1's return",
+    )?;
+    leaving(b, b.refresh()).await?;
+    b.wait()
+        .at_most(Duration::from_secs(5))
+        .for_element(Locator::Css("#otp-form"))
+        .await?;
+    shop.screenshot(b, "back-button").await?;
+    type_otp(b, &read_sms(b).await?).await?;
+    result(b, "CHARGED").await?;
+    let store = shop.shop.driver.store();
+    let first: direct_otp::Payment = store
+        .load(&format!("{order}/1"))
+        .await?
+        .ok_or("attempt 1")?;
+    let second: direct_otp::Payment = store
+        .load(&format!("{order}/2"))
+        .await?
+        .ok_or("attempt 2")?;
+    ensure(
+        first.is_final() && !first.is_paid(),
+        format!(
+            "attempt 1 stays failed: {:?}",
+            first.view(time::OffsetDateTime::now_utc())
+        ),
+    )?;
+    ensure(second.is_paid(), "attempt 2 is paid")?;
+    ensure(
+        shop.txn(&order)?.attempts == 1,
+        "one OTP typed on attempt 2",
+    )
 }
 
 async fn happy_path(b: &Client, shop: &TestShop) -> Result {

@@ -15,6 +15,10 @@
 //!                           JUSPAY_MERCHANT_ID, JUSPAY_CARD_TOKEN, JUSPAY_CARD_CVV and
 //!                           JUSPAY_CUSTOMER_ID as for the demo (docs/sandbox.md). Type an
 //!                           order id created beforehand; set the return URL to <shop>/return.
+//! JUSPAY_RESPONSE_KEY=...   verify the return URL's signature (otherwise the return only
+//!                           makes the shop check the order status)
+//! JUSPAY_WEBHOOK_USER=...   with JUSPAY_WEBHOOK_PASSWORD: take Juspay's webhooks at
+//!                           <shop>/webhooks/juspay (otherwise they are refused)
 //! ```
 //!
 //! The service is `shop.rs`, the pages `templates/*.html`.
@@ -27,7 +31,7 @@ use std::time::Duration;
 
 use direct_otp::driver::AsyncDriver;
 use direct_otp::store::{PgStore, SqliteStore};
-use direct_otp::{Config, PaymentSource, Policy, SANDBOX_URL};
+use direct_otp::{Config, PaymentSource, Policy, ResponseKey, WebhookCredentials, SANDBOX_URL};
 use shop::{log, Db, Shop};
 use tokio::net::TcpListener;
 
@@ -95,6 +99,13 @@ fn juspay<S: Db>(key: &str, store: S) -> Result<Shop<S>, Box<dyn Error>> {
         cards: vec![("Your card (JUSPAY_CARD_TOKEN)".into(), card)],
         sandbox: None,
         policy: Policy::default(),
+        response_key: var("JUSPAY_RESPONSE_KEY")
+            .map(|k| ResponseKey::new(&k))
+            .transpose()?,
+        webhook_credentials: match (var("JUSPAY_WEBHOOK_USER"), var("JUSPAY_WEBHOOK_PASSWORD")) {
+            (Some(user), Some(password)) => Some(WebhookCredentials::new(&user, &password)?),
+            _ => None,
+        },
     })
 }
 

@@ -1,22 +1,31 @@
 //! The checkout service: its state and its routes. The protocol of `docs/concurrency.md`
 //! is the library's `AsyncDriver`: each step runs as its own task (`spawn_run`), so a
 //! browser that goes away never leaves a payment in flight, and `sweep_every` recovers
-//! what a dead server left. Pages are rendered from the stored payment's `view(now)`, and
-//! messages from stable codes (`Outcome`, `DriveError`, `OtpError`) that the templates
-//! (`templates/*.html`) turn into words.
+//! what a dead server left. The return from the bank page and Juspay's webhooks are one
+//! `settle` call each. An order's page shows its latest attempt; after a failed one the
+//! shopper may pay the same order again (the next attempt). Pages are rendered from the
+//! stored payment's `view(now)`, and messages from stable codes (`Outcome`, `DriveError`,
+//! `OtpError`) that the templates (`templates/*.html`) turn into words.
 
 use std::error::Error;
 use std::fmt::{self, Write as _};
 use std::sync::{Arc, LazyLock};
 
+use axum::body::Bytes;
 use axum::extract::{rejection::FormRejection, Form, Path, RawQuery, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{routing::get, routing::post, Router};
 use direct_otp::driver::{AsyncDriver, Command, Done, DriveError};
-use direct_otp::sandbox::{CardFlow, OtpSource, Sandbox, SandboxConfig, SandboxServer};
+use direct_otp::sandbox::{
+    CardFlow, OtpSource, Sandbox, SandboxConfig, SandboxServer, SANDBOX_RESPONSE_KEY,
+    SANDBOX_WEBHOOK_PASSWORD, SANDBOX_WEBHOOK_USER, WEBHOOK_PATH,
+};
 use direct_otp::{store::AsyncStore, transport::HyperTransport};
-use direct_otp::{Config, Otp, Payment, PaymentSource, Policy, ReturnParams, StartRequest};
+use direct_otp::{
+    Config, Otp, Payment, PaymentSource, Policy, ResponseKey, ReturnParams, Settlement,
+    StartRequest, WebhookCredentials, WebhookError,
+};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use minijinja::{context, value::Serde, Environment, Value};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -39,6 +48,11 @@ pub struct Shop<S> {
     pub sandbox: Option<SandboxServer>,
     /// Limits, resend cooldown and lifetime of each payment's OTP page.
     pub policy: Policy,
+    /// The merchant's response key, which signs the return URL (`None`: the return is
+    /// only a reason to check the order status).
+    pub response_key: Option<ResponseKey>,
+    /// The credentials Juspay's webhooks carry (`None`: webhooks are refused).
+    pub webhook_credentials: Option<WebhookCredentials>,
 }
 
 impl<S: Db> Shop<S> {
@@ -48,6 +62,7 @@ impl<S: Db> Shop<S> {
         let mut bank = SandboxConfig::new(KEY)
             .with_otp(OtpSource::Seeded(2026))
             .with_return_url(&format!("{shop_url}/return"))
+            .with_webhook_url(&format!("{shop_url}{WEBHOOK_PATH}"))?
             .with_card("tok_3ds", CardFlow::ThreeDsFailover)
             .with_card("tok_declined", CardFlow::DeclineAfterOtp);
         bank.default_amount = 499.0;
@@ -65,15 +80,35 @@ impl<S: Db> Shop<S> {
             ],
             sandbox: Some(sandbox),
             policy,
+            response_key: Some(ResponseKey::new(SANDBOX_RESPONSE_KEY)?),
+            webhook_credentials: Some(WebhookCredentials::new(
+                SANDBOX_WEBHOOK_USER,
+                SANDBOX_WEBHOOK_PASSWORD,
+            )?),
         })
     }
 
-    /// Runs `command` on the order's payment as its own task, and answers with its page.
+    /// The key of the order's latest attempt (`order/1` before the first is stored).
+    async fn latest_key(&self, order: &str) -> Result<String, DriveError> {
+        match self.driver.store().latest_for_order(order).await {
+            Ok(Some(payment)) => Ok(payment.key().to_owned()),
+            Ok(None) => Ok(Payment::key_for(order, 1)),
+            Err(source) => Err(DriveError::Store {
+                key: order.to_owned(),
+                sent: false,
+                source,
+            }),
+        }
+    }
+
+    /// Runs `command` on the order's latest attempt as its own task, and answers with its
+    /// page.
     async fn run(&self, order: &str, command: Command) -> Response {
-        let done = self
-            .driver
-            .spawn_run(&Payment::key_for(order, 1), command)
-            .await;
+        let key = match self.latest_key(order).await {
+            Ok(key) => key,
+            Err(e) => return self.error(order, &e),
+        };
+        let done = self.driver.spawn_run(&key, command).await;
         self.answer(order, done).await
     }
 
@@ -99,13 +134,18 @@ impl<S: Db> Shop<S> {
         status: u16,
         wait: Option<u64>,
     ) -> Response {
-        let payment = match self.driver.load(&Payment::key_for(order, 1)).await {
+        let payment = match self.latest_key(order).await {
+            Ok(key) => self.driver.load(&key).await,
+            Err(e) => Err(e),
+        };
+        let payment = match payment {
             Ok(payment) => payment,
             Err(e) => return self.error(order, &e),
         };
         let view = Value::from(Serde(payment.view(self.driver.transport().now())));
         let phone = self.phone(order);
-        let ctx = context! { view, code, retry_after => wait, phone };
+        let cards: Vec<String> = self.cards.iter().map(|(label, _)| label.clone()).collect();
+        let ctx = context! { view, code, retry_after => wait, phone, cards };
         let mut page = render("payment.html", status, ctx);
         if let Some(secs) = wait {
             page.headers_mut().insert(header::RETRY_AFTER, secs.into());
@@ -216,6 +256,7 @@ pub fn router<S: Db>(shop: Arc<Shop<S>>) -> Router {
         .route("/pay/{order}", get(payment_page))
         .route("/pay/{order}/{action}", post(act))
         .route("/return", get(back_from_bank))
+        .route(WEBHOOK_PATH, post(webhook))
         .with_state(shop)
 }
 
@@ -237,23 +278,40 @@ struct PayForm {
     card: usize,
 }
 
-/// "Pay": starts the order's payment (one attempt per order: after a decline, the shopper
-/// pays a new order), as its own task.
+/// "Pay": starts the order's first attempt, as its own task.
 async fn pay<S: Db>(State(shop): App<S>, Form(form): Form<PayForm>) -> Response {
-    let (order, (merchant, customer)) = (&form.order_id, (&shop.merchant_id, &shop.customer_id));
-    let start = shop
-        .cards
-        .get(form.card)
-        .map(|(_, card)| StartRequest::new(order, merchant, customer, card.clone()));
-    match start {
-        Some(Ok(start)) => {
-            let done = shop
-                .driver
-                .spawn_start(start.with_policy(shop.policy), 1)
-                .await;
-            shop.answer(order, done).await
+    let Some(start) = shop.start_request(&form.order_id, form.card) else {
+        return render("error.html", 422, context! { code => "bad_order" });
+    };
+    let done = shop.driver.spawn_start(start, 1).await;
+    shop.answer(&form.order_id, done).await
+}
+
+/// "Pay again" after a failed attempt: the order's next attempt (`start_next`), as its own
+/// task. Refused while the latest attempt is open or once the order is paid.
+async fn pay_again<S: Db>(shop: Arc<Shop<S>>, order: String, card: usize) -> Response {
+    let Some(start) = shop.start_request(&order, card) else {
+        return render("error.html", 422, context! { code => "bad_order" });
+    };
+    let driver = Arc::clone(&shop.driver);
+    let done = tokio::spawn(async move { driver.start_next(&start).await }).await;
+    match done {
+        Ok(done) => shop.answer(&order, done).await,
+        Err(e) => {
+            log(format_args!(
+                "order {order}: the next attempt's task failed: {e}"
+            ));
+            render("error.html", 500, context! { code => "broken" })
         }
-        _ => render("error.html", 422, context! { code => "bad_order" }),
+    }
+}
+
+impl<S: Db> Shop<S> {
+    /// The start of `order` with card number `card`, if both are usable.
+    fn start_request(&self, order: &str, card: usize) -> Option<StartRequest> {
+        let (_, source) = self.cards.get(card)?;
+        let start = StartRequest::new(order, &self.merchant_id, &self.customer_id, source.clone());
+        Some(start.ok()?.with_policy(self.policy))
     }
 }
 
@@ -261,39 +319,135 @@ async fn payment_page<S: Db>(State(shop): App<S>, Path(order): Path<String>) -> 
     shop.page(&order, None, 200, None).await
 }
 
-#[derive(Deserialize)]
-struct OtpForm {
+/// What the payment page's forms post: the OTP, or the card of the next attempt.
+#[derive(Default, Deserialize)]
+struct ActionForm {
     otp: Option<String>,
+    card: Option<usize>,
 }
 
-/// The payment page's buttons: `otp`, `resend`, `check`, `bank`.
+/// The payment page's buttons: `otp`, `resend`, `check`, `bank`, and `again` (the next
+/// attempt after a failed one).
 async fn act<S: Db>(
     State(shop): App<S>,
     Path((order, action)): Path<(String, String)>,
-    form: Result<Form<OtpForm>, FormRejection>,
+    form: Result<Form<ActionForm>, FormRejection>,
 ) -> Response {
+    let form = form.map(|f| f.0).unwrap_or_default();
     let command = match action.as_str() {
-        "otp" => match Otp::new(&form.ok().and_then(|f| f.0.otp).unwrap_or_default()) {
+        "again" => match form.card {
+            Some(card) => return pay_again(shop, order, card).await,
+            None => return render("error.html", 422, context! { code => "bad_order" }),
+        },
+        "otp" => match Otp::new(form.otp.as_deref().unwrap_or_default()) {
             Ok(otp) => Command::Submit(otp),
             Err(e) => return shop.page(&order, Some(e.code()), 422, None).await,
         },
         "resend" => Command::Resend,
         "check" => Command::CheckStatus,
-        "bank" => match shop.driver.bank_page(&Payment::key_for(&order, 1)).await {
-            Ok(bank) => return Redirect::to(&bank.url).into_response(),
-            Err(e) => return shop.answer(&order, Err(e)).await,
-        },
+        "bank" => {
+            let bank = match shop.latest_key(&order).await {
+                Ok(key) => shop.driver.bank_page(&key).await,
+                Err(e) => Err(e),
+            };
+            match bank {
+                Ok(bank) => return Redirect::to(&bank.url).into_response(),
+                Err(e) => return shop.answer(&order, Err(e)).await,
+            }
+        }
         _ => return render("error.html", 404, context! { code => "not_found" }),
     };
     shop.run(&order, command).await
 }
 
-/// Back from the bank page: the return URL names the order. Its status is only a hint, so
-/// the shop asks the bank.
+/// Back from the bank page: the return URL names the order, not the attempt (the back
+/// button replays an earlier attempt's). Verified, it is one `settle` call: a reason to
+/// confirm, and the order status decides in the same call. Unverified, the order's latest
+/// attempt checks the order status.
 async fn back_from_bank<S: Db>(State(shop): App<S>, RawQuery(query): RawQuery) -> Response {
-    let params = ReturnParams::from_query(query.as_deref().unwrap_or_default());
-    match params.ok().as_ref().and_then(ReturnParams::order_id) {
-        Some(order) => shop.run(order, Command::CheckStatus).await,
-        None => render("error.html", 400, context! { code => "bad_return" }),
+    let Ok(params) = ReturnParams::from_query(query.as_deref().unwrap_or_default()) else {
+        return render("error.html", 400, context! { code => "bad_return" });
+    };
+    let Some(order) = params.order_id().map(str::to_owned) else {
+        return render("error.html", 400, context! { code => "bad_return" });
+    };
+    let verified = shop.response_key.as_ref().map(|key| params.verify(key));
+    let Some(Ok(verified)) = verified else {
+        return shop.run(&order, Command::CheckStatus).await;
+    };
+    let driver = Arc::clone(&shop.driver);
+    let settled =
+        tokio::spawn(async move { driver.settle(Settlement::ReturnUrl(verified)).await }).await;
+    match settled {
+        Ok(Ok(settled)) => {
+            // The check's terminal outcome, if it settled the payment; else no notice (the
+            // page shows where the payment stands, the OTP page included).
+            let code = match &settled.check {
+                Some(Ok(outcome)) if outcome.is_terminal() => Some(outcome.code()),
+                _ => None,
+            };
+            shop.page(&order, code, 200, None).await
+        }
+        Ok(Err(e)) => shop.answer(&order, Err(e)).await,
+        Err(e) => {
+            log(format_args!("order {order}: the return's task failed: {e}"));
+            render("error.html", 500, context! { code => "broken" })
+        }
+    }
+}
+
+/// Juspay's webhook: the credentials checked, then one `settle` call. Answered 200 whatever
+/// the hint did (even about an order this shop does not know), 401/400 for a request that
+/// is not a webhook, 5xx only when the store failed (Juspay then retries).
+async fn webhook<S: Db>(State(shop): App<S>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(credentials) = &shop.webhook_credentials else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let event = match credentials.verify(authorization, &body) {
+        Ok(event) => event,
+        Err(e) => {
+            log(format_args!("webhook refused: {e}"));
+            let unauthorized = matches!(
+                e,
+                WebhookError::MissingAuthorization
+                    | WebhookError::NotBasic
+                    | WebhookError::BadCredentials
+            );
+            let status = if unauthorized { 401 } else { 400 };
+            return StatusCode::from_u16(status)
+                .unwrap_or(StatusCode::BAD_REQUEST)
+                .into_response();
+        }
+    };
+    let (id, order) = (event.id.clone(), event.order.order_id.clone());
+    let driver = Arc::clone(&shop.driver);
+    let settled =
+        tokio::spawn(async move { driver.settle(Settlement::Webhook(event)).await }).await;
+    match settled {
+        Ok(Ok(settled)) => {
+            log(format_args!(
+                "webhook {id} for order {order}: {}",
+                settled.outcome.code()
+            ));
+            StatusCode::OK.into_response()
+        }
+        Ok(Err(e)) if e.http_status() < 500 => {
+            log(format_args!(
+                "webhook {id} for order {order}: {} ({e})",
+                e.code()
+            ));
+            StatusCode::OK.into_response()
+        }
+        Ok(Err(e)) => {
+            log(format_args!("webhook {id} for order {order}: {e}"));
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+        Err(e) => {
+            log(format_args!("webhook {id}: the task failed: {e}"));
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
     }
 }
