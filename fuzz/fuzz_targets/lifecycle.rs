@@ -12,7 +12,6 @@ use arbitrary::Arbitrary;
 use direct_otp::{Challenge, Config, Otp, Policy, SendFailure, Started};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use time::Duration;
 
 use direct_otp_fuzz::invariants::patch::RESPONSE_PATHS;
 use direct_otp_fuzz::invariants::{self, at_ms, ms_of, Secrets};
@@ -135,8 +134,8 @@ fuzz_target!(|input: Input| {
     let mut policy = Policy::default();
     policy.max_sends = u32::from(input.max_sends % 8);
     policy.max_attempts = u32::from(input.max_attempts % 8);
-    policy.resend_cooldown = Duration::milliseconds(i64::from(input.cooldown_ms));
-    policy.lifetime = Duration::milliseconds(i64::from(input.lifetime_ms));
+    policy.resend_cooldown = std::time::Duration::from_millis(u64::from(input.cooldown_ms));
+    policy.lifetime = std::time::Duration::from_millis(u64::from(input.lifetime_ms));
 
     let mut now = at_ms(T0_MS);
     let start = input

@@ -20,7 +20,7 @@ use direct_otp::{
 };
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 use direct_otp_fuzz::invariants::patch::RESPONSE_PATHS;
 use direct_otp_fuzz::invariants::{at_ms, ms_of, Secrets};
@@ -410,7 +410,7 @@ fuzz_target!(|input: Input| {
                 }
             }
             Op::Recover(grace_s) => {
-                let grace = Duration::seconds(i64::from(*grace_s));
+                let grace = std::time::Duration::from_secs(u64::from(*grace_s));
                 if p.recover(grace, now).is_none() {
                     assert_eq!(
                         p, before,
