@@ -113,13 +113,13 @@ fn the_standalone_sandbox_serves_juspay_and_its_control_api() {
     assert_eq!(order["transaction"]["attempts"], 1);
     // Paid: no OTP to read any more.
     let (status, none) = control(&agent, "GET", &otp_url, Some(KEY));
-    assert_eq!((status, none["error"].as_str()), (404, Some("no_otp")));
+    assert_eq!((status, none["code"].as_str()), (404, Some("no_otp")));
 
     // The key is needed, as for the simulated API.
     for key in [None, Some("sk_wrong")] {
         let (status, refused) = control(&agent, "GET", &otp_url, key);
         assert_eq!(
-            (status, refused["error"].as_str()),
+            (status, refused["code"].as_str()),
             (401, Some("access_denied"))
         );
     }
