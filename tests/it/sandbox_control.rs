@@ -56,7 +56,7 @@ fn control(agent: &ureq::Agent, method: &str, url: &str, key: Option<&str>) -> (
     (status, serde_json::from_slice(&body).unwrap())
 }
 
-fn base64(text: &str) -> String {
+pub(crate) fn base64(text: &str) -> String {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in text.as_bytes().chunks(3) {
