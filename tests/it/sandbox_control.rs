@@ -879,6 +879,17 @@ fn hostile_control_input_is_refused_in_one_error_form() {
             (401, Some("access_denied"))
         );
     }
+    // The queues are bounded: 10,000 faults, then 409 `too_many` until they are cleared.
+    for _ in 0..10 {
+        let fault = json!({"fault": "internal_error", "order_id": "nobody", "times": 1000});
+        c.ok("POST", "/_sandbox/faults", Some(fault));
+    }
+    let (status, full) = c.call("POST", "/_sandbox/faults", Some(json!({"fault": "reset"})));
+    assert_eq!((status, full["code"].as_str()), (409, Some("too_many")));
+    assert_eq!(
+        c.ok("DELETE", "/_sandbox/faults", None),
+        json!({"cleared": 10_000})
+    );
     // Nothing changed, and everything still works.
     assert_eq!(c.ok("GET", "/_sandbox/settings", None), before);
     assert_eq!(c.ok("GET", "/_sandbox/faults", None), json!({"faults": []}));
