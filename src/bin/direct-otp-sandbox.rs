@@ -1,6 +1,6 @@
 //! The embedded sandbox as a program of its own: the simulated Juspay Direct OTP API on
-//! loopback, plus its control API under `/_sandbox/` (the OTP of an order, a reset), for
-//! test suites in any language.
+//! loopback, plus its control API under `/_sandbox/` (OTPs, orders, scripted faults and card
+//! flows, settings, webhooks, counters, a reset), for test suites in any language.
 //!
 //! ```text
 //! cargo run --features sandbox-server --bin direct-otp-sandbox -- --port 0
@@ -22,8 +22,9 @@ usage: direct-otp-sandbox [--port PORT] [--key API_KEY] [--otp DIGITS] [--webhoo
   --webhook-url URL  deliver webhooks to URL (http:// on loopback only)
 
 Prints the URL on its first line, then serves the simulated Juspay API and the control API
-(GET /_sandbox/orders/{order_id}/otp, GET /_sandbox/orders/{order_id}, POST /_sandbox/reset)
-until killed. Every request needs the key as HTTP Basic user name: curl -u KEY: ...";
+under /_sandbox/ (GET /_sandbox/ lists its routes: OTPs, orders, faults, card flows,
+settings, webhooks, counters, reset; docs/sandbox.md describes them) until killed. Every
+request needs the key as HTTP Basic user name: curl -u KEY: ...";
 
 struct Options {
     port: u16,

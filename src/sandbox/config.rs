@@ -50,6 +50,38 @@ pub enum CardFlow {
     /// Direct OTP, but the right OTP answers `AUTHORIZING` (not final); the next
     /// `GET /orders/{id}` finds the payment `CHARGED` (or `AUTHORIZED`).
     SlowAuthorization,
+    /// Direct OTP, but the SMS never arrives: every send is counted, no OTP can be read
+    /// ([`Sandbox::current_otp`](super::Sandbox::current_otp) is `None`) and every submit is
+    /// wrong. The payment can only finish on the bank page (`fallback_url`).
+    NoSms,
+}
+
+impl CardFlow {
+    /// Every flow.
+    pub const ALL: [CardFlow; 5] = [
+        CardFlow::DirectOtp,
+        CardFlow::ThreeDsFailover,
+        CardFlow::DeclineAfterOtp,
+        CardFlow::SlowAuthorization,
+        CardFlow::NoSms,
+    ];
+
+    /// Its name in the control API: `direct_otp`, `three_ds_failover`,
+    /// `decline_after_otp`, `slow_authorization`, `no_sms`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CardFlow::DirectOtp => "direct_otp",
+            CardFlow::ThreeDsFailover => "three_ds_failover",
+            CardFlow::DeclineAfterOtp => "decline_after_otp",
+            CardFlow::SlowAuthorization => "slow_authorization",
+            CardFlow::NoSms => "no_sms",
+        }
+    }
+
+    /// The flow with this [`name`](Self::name).
+    pub fn from_name(name: &str) -> Option<CardFlow> {
+        CardFlow::ALL.into_iter().find(|f| f.name() == name)
+    }
 }
 
 /// Whether orders must be registered before `POST /txns`.
@@ -146,8 +178,8 @@ pub struct SandboxConfig {
     /// `302` to it with signed return parameters (see `docs/settlement.md`); when `None`
     /// (the default) the bank page answers a small HTML page.
     pub return_url: Option<String>,
-    /// Whether the control API is served under `/_sandbox/` (the OTP of an order, a
-    /// reset; see [`CONTROL_PREFIX`](super::CONTROL_PREFIX) and `docs/sandbox.md`), with the
+    /// Whether the control API is served under `/_sandbox/` (OTPs, orders, faults, card
+    /// flows, settings, webhooks, counters, a reset; see [`CONTROL_PREFIX`](super::CONTROL_PREFIX) and `docs/sandbox.md`), with the
     /// same API key. Default `false`: `/_sandbox/...` is then an unknown route (404) like any
     /// other. The standalone `direct-otp-sandbox` binary turns it on.
     pub control_api: bool,
@@ -240,6 +272,18 @@ impl SandboxConfig {
     pub fn with_webhook_url(mut self, url: &str) -> Result<Self, WebhookUrlError> {
         self.webhook_url = Some(WebhookUrl::parse(url)?);
         Ok(self)
+    }
+
+    /// Delivers no webhooks any more: they stay queued for
+    /// [`take_webhooks`](super::Sandbox::take_webhooks).
+    pub fn without_webhook_url(mut self) -> Self {
+        self.webhook_url = None;
+        self
+    }
+
+    /// The cards given a flow with [`with_card`](Self::with_card), in the order given.
+    pub fn cards(&self) -> impl Iterator<Item = (&str, CardFlow)> {
+        self.cards.iter().map(|(c, f)| (c.as_str(), *f))
     }
 
     /// The URL webhooks are delivered to, if one is set.

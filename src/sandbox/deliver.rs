@@ -1,9 +1,10 @@
 //! The server's webhook delivery: a background task that takes the webhooks the model
 //! queued and posts each one to the configured loopback URL, trying again a bounded number
 //! of times on a non-2xx answer. Only bytes move here; what is sent, and in which order,
-//! is the model's.
+//! is the model's. The URL is read from the model at each tick, so setting or clearing it
+//! (the control API does) takes effect at once; without one, webhooks stay queued for
+//! `take_webhooks`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,43 +31,40 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// The most of an answer's body read (and thrown away).
 const MAX_ANSWER: usize = 64 * 1024;
 
-/// What the delivery task did so far, shared with the server.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) delivered: AtomicU64,
-    pub(crate) attempts: AtomicU64,
-    pub(crate) given_up: AtomicU64,
-}
-
 /// Delivers until the server stops; webhooks still waiting (delayed, or between retries)
 /// are then dropped.
-pub(crate) async fn run(
-    sandbox: Arc<Mutex<Sandbox>>,
-    url: WebhookUrl,
-    retries: u32,
-    counters: Arc<Counters>,
-    mut stopped: watch::Receiver<bool>,
-) {
+pub(crate) async fn run(sandbox: Arc<Mutex<Sandbox>>, mut stopped: watch::Receiver<bool>) {
     let mut delayed = JoinSet::new();
     while unless_stopped(tokio::time::sleep(TICK), &mut stopped)
         .await
         .is_some()
     {
         while delayed.try_join_next().is_some() {}
-        let batch = lock(&sandbox).drain_webhooks(OffsetDateTime::now_utc());
+        let (url, retries, batch) = {
+            let mut model = lock(&sandbox);
+            let Some(url) = model.config().webhook_target().cloned() else {
+                continue;
+            };
+            let retries = model.config().webhook_retries;
+            (
+                url,
+                retries,
+                model.drain_webhooks(OffsetDateTime::now_utc()),
+            )
+        };
         for webhook in batch {
             if webhook.delay.is_zero() {
-                let send = deliver(&url, retries, &counters, &webhook);
+                let send = deliver(&sandbox, &url, retries, &webhook);
                 if unless_stopped(send, &mut stopped).await.is_none() {
                     return;
                 }
             } else {
-                let (url, counters) = (url.clone(), Arc::clone(&counters));
+                let (url, sandbox) = (url.clone(), Arc::clone(&sandbox));
                 let mut stopped = stopped.clone();
                 delayed.spawn(async move {
                     let late = async {
                         tokio::time::sleep(webhook.delay).await;
-                        deliver(&url, retries, &counters, &webhook).await;
+                        deliver(&sandbox, &url, retries, &webhook).await;
                     };
                     unless_stopped(late, &mut stopped).await;
                 });
@@ -76,21 +74,27 @@ pub(crate) async fn run(
 }
 
 /// One webhook, tried until a 2xx answer or `1 + retries` attempts.
-async fn deliver(url: &WebhookUrl, retries: u32, counters: &Counters, webhook: &Queued) {
+async fn deliver(sandbox: &Mutex<Sandbox>, url: &WebhookUrl, retries: u32, webhook: &Queued) {
     let mut backoff = FIRST_BACKOFF;
     for attempt in 0..=retries {
         if attempt > 0 {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
-        counters.attempts.fetch_add(1, Ordering::Relaxed);
+        count(sandbox, |d| &mut d.attempts);
         let answered = tokio::time::timeout(ATTEMPT_TIMEOUT, post(url, webhook)).await;
         if matches!(answered, Ok(Some(status)) if (200..300).contains(&status)) {
-            counters.delivered.fetch_add(1, Ordering::Relaxed);
+            count(sandbox, |d| &mut d.delivered);
             return;
         }
     }
-    counters.given_up.fetch_add(1, Ordering::Relaxed);
+    count(sandbox, |d| &mut d.given_up);
+}
+
+fn count(sandbox: &Mutex<Sandbox>, field: impl FnOnce(&mut super::WebhookDeliveries) -> &mut u64) {
+    let mut model = lock(sandbox);
+    let n = field(&mut model.settle.deliveries);
+    *n = n.saturating_add(1);
 }
 
 /// One `POST` on a connection of its own: the answer's status, `None` if there was none.

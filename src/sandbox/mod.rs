@@ -62,7 +62,9 @@
 //!
 //! A server can also deliver the webhooks to a loopback URL
 //! ([`SandboxConfig::with_webhook_url`]) and serve a control API under [`CONTROL_PREFIX`]
-//! (the OTP of an order, a reset; [`SandboxConfig::control_api`]). The program
+//! (OTPs, orders, scripted faults and card flows, settings, webhooks, counters, a reset:
+//! everything a test in another language scripts over HTTP; [`SandboxConfig::control_api`]).
+//! The program
 //! `direct-otp-sandbox` (`cargo run --features sandbox-server --bin direct-otp-sandbox --
 //! --port 0`) serves both, for test suites in any language. The model keeps at most
 //! [`SandboxConfig::order_capacity`] orders, so a long-running server's memory stays bounded.
@@ -74,6 +76,7 @@ mod auth;
 mod bodies;
 mod config;
 mod control;
+mod control_input;
 #[cfg(feature = "sandbox-server")]
 mod deliver;
 mod fault;
@@ -93,7 +96,7 @@ pub use control::CONTROL_PREFIX;
 pub use fault::{Endpoint, Fault};
 pub use model::{BankPageResult, Exchange, Sandbox, SandboxError, TxnView};
 #[cfg(feature = "sandbox-server")]
-pub use server::{SandboxServer, WebhookDeliveries};
-pub use settle::{WebhookFault, HOLD_AT_MOST, WEBHOOK_PATH};
+pub use server::SandboxServer;
+pub use settle::{WebhookDeliveries, WebhookFault, HOLD_AT_MOST, WEBHOOK_PATH};
 pub use webhook_url::WebhookUrlError;
 pub use wire::{Delivery, HttpRequest, HttpResponse};

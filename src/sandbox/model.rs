@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use super::auth;
 use super::bodies::{self, ErrorKind, TxnPart};
 use super::config::{CardFlow, Orders, OtpSource, SandboxConfig, WrongOtp};
-use super::fault::{Endpoint, Fault};
+use super::fault::{Endpoint, Fault, Scripted};
 use super::settle::Settlement;
 use super::state::{CardFacts, Order, Txn};
 use super::wire::{Delivery, Form, HttpRequest, HttpResponse};
@@ -55,9 +55,11 @@ pub struct Sandbox {
     orders_evicted: u64,
     txns: BTreeMap<String, Txn>,
     pub(super) settle: Settlement,
-    faults: VecDeque<(Endpoint, Fault)>,
+    pub(super) faults: VecDeque<Scripted>,
     ids: u64,
     otps: u64,
+    /// OTPs sent so far, over every transaction (evicted ones included).
+    otps_sent: u64,
     requests: u64,
     log: VecDeque<Exchange>,
     per_endpoint: HashMap<Endpoint, usize>,
@@ -167,6 +169,7 @@ impl Sandbox {
             txns: BTreeMap::new(),
             faults: VecDeque::new(),
             otps,
+            otps_sent: 0,
             requests: 0,
             log: VecDeque::new(),
             per_endpoint: HashMap::new(),
@@ -181,6 +184,25 @@ impl Sandbox {
     /// The base of the URLs the sandbox puts in its bodies.
     pub fn base_url(&self) -> &str {
         &self.config.base_url
+    }
+
+    /// Replaces the settings, keeping the base URL (a server's own address) and every
+    /// order, transaction, webhook and fault: a card flow, a limit, the response key or the
+    /// webhook credentials changed between two requests. The control API's
+    /// `PATCH /_sandbox/settings` and `PUT /_sandbox/cards/{card}` use it.
+    ///
+    /// ```
+    /// use direct_otp::sandbox::{CardFlow, Sandbox, SandboxConfig};
+    ///
+    /// let mut sandbox = Sandbox::new(SandboxConfig::new("sk_test"));
+    /// let config = sandbox.config().clone().with_card("tok_3ds", CardFlow::ThreeDsFailover);
+    /// sandbox.set_config(config);
+    /// assert_eq!(sandbox.config().card_flow("tok_3ds"), CardFlow::ThreeDsFailover);
+    /// ```
+    pub fn set_config(&mut self, mut config: SandboxConfig) {
+        config.base_url = std::mem::take(&mut self.config.base_url);
+        self.settle.reconfigure(&config);
+        self.config = config;
     }
 
     /// Changes the base of the URLs put in bodies (a trailing `/` is dropped), e.g. to the
@@ -206,6 +228,7 @@ impl Sandbox {
                 amount,
                 customer_id: None,
                 txns: Vec::new(),
+                requests: [0; Endpoint::ALL.len()],
             },
         );
         self.orders_created += 1;
@@ -260,12 +283,62 @@ impl Sandbox {
 
     /// Queues a fault for the next request to `endpoint` (see [`Fault`]).
     pub fn inject(&mut self, endpoint: Endpoint, fault: Fault) {
-        self.faults.push_back((endpoint, fault));
+        self.inject_matching(Some(endpoint), None, fault);
+    }
+
+    /// Queues a fault for the next request that matches: to `endpoint` (`None`: any
+    /// endpoint) and about order `order_id` (`None`: any request, even one about no known
+    /// order). A request is about the order named in its form (`POST /txns`) or path
+    /// (`GET /orders/{id}`), or the order of the transaction in its path (resend, submit,
+    /// bank page). Faults are used once, the oldest matching one first.
+    ///
+    /// ```
+    /// use direct_otp::sandbox::{Endpoint, Fault, Sandbox, SandboxConfig};
+    ///
+    /// let mut sandbox = Sandbox::new(SandboxConfig::new("sk_test"));
+    /// sandbox.inject_matching(None, Some("ord_2"), Fault::DropResponse);
+    /// sandbox.inject_matching(Some(Endpoint::Submit), None, Fault::InternalError);
+    /// assert_eq!(sandbox.pending_faults(), 2);
+    /// assert_eq!(sandbox.clear_faults(), 2);
+    /// ```
+    pub fn inject_matching(
+        &mut self,
+        endpoint: Option<Endpoint>,
+        order_id: Option<&str>,
+        fault: Fault,
+    ) {
+        self.faults.push_back(Scripted {
+            endpoint,
+            order_id: order_id.map(str::to_owned),
+            fault,
+        });
     }
 
     /// Faults queued and not used yet.
     pub fn pending_faults(&self) -> usize {
         self.faults.len()
+    }
+
+    /// Forgets every fault queued and not used yet; says how many there were.
+    pub fn clear_faults(&mut self) -> usize {
+        let n = self.faults.len();
+        self.faults.clear();
+        n
+    }
+
+    /// How many OTPs the bank sent so far (the first send at start and every resend),
+    /// over every transaction, whatever the sandbox has let go since.
+    pub fn otps_sent(&self) -> u64 {
+        self.otps_sent
+    }
+
+    /// How many requests about order `order_id` reached `endpoint` (faulty ones included)
+    /// since the order was created; `None` for an order the sandbox does not know (or has
+    /// let go). See [`inject_matching`](Self::inject_matching) for what a request is about.
+    pub fn order_requests_to(&self, order_id: &str, endpoint: Endpoint) -> Option<u64> {
+        let order = self.orders.get(order_id)?;
+        let i = Endpoint::ALL.iter().position(|e| *e == endpoint)?;
+        Some(order.requests[i])
     }
 
     /// The OTP the bank sent last for transaction `txn_id` (the `params.id` of the start
@@ -299,6 +372,17 @@ impl Sandbox {
             otp_sends: t.sends,
             attempts: t.attempts,
             three_ds: t.flow == CardFlow::ThreeDsFailover,
+        })
+    }
+
+    /// Every transaction of an order, oldest first (empty for an unknown order).
+    pub fn order_transactions(&self, order_id: &str) -> Vec<TxnView> {
+        self.orders.get(order_id).map_or_else(Vec::new, |order| {
+            order
+                .txns
+                .iter()
+                .filter_map(|id| self.transaction(id))
+                .collect()
         })
     }
 
@@ -381,11 +465,21 @@ impl Sandbox {
         let prefix = path_prefix(&self.config.base_url).to_owned();
         let route = route(&req.method, req.path(), &prefix);
         let endpoint = route.as_ref().map(Route::endpoint);
-        let fault = endpoint.and_then(|e| self.take_fault(e));
+        let order_id = route.as_ref().and_then(|r| self.order_of(r, req));
+        let fault = endpoint.and_then(|e| self.take_fault(e, order_id.as_deref()));
         let mut response = match (fault, route) {
             (Some(Fault::Duplicate), _) => {
                 self.error(ErrorKind::Duplicate, "Duplicate request", &[])
             }
+            (Some(Fault::Redirect(status)), _) => HttpResponse {
+                status,
+                headers: vec![
+                    ("location".into(), req.target.clone()),
+                    ("content-type".into(), "text/plain; charset=utf-8".into()),
+                ],
+                body: b"Moved.".to_vec(),
+                delivery: Delivery::Now,
+            },
             (Some(f), _) if !f.applies_request() => {
                 self.error(ErrorKind::Internal, "Something went wrong", &[])
             }
@@ -398,11 +492,23 @@ impl Sandbox {
             }
             Some(Fault::Slow(d)) => response.delivery = Delivery::After(d),
             Some(Fault::DropResponse | Fault::DropRequest) => response.delivery = Delivery::Never,
+            Some(Fault::Reset) => response.delivery = Delivery::Reset,
+            Some(Fault::TruncateBody) => response.delivery = Delivery::Truncated,
+            Some(Fault::StallBody(d)) => response.delivery = Delivery::Stalled(d),
+            Some(Fault::Oversized(n)) => {
+                let n = n.min(Fault::MAX_OVERSIZED);
+                response.body.resize(response.body.len().max(n), b' ');
+            }
             _ => {}
         }
         if let Some(endpoint) = endpoint {
             let n = self.per_endpoint.entry(endpoint).or_default();
             *n = n.saturating_add(1);
+            // Counted once the request is handled: `POST /txns` may have created the order.
+            let i = Endpoint::ALL.iter().position(|e| *e == endpoint);
+            if let (Some(order), Some(i)) = (order_id.and_then(|o| self.orders.get_mut(&o)), i) {
+                order.requests[i] = order.requests[i].saturating_add(1);
+            }
         }
         let exchange = Exchange {
             number: self.requests,
@@ -428,9 +534,26 @@ impl Sandbox {
         self.log.push_back(exchange);
     }
 
-    fn take_fault(&mut self, endpoint: Endpoint) -> Option<Fault> {
-        let i = self.faults.iter().position(|(e, _)| *e == endpoint)?;
-        self.faults.remove(i).map(|(_, f)| f)
+    fn take_fault(&mut self, endpoint: Endpoint, order_id: Option<&str>) -> Option<Fault> {
+        let i = self
+            .faults
+            .iter()
+            .position(|s| s.matches(endpoint, order_id))?;
+        self.faults.remove(i).map(|s| s.fault)
+    }
+
+    /// The order a request is about, if it names one (see
+    /// [`inject_matching`](Self::inject_matching)).
+    fn order_of(&self, route: &Route<'_>, req: &HttpRequest) -> Option<String> {
+        match route {
+            Route::Start => Form::parse(&req.body).get("order_id").map(str::to_owned),
+            Route::OrderStatus { order } => Some((*order).to_owned()),
+            Route::Resend { txn, .. } | Route::Submit { txn } => {
+                self.txns.get(*txn).map(|t| t.order_id.clone())
+            }
+            Route::BankPage { uuid, .. } => self.find_txn(uuid).map(|t| t.order_id.clone()),
+            Route::CardBin { .. } => None,
+        }
     }
 
     fn apply(&mut self, route: Route<'_>, req: &HttpRequest, now: OffsetDateTime) -> HttpResponse {
@@ -680,8 +803,10 @@ impl Sandbox {
             OtpSource::Seeded(_) => format!("{:06}", splitmix(&mut self.otps) % 1_000_000),
         };
         if let Some(t) = self.txns.get_mut(txn_id) {
-            t.otp = Some(otp);
+            // A lost SMS: counted as sent, but no OTP exists that could be submitted.
+            t.otp = Some(otp).filter(|_| t.flow != CardFlow::NoSms);
             t.sends = t.sends.saturating_add(1);
+            self.otps_sent = self.otps_sent.saturating_add(1);
         }
     }
 

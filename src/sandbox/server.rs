@@ -3,32 +3,37 @@
 
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
-use std::pin::pin;
-use std::sync::atomic::Ordering;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use time::OffsetDateTime;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::deliver::{self, Counters};
+use super::deliver;
 use super::model::Sandbox;
+use super::settle::WebhookDeliveries;
 use super::wire::{Delivery, HttpRequest};
 
 /// Request bodies above this size are refused with 413.
 const MAX_BODY: usize = 64 * 1024;
 /// How long a stopping server waits for open connections to finish.
 const STOP_GRACE: Duration = Duration::from_secs(2);
+/// How long a truncated answer waits, after its first half, before the connection is
+/// closed (so the client reads the head and the half first).
+const TRUNCATE_AFTER: Duration = Duration::from_millis(50);
 
 /// A [`Sandbox`] served over HTTP on `127.0.0.1` (an ephemeral port), from a background
 /// thread with its own tokio runtime. Dropping it stops the server gracefully (open
@@ -38,7 +43,10 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 /// Faults behave as on the wire: [`Fault::Slow`](super::Fault::Slow) delays the response,
 /// [`Fault::DropResponse`](super::Fault::DropResponse) and
 /// [`Fault::DropRequest`](super::Fault::DropRequest) close the connection without a
-/// response. The clock the model sees is the system clock.
+/// response, [`Fault::Reset`](super::Fault::Reset) resets it (TCP RST),
+/// [`Fault::TruncateBody`](super::Fault::TruncateBody) closes it after half of the body,
+/// [`Fault::StallBody`](super::Fault::StallBody) sends the second half late. The clock the
+/// model sees is the system clock.
 ///
 /// ```
 /// use direct_otp::sandbox::{Sandbox, SandboxConfig, SandboxServer};
@@ -51,7 +59,6 @@ pub struct SandboxServer {
     addr: SocketAddr,
     base_url: String,
     sandbox: Arc<Mutex<Sandbox>>,
-    webhooks: Arc<Counters>,
     stop: watch::Sender<bool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -89,37 +96,20 @@ impl SandboxServer {
         let sandbox = Arc::new(Mutex::new(sandbox));
         let (stop, stopped) = watch::channel(false);
         let shared = Arc::clone(&sandbox);
-        let webhooks = Arc::new(Counters::default());
-        let (target, retries) = {
-            let model = lock(&sandbox);
-            let config = model.config();
-            (config.webhook_target().cloned(), config.webhook_retries)
-        };
-        let delivery = target.map(|url| {
-            let run = deliver::run(
-                Arc::clone(&sandbox),
-                url,
-                retries,
-                Arc::clone(&webhooks),
-                stopped.clone(),
-            );
-            runtime.spawn(run)
-        });
+        // Always running: the control API can set a webhook URL later.
+        let delivery = runtime.spawn(deliver::run(Arc::clone(&sandbox), stopped.clone()));
         let thread = std::thread::Builder::new()
             .name("direct-otp-sandbox".into())
             .spawn(move || {
                 runtime.block_on(async move {
                     serve(listener, shared, stopped).await;
-                    if let Some(delivery) = delivery {
-                        let _ = delivery.await;
-                    }
+                    let _ = delivery.await;
                 })
             })?;
         Ok(SandboxServer {
             addr,
             base_url,
             sandbox,
-            webhooks,
             stop,
             thread: Some(thread),
         })
@@ -141,29 +131,12 @@ impl SandboxServer {
         lock(&self.sandbox)
     }
 
-    /// What the webhook delivery did so far (all zero without
-    /// [`SandboxConfig::with_webhook_url`](super::SandboxConfig::with_webhook_url)).
+    /// What the webhook delivery did so far (all zero without a webhook URL, see
+    /// [`SandboxConfig::with_webhook_url`](super::SandboxConfig::with_webhook_url));
+    /// the same as [`Sandbox::webhook_deliveries`].
     pub fn webhook_deliveries(&self) -> WebhookDeliveries {
-        WebhookDeliveries {
-            delivered: self.webhooks.delivered.load(Ordering::Relaxed),
-            attempts: self.webhooks.attempts.load(Ordering::Relaxed),
-            given_up: self.webhooks.given_up.load(Ordering::Relaxed),
-        }
+        self.sandbox().webhook_deliveries()
     }
-}
-
-/// What a [`SandboxServer`] delivering webhooks did so far (see
-/// [`SandboxServer::webhook_deliveries`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct WebhookDeliveries {
-    /// Webhooks answered with a 2xx (a scripted duplicate counts twice).
-    pub delivered: u64,
-    /// `POST`s made, retries included.
-    pub attempts: u64,
-    /// Webhooks given up on after [`SandboxConfig::webhook_retries`](super::SandboxConfig::webhook_retries)
-    /// retries.
-    pub given_up: u64,
 }
 
 impl Drop for SandboxServer {
@@ -240,7 +213,19 @@ async fn connection(
 ) {
     let _ = stream.set_nodelay(true);
     let for_service = stopped.clone();
-    let service = service_fn(move |req| answer(req, Arc::clone(&sandbox), for_service.clone()));
+    let reset = Arc::new(AtomicBool::new(false));
+    let stream = ResettableStream {
+        stream,
+        reset: Arc::clone(&reset),
+    };
+    let service = service_fn(move |req| {
+        answer(
+            req,
+            Arc::clone(&sandbox),
+            for_service.clone(),
+            Arc::clone(&reset),
+        )
+    });
     let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
     let mut conn = pin!(conn);
     if unless_stopped(conn.as_mut(), &mut stopped).await.is_none() {
@@ -265,10 +250,14 @@ async fn answer(
     req: hyper::Request<Incoming>,
     sandbox: Arc<Mutex<Sandbox>>,
     mut stopped: watch::Receiver<bool>,
-) -> Result<hyper::Response<Full<Bytes>>, NoAnswer> {
+    reset: Arc<AtomicBool>,
+) -> Result<hyper::Response<AnswerBody>, NoAnswer> {
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
+        Err(_) if parts.uri.path().starts_with(super::CONTROL_PREFIX) => {
+            return Ok(control_too_large())
+        }
         Err(_) => return Ok(plain(413, "request body too large or unreadable")),
     };
     let request = HttpRequest {
@@ -289,8 +278,9 @@ async fn answer(
         body: body.to_vec(),
     };
     let reply = lock(&sandbox).handle(&request, OffsetDateTime::now_utc());
-    match reply.delivery {
-        Delivery::Now => {}
+    let body = Bytes::from(reply.body);
+    let body = match reply.delivery {
+        Delivery::Now => AnswerBody::whole(body),
         Delivery::After(delay) => {
             if unless_stopped(tokio::time::sleep(delay), &mut stopped)
                 .await
@@ -298,21 +288,189 @@ async fn answer(
             {
                 return Err(NoAnswer);
             }
+            AnswerBody::whole(body)
+        }
+        Delivery::Stalled(delay) => AnswerBody::split(body, async move {
+            unless_stopped(tokio::time::sleep(delay), &mut stopped)
+                .await
+                .is_some()
+        }),
+        Delivery::Truncated => AnswerBody::split(body, async {
+            tokio::time::sleep(TRUNCATE_AFTER).await;
+            false
+        }),
+        Delivery::Reset => {
+            reset.store(true, Ordering::Relaxed);
+            return Err(NoAnswer);
         }
         Delivery::Never => return Err(NoAnswer),
-    }
+    };
     let mut response = hyper::Response::builder().status(reply.status);
     for (name, value) in &reply.headers {
         response = response.header(name.as_str(), value.as_str());
     }
     Ok(response
-        .body(Full::new(Bytes::from(reply.body)))
+        .body(body)
         .unwrap_or_else(|_| plain(500, "sandbox produced an invalid response")))
 }
 
-fn plain(status: u16, text: &'static str) -> hyper::Response<Full<Bytes>> {
-    let mut response = hyper::Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+fn plain(status: u16, text: &'static str) -> hyper::Response<AnswerBody> {
+    let body = AnswerBody::whole(Bytes::from_static(text.as_bytes()));
+    let mut response = hyper::Response::new(body);
     *response.status_mut() =
         hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     response
+}
+
+/// A control request's body over the limit: 413 in the control API's error form.
+fn control_too_large() -> hyper::Response<AnswerBody> {
+    let reply = super::control::problem(
+        413,
+        "body_too_large",
+        "the request body is larger than 64 KiB",
+    );
+    let mut response = hyper::Response::new(AnswerBody::whole(Bytes::from(reply.body)));
+    *response.status_mut() = hyper::StatusCode::PAYLOAD_TOO_LARGE;
+    for (name, value) in &reply.headers {
+        if let (Ok(n), Ok(v)) = (
+            hyper::header::HeaderName::from_bytes(name.as_bytes()),
+            hyper::header::HeaderValue::from_str(value),
+        ) {
+            response.headers_mut().insert(n, v);
+        }
+    }
+    response
+}
+
+/// A response body: whole, or in two halves with a wait between them that may end the
+/// answer instead (a truncated or stalled body). Its size is always the whole body's, so
+/// the `content-length` announces all of it.
+struct AnswerBody {
+    first: Option<Bytes>,
+    /// Resolves to `true` to send `rest`, `false` to cut the connection.
+    wait: Option<Pin<Box<dyn Future<Output = bool> + Send>>>,
+    rest: Option<Bytes>,
+    len: u64,
+}
+
+impl AnswerBody {
+    fn whole(body: Bytes) -> AnswerBody {
+        let len = body.len() as u64;
+        AnswerBody {
+            first: Some(body).filter(|b| !b.is_empty()),
+            wait: None,
+            rest: None,
+            len,
+        }
+    }
+
+    fn split(mut body: Bytes, wait: impl Future<Output = bool> + Send + 'static) -> AnswerBody {
+        let len = body.len() as u64;
+        let rest = body.split_off(body.len() / 2);
+        AnswerBody {
+            first: Some(body).filter(|b| !b.is_empty()),
+            wait: Some(Box::pin(wait)),
+            rest: Some(rest),
+            len,
+        }
+    }
+}
+
+impl hyper::body::Body for AnswerBody {
+    type Data = Bytes;
+    type Error = NoAnswer;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, NoAnswer>>> {
+        let this = self.get_mut();
+        if let Some(first) = this.first.take() {
+            return Poll::Ready(Some(Ok(Frame::data(first))));
+        }
+        if let Some(wait) = this.wait.as_mut() {
+            let go_on = std::task::ready!(wait.as_mut().poll(cx));
+            this.wait = None;
+            if !go_on {
+                this.rest = None;
+                return Poll::Ready(Some(Err(NoAnswer)));
+            }
+        }
+        Poll::Ready(
+            this.rest
+                .take()
+                .filter(|b| !b.is_empty())
+                .map(|b| Ok(Frame::data(b))),
+        )
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.wait.is_none() && self.rest.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.len)
+    }
+}
+
+/// A connection's stream, which resets (TCP RST, `SO_LINGER` 0) instead of closing when a
+/// [`Fault::Reset`](super::Fault::Reset) answer asked for it.
+struct ResettableStream {
+    stream: TcpStream,
+    reset: Arc<AtomicBool>,
+}
+
+impl AsyncRead for ResettableStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ResettableStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.reset.load(Ordering::Relaxed) {
+            // No FIN first: the reset comes when the stream is dropped.
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.stream).poll_shutdown(cx)
+    }
+}
+
+impl Drop for ResettableStream {
+    fn drop(&mut self) {
+        if self.reset.load(Ordering::Relaxed) {
+            // `SO_LINGER` 0 does not block: closing sends an RST at once.
+            #[allow(deprecated)]
+            let _ = self.stream.set_linger(Some(Duration::ZERO));
+        }
+    }
 }

@@ -44,6 +44,20 @@ pub enum WebhookFault {
 /// [`WebhookFault::DeliverAfterNext`] waiting for the order's next event.
 pub const HOLD_AT_MOST: Duration = Duration::from_secs(1);
 
+/// What a server delivering webhooks did so far (see
+/// [`Sandbox::webhook_deliveries`]); all zero for an in-process sandbox, or a server with no
+/// webhook URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct WebhookDeliveries {
+    /// Webhooks answered with a 2xx (a scripted duplicate counts twice).
+    pub delivered: u64,
+    /// `POST`s made, retries included.
+    pub attempts: u64,
+    /// Webhooks given up on after [`SandboxConfig::webhook_retries`] retries.
+    pub given_up: u64,
+}
+
 /// A webhook waiting to be taken, or delivered by the server.
 #[derive(Clone)]
 #[cfg_attr(not(feature = "sandbox-server"), allow(dead_code))]
@@ -63,7 +77,7 @@ pub(crate) struct Settlement {
     key: Option<ResponseKey>,
     authorization: String,
     /// BIN prefixes and whether they are eligible for Direct OTP; the longest match wins.
-    bins: Vec<(String, bool)>,
+    pub(crate) bins: Vec<(String, bool)>,
     queues: BTreeMap<String, VecDeque<Queued>>,
     held: BTreeMap<String, Vec<Queued>>,
     /// Webhooks queued so far (the next [`Queued::seq`]).
@@ -76,10 +90,12 @@ pub(crate) struct Settlement {
     told: BTreeMap<String, (String, Status)>,
     /// Orders whose state may have changed since the last flush.
     dirty: BTreeSet<String>,
-    faults: VecDeque<WebhookFault>,
+    pub(crate) faults: VecDeque<WebhookFault>,
     events: u64,
     /// The time of the request being handled (webhooks' `date_created`).
     pub(crate) now: OffsetDateTime,
+    /// What a delivering server did so far.
+    pub(crate) deliveries: WebhookDeliveries,
 }
 
 impl Settlement {
@@ -101,7 +117,17 @@ impl Settlement {
             faults: VecDeque::new(),
             events: 0,
             now: OffsetDateTime::UNIX_EPOCH,
+            deliveries: WebhookDeliveries::default(),
         }
+    }
+
+    /// Takes the settings that shape what is generated next: the response key, the
+    /// webhook credentials, the webhook capacity.
+    pub(crate) fn reconfigure(&mut self, config: &SandboxConfig) {
+        let fresh = Settlement::new(config);
+        self.key = fresh.key;
+        self.authorization = fresh.authorization;
+        self.capacity = fresh.capacity;
     }
 
     /// Marks an order whose transactions may have changed.
@@ -294,6 +320,12 @@ impl Sandbox {
         let query = self.settle.signed_query(order_id, &status, &merchant)?;
         let joiner = if base.contains('?') { '&' } else { '?' };
         Some(format!("{base}{joiner}{query}"))
+    }
+
+    /// What a server delivering webhooks did so far (see
+    /// [`SandboxConfig::with_webhook_url`]).
+    pub fn webhook_deliveries(&self) -> WebhookDeliveries {
+        self.settle.deliveries
     }
 
     /// Queues a fault for the next webhook event (see [`WebhookFault`]).

@@ -15,6 +15,8 @@ pub(super) struct Order {
     pub(super) customer_id: Option<String>,
     /// Transaction ids, oldest first; the last one is the order's current transaction.
     pub(super) txns: Vec<String>,
+    /// Requests about this order, per endpoint (in the order of `Endpoint::ALL`).
+    pub(super) requests: [u64; 6],
 }
 
 /// A transaction started by `POST /txns`.

@@ -120,6 +120,14 @@ pub enum Delivery {
     /// Never answer: the server closes the connection without a response. The response
     /// still describes what would have been sent.
     Never,
+    /// Never answer: the server resets the connection (TCP RST) without a response. The
+    /// response still describes what would have been sent.
+    Reset,
+    /// The head and half of the body are sent, then the connection is closed: the client
+    /// gets a truncated answer (an error while reading the body).
+    Truncated,
+    /// The head and half of the body are sent at once, the rest after this delay.
+    Stalled(Duration),
 }
 
 /// The sandbox's answer.
@@ -167,9 +175,12 @@ impl HttpResponse {
             .map(|(_, v)| v.as_str())
     }
 
-    /// True when the client gets the response (at once or late).
+    /// True when the client gets the whole response (at once or late).
     pub fn is_delivered(&self) -> bool {
-        self.delivery != Delivery::Never
+        matches!(
+            self.delivery,
+            Delivery::Now | Delivery::After(_) | Delivery::Stalled(_)
+        )
     }
 }
 

@@ -21,6 +21,7 @@ mod shoppers_support;
 // One module per former test file.
 mod adapters_sandbox;
 mod concurrency;
+mod conformance;
 mod driver;
 mod faults;
 mod lifecycle;

@@ -1911,6 +1911,12 @@ fn fault() -> BoxedStrategy<Fault> {
         Just(Fault::Slow(std::time::Duration::from_secs(3))),
         Just(Fault::DropResponse),
         Just(Fault::DropRequest),
+        Just(Fault::Reset),
+        Just(Fault::TruncateBody),
+        Just(Fault::StallBody(std::time::Duration::from_secs(3))),
+        Just(Fault::Oversized(70_000)),
+        Just(Fault::Redirect(302)),
+        Just(Fault::Redirect(307)),
     ]
     .boxed()
 }
@@ -2133,10 +2139,11 @@ impl SandboxRun {
                 if let Some((t, request)) = self.pending.take() {
                     let answer = self.sandbox.handle_request(&request, now);
                     let got = match answer.delivery {
-                        Delivery::Never => {
+                        // No whole answer: a transport reports "maybe sent".
+                        Delivery::Never | Delivery::Reset | Delivery::Truncated => {
                             self.c.handle_send_failure(t, SendFailure::MaybeSent, now)
                         }
-                        Delivery::Now | Delivery::After(_) => {
+                        Delivery::Now | Delivery::After(_) | Delivery::Stalled(_) => {
                             self.answers.push((t, answer.status, answer.body.clone()));
                             self.c.handle_response(t, answer.status, &answer.body, now)
                         }
