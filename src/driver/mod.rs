@@ -60,9 +60,11 @@ use crate::{
 
 mod asynchronous;
 mod blocking;
+mod steps;
 
 pub use self::asynchronous::AsyncDriver;
 pub use self::blocking::{Driver, SweepHandle};
+pub use self::steps::{Input, Io, Protocol, Step, Steps};
 
 /// What the blocking [`Driver`] sends requests with: one exchange, blocking the thread.
 ///
