@@ -34,5 +34,6 @@ mod sandbox_http;
 mod secrets;
 mod settle;
 mod shoppers;
+mod steps;
 mod stores;
 mod webhook_delivery;
