@@ -19,6 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize, Serializer};
 use time::OffsetDateTime;
 
+use super::trace;
 use super::{
     answer_error, default_grace, done, expect_amount, fresh_payment, needs_check, next_attempt,
     not_applied, refused, retry_answer, settled, store_error, to_time, too_late, wants_check,
@@ -135,53 +136,66 @@ impl Protocol {
 
     /// [`Driver::run`](super::Driver::run) as steps: `command` on the payment under `key`.
     pub fn run(&self, key: &str, command: Command) -> Steps<Done> {
-        Steps::new(RunTask::new(self.clone(), key.to_owned(), command))
+        Steps::new(
+            RunTask::new(self.clone(), key.to_owned(), command),
+            "run",
+            key,
+            trace::done,
+        )
     }
 
     /// [`Driver::start`](super::Driver::start) as steps.
     pub fn start(&self, start: StartRequest, attempt: u32) -> Steps<Done> {
-        Steps::new(StartTask::new(self.clone(), start, attempt))
+        let task = StartTask::new(self.clone(), start, attempt);
+        let key = task.key.clone();
+        Steps::new(task, "start", &key, trace::done)
     }
 
     /// [`Driver::start_next`](super::Driver::start_next) as steps.
     pub fn start_next(&self, start: StartRequest) -> Steps<Done> {
-        Steps::new(StartNextTask {
+        let order_id = start.order_id().as_str().to_owned();
+        let task = StartNextTask {
             p: self.clone(),
             start: Some(start),
             then: None,
             waiting: false,
-        })
+        };
+        Steps::new(task, "start_next", &order_id, trace::done)
     }
 
     /// [`Driver::bank_page`](super::Driver::bank_page) as steps.
     pub fn bank_page(&self, key: &str) -> Steps<BankPage> {
-        Steps::new(BankPageTask {
+        let task = BankPageTask {
             key: key.to_owned(),
             state: PageState::Begin,
-        })
+        };
+        Steps::new(task, "bank_page", key, trace::bank_page)
     }
 
     /// [`Driver::settle`](super::Driver::settle) as steps.
     pub fn settle(&self, settlement: Settlement) -> Steps<Settled> {
-        Steps::new(SettleTask {
+        let order_id = settlement.order_id().to_owned();
+        let task = SettleTask {
             p: self.clone(),
             settlement,
             tries: 0,
             state: SettleState::Begin,
-        })
+        };
+        Steps::new(task, "settle", &order_id, trace::settled)
     }
 
     /// [`Driver::sweep`](super::Driver::sweep) (`check` false) or
     /// [`Driver::sweep_and_check`](super::Driver::sweep_and_check) (`check` true) as steps.
     pub fn sweep(&self, limit: usize, check: bool) -> Steps<Vec<Swept>> {
-        Steps::new(SweepTask {
+        let task = SweepTask {
             p: self.clone(),
             limit,
             check,
             keys: Vec::new().into_iter(),
             swept: Vec::new(),
             state: SweepState::Begin,
-        })
+        };
+        Steps::new(task, "sweep", "", trace::swept)
     }
 }
 
@@ -194,6 +208,11 @@ impl Protocol {
 /// stored (in flight, at worst, until the recovery sweep).
 pub struct Steps<T> {
     task: Option<Box<dyn Task<Output = T> + Send>>,
+    /// The call's span (feature `tracing`).
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    span: trace::Span,
+    /// Its result as an event (feature `tracing`).
+    report: fn(&Result<T, DriveError>),
 }
 
 impl<T> fmt::Debug for Steps<T> {
@@ -205,9 +224,16 @@ impl<T> fmt::Debug for Steps<T> {
 }
 
 impl<T> Steps<T> {
-    fn new(task: impl Task<Output = T> + Send + 'static) -> Self {
+    fn new(
+        task: impl Task<Output = T> + Send + 'static,
+        call: &'static str,
+        key: &str,
+        report: fn(&Result<T, DriveError>),
+    ) -> Self {
         Steps {
             task: Some(Box::new(task)),
+            span: trace::span(call, key),
+            report,
         }
     }
 
@@ -218,13 +244,21 @@ impl<T> Steps<T> {
     /// after the result was given, finishes with [`DriveError::Store`] whose source is a
     /// [`StoreError::Config`] saying so; nothing is written on that account.
     pub fn resume(&mut self, input: Input, now: OffsetDateTime) -> Step<T> {
+        #[cfg(feature = "tracing")]
+        let _entered = self.span.enter();
         let Some(task) = self.task.as_mut() else {
-            return Step::Finished(Err(misuse("", false, "resumed after it finished")));
+            let result = Err(misuse("", false, "resumed after it finished"));
+            (self.report)(&result);
+            return Step::Finished(result);
         };
         match task.resume(input, now) {
-            Poll::Io(io) => Step::Io(io),
+            Poll::Io(io) => {
+                trace::io(&io);
+                Step::Io(io)
+            }
             Poll::Ready(result) => {
                 self.task = None;
+                (self.report)(&result);
                 Step::Finished(result)
             }
         }

@@ -36,4 +36,5 @@ mod settle;
 mod shoppers;
 mod steps;
 mod stores;
+mod tracing_events;
 mod webhook_delivery;
