@@ -332,6 +332,8 @@ pub enum Io {
     /// `send_by` (a long pause since it was asked for): answer
     /// `Input::sent(Reply::Failed(SendFailure::NotSent))` instead.
     Send {
+        /// The key of the payment whose request this is (for the host's logs).
+        key: String,
         /// The request (its parts in JSON: `kind`, `method`, `url`, `headers`, `body`).
         #[serde(serialize_with = "ser_request")]
         request: Request,
@@ -785,6 +787,7 @@ impl Exchange {
             Some(request) => {
                 self.state = ExState::Sending;
                 Poll::Io(Io::Send {
+                    key,
                     request,
                     send_by: since.saturating_add(window),
                 })

@@ -47,9 +47,12 @@ mod on {
             Io::ListInFlight { limit, .. } => {
                 debug!(op = "list_in_flight", limit = *limit, "direct_otp io")
             }
-            Io::Send { request, .. } => {
-                info!(op = "send", kind = request.kind().code(), "direct_otp io")
-            }
+            Io::Send { key, request, .. } => info!(
+                op = "send",
+                key = key.as_str(),
+                kind = request.kind().code(),
+                "direct_otp io"
+            ),
             Io::Pause { wait } => warn!(
                 op = "pause",
                 wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),

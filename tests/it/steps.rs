@@ -472,6 +472,7 @@ impl World {
                 assert_eq!(form["request"]["method"], request.method().as_str());
                 // Write-ahead: what is sent is what is stored in flight, and only once.
                 let (key, token) = call.wrote.clone().expect("a send after a write-ahead");
+                assert_eq!(form["key"], key.as_str(), "the send names its payment");
                 let stored = Self::decode(&self.rows[&key].json);
                 assert_eq!(
                     stored.in_flight(),
