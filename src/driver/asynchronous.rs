@@ -3,16 +3,11 @@
 use std::time::Duration;
 
 use super::{
-    answer_error, default_grace, expect_amount, fresh_payment, loaded, needs_check, next_attempt,
-    not_applied, pause, refused, reply, retry_answer, settled, store_error, to_time, too_late,
-    wants_check, write_ahead_error, AsyncSend, BankPage, Command, Done, DriveError, Settled, Swept,
-    EARLIER_ATTEMPTS, SETTLE_TRIES,
+    loaded, pause, reply, AsyncSend, BankPage, Command, Done, DriveError, Input, Io, Protocol,
+    Settled, Step, Steps, Swept,
 };
 use crate::store::{AsyncStore, StoreError};
-use crate::{
-    Config, NextStep, Outcome, Outgoing, Payment, Reply, SendFailure, SettleError, SettleOutcome,
-    Settlement, StartRequest,
-};
+use crate::{Config, Payment, Settlement, StartRequest};
 
 /// Runs the write-ahead protocol for stored [`Payment`]s, async: the same steps as the
 /// blocking [`Driver`](super::Driver) (see there and the [module](super) docs), with
@@ -53,20 +48,18 @@ use crate::{
 pub struct AsyncDriver<S, T> {
     store: S,
     transport: T,
-    config: Config,
-    grace: Duration,
+    protocol: Protocol,
 }
 
 impl<S: AsyncStore<Payment>, T: AsyncSend> AsyncDriver<S, T> {
     /// A driver over `store` and `transport`, sending as `config`, with a grace of twice
     /// the transport's timeout (see [`with_grace`](Self::with_grace)).
     pub fn new(store: S, transport: T, config: Config) -> Self {
-        let grace = default_grace(transport.timeout());
+        let protocol = Protocol::new(config, transport.timeout());
         AsyncDriver {
             store,
             transport,
-            config,
-            grace,
+            protocol,
         }
     }
 
@@ -76,7 +69,7 @@ impl<S: AsyncStore<Payment>, T: AsyncSend> AsyncDriver<S, T> {
     /// `grace - timeout`, so that no sweep recovers a request still on the wire. A grace
     /// not longer than the timeout sends nothing ([`DriveError::Late`]).
     pub fn with_grace(mut self, grace: Duration) -> Self {
-        self.grace = grace;
+        self.protocol = self.protocol.with_grace(grace);
         self
     }
 
@@ -92,12 +85,53 @@ impl<S: AsyncStore<Payment>, T: AsyncSend> AsyncDriver<S, T> {
 
     /// The API configuration requests are built with.
     pub fn config(&self) -> &Config {
-        &self.config
+        self.protocol.config()
     }
 
     /// The grace.
     pub fn grace(&self) -> Duration {
-        self.grace
+        self.protocol.grace()
+    }
+
+    /// The step machine this driver runs ([`Protocol`]).
+    pub fn protocol(&self) -> &Protocol {
+        &self.protocol
+    }
+
+    /// Runs `steps` to the end: each [`Io`] done with the store and the transport, the
+    /// clock read at each resume.
+    async fn drive<O>(&self, mut steps: Steps<O>) -> Result<O, DriveError> {
+        let mut input = Input::Begin;
+        loop {
+            let io = match steps.resume(input, self.transport.now()) {
+                Step::Io(io) => io,
+                Step::Finished(result) => return result,
+            };
+            input = match io {
+                Io::Load { key } => loaded_input(self.store.load(&key).await),
+                Io::LatestForOrder { order_id } => {
+                    loaded_input(self.store.latest_for_order(&order_id).await)
+                }
+                Io::Insert { payment } => stored(self.store.insert(&payment).await),
+                Io::Replace { expected, payment } => {
+                    stored(self.store.replace(expected, &payment).await)
+                }
+                Io::ListInFlight { before, limit } => self
+                    .store
+                    .in_flight_before(before, limit)
+                    .await
+                    .map_or_else(Input::StoreFailed, Input::Listed),
+                Io::Send { request, .. } => {
+                    let result = self.transport.send(request).await;
+                    let (reply, error) = reply(result, |e| self.transport.send_failure(e));
+                    Input::Sent { reply, error }
+                }
+                Io::Pause { wait } => {
+                    pause(wait).await;
+                    Input::Paused
+                }
+            };
+        }
     }
 
     /// The payment stored under `key` ([`DriveError::NotFound`] if none).
@@ -118,73 +152,21 @@ impl<S: AsyncStore<Payment>, T: AsyncSend> AsyncDriver<S, T> {
     /// ([`StartRequest::with_expected_amount`]), are set on the payment before its
     /// write-ahead.
     pub async fn start(&self, start: &StartRequest, attempt: u32) -> Result<Done, DriveError> {
-        let now = self.transport.now();
-        let fresh = fresh_payment(start, attempt, now);
-        let key = fresh.key().to_owned();
-        let stored = self
-            .store
-            .load(&key)
+        self.drive(self.protocol.start(start.clone(), attempt))
             .await
-            .map_err(|e| store_error(&key, false, e))?;
-        let (mut payment, loaded) = match stored {
-            Some(payment) => {
-                let revision = payment.revision();
-                (payment, Some(revision))
-            }
-            None => (fresh, None),
-        };
-        let before = loaded.map(|_| payment.clone());
-        let issued = expect_amount(&mut payment, start)
-            .and_then(|()| payment.start(&self.config, start, now));
-        let out = issued.map_err(|r| refused(&key, r, before.as_ref()))?;
-        let written = match loaded {
-            None => self.store.insert(&payment).await,
-            Some(revision) => self.store.replace(revision, &payment).await,
-        };
-        if let Err(e) = written {
-            return Err(self.write_ahead_failed(&key, e).await);
-        }
-        self.exchange(payment, out).await
     }
 
     /// Starts the next attempt of `start`'s order (attempt 1 when none is stored): the same
     /// as the blocking [`Driver::start_next`](super::Driver::start_next), see there.
     pub async fn start_next(&self, start: &StartRequest) -> Result<Done, DriveError> {
-        let now = self.transport.now();
-        let order_id = start.order_id().as_str();
-        let latest = self
-            .store
-            .latest_for_order(order_id)
-            .await
-            .map_err(|e| store_error(order_id, false, e))?;
-        let Some(latest) = latest else {
-            return self.start(start, 1).await;
-        };
-        if latest.next_step(now) == NextStep::Start {
-            return self.start(start, latest.attempt()).await;
-        }
-        let (next, out) = next_attempt(&latest, start, &self.config, now)?;
-        let key = next.key().to_owned();
-        if let Err(e) = self.store.insert(&next).await {
-            return Err(self.write_ahead_failed(&key, e).await);
-        }
-        self.exchange(next, out).await
+        self.drive(self.protocol.start_next(start.clone())).await
     }
 
     /// Runs `command` on the payment stored under `key`, with the whole protocol: the
     /// write-ahead, the send, the answer stored. See [`DriveError`] for what each failure
     /// means and which HTTP status to answer.
     pub async fn run(&self, key: &str, command: Command) -> Result<Done, DriveError> {
-        let stored = self.load(key).await?;
-        let loaded = stored.revision();
-        let mut payment = stored.clone();
-        let out = command
-            .issue(&mut payment, &self.config, self.transport.now())
-            .map_err(|r| refused(key, r, Some(&stored)))?;
-        if let Err(e) = self.store.replace(loaded, &payment).await {
-            return Err(self.write_ahead_failed(key, e).await);
-        }
-        self.exchange(payment, out).await
+        self.drive(self.protocol.run(key, command)).await
     }
 
     /// Applies a settlement hint (a verified return URL or an authenticated webhook) to the
@@ -193,100 +175,14 @@ impl<S: AsyncStore<Payment>, T: AsyncSend> AsyncDriver<S, T> {
     /// needs: the same steps as the blocking [`Driver::settle`](super::Driver::settle), see
     /// there.
     pub async fn settle(&self, settlement: Settlement) -> Result<Settled, DriveError> {
-        let order_id = settlement.order_id().to_owned();
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            let (payment, loaded, outcome) = self.apply(&order_id, &settlement).await?;
-            let key = payment.key().to_owned();
-            if payment.revision() != loaded {
-                match self.store.replace(loaded, &payment).await {
-                    Ok(()) => {}
-                    Err(e) if e.is_conflict() && tries < SETTLE_TRIES => continue,
-                    Err(e) => return Err(self.write_ahead_failed(&key, e).await),
-                }
-            }
-            let check = if wants_check(&payment, &outcome, self.transport.now()) {
-                Some(self.run(&key, Command::CheckStatus).await)
-            } else {
-                None
-            };
-            return Ok(settled(payment, outcome, check));
-        }
-    }
-
-    /// The hint applied to the latest started attempt of `order_id` (see the blocking
-    /// driver's).
-    async fn apply(
-        &self,
-        order_id: &str,
-        settlement: &Settlement,
-    ) -> Result<(Payment, u64, SettleOutcome), DriveError> {
-        let mut payment = self
-            .store
-            .latest_for_order(order_id)
-            .await
-            .map_err(|e| store_error(order_id, false, e))?
-            .ok_or_else(|| DriveError::UnknownOrder {
-                order_id: order_id.to_owned(),
-            })?;
-        let latest = payment.key().to_owned();
-        let (mut attempt, mut looked) = (payment.attempt(), 0);
-        loop {
-            let loaded = payment.revision();
-            match payment.settle(settlement.clone(), self.transport.now()) {
-                Ok(outcome) => return Ok((payment, loaded, outcome)),
-                Err(SettleError::NotStarted) => {
-                    let mut earlier = None;
-                    while earlier.is_none() && attempt > 1 && looked < EARLIER_ATTEMPTS {
-                        attempt -= 1;
-                        looked += 1;
-                        let key = Payment::key_for(order_id, attempt);
-                        earlier = self
-                            .store
-                            .load(&key)
-                            .await
-                            .map_err(|e| store_error(&key, false, e))?;
-                    }
-                    payment =
-                        earlier.ok_or_else(|| not_applied(&latest, SettleError::NotStarted))?;
-                }
-                Err(e) => return Err(not_applied(payment.key(), e)),
-            }
-        }
-    }
-
-    /// The payment under `key` as stored now, if it loads (for an error to carry).
-    async fn reload(&self, key: &str) -> Option<Payment> {
-        self.store.load(key).await.ok().flatten()
-    }
-
-    /// A failed write-ahead as the caller's error (a conflict: with the payment reloaded).
-    async fn write_ahead_failed(&self, key: &str, e: StoreError) -> DriveError {
-        let reloaded = if e.is_conflict() {
-            self.reload(key).await
-        } else {
-            None
-        };
-        write_ahead_error(key, e, || reloaded)
+        self.drive(self.protocol.settle(settlement)).await
     }
 
     /// Sends the browser to the bank's page ([`Payment::go_to_bank_page`]): the URL, with
     /// the payment stored (it now waits for the browser's return; check the order status
     /// then). Nothing is sent. [`DriveError::Busy`] if someone else changed it first.
     pub async fn bank_page(&self, key: &str) -> Result<BankPage, DriveError> {
-        let stored = self.load(key).await?;
-        let loaded = stored.revision();
-        let mut payment = stored.clone();
-        let url = payment
-            .go_to_bank_page(self.transport.now())
-            .map_err(|r| refused(key, r, Some(&stored)))?;
-        if payment.revision() != loaded {
-            if let Err(e) = self.store.replace(loaded, &payment).await {
-                return Err(self.write_ahead_failed(key, e).await);
-            }
-        }
-        Ok(BankPage { url, payment })
+        self.drive(self.protocol.bank_page(key)).await
     }
 
     /// The recovery sweep: up to `limit` payments in flight since longer than the grace
@@ -299,117 +195,25 @@ impl<S: AsyncStore<Payment>, T: AsyncSend> AsyncDriver<S, T> {
     /// harmless, only wasted work). The recovered payments then show "check the order
     /// status"; [`sweep_and_check`](Self::sweep_and_check) also checks it.
     pub async fn sweep(&self, limit: usize) -> Result<Vec<Swept>, DriveError> {
-        self.sweep_with(limit, false).await
+        self.drive(self.protocol.sweep(limit, false)).await
     }
 
     /// [`sweep`](Self::sweep), then an order-status check ([`Command::CheckStatus`]) of
     /// every recovered payment that needs one, so that a payment whose worker died is
     /// settled without waiting for the cardholder's page.
     pub async fn sweep_and_check(&self, limit: usize) -> Result<Vec<Swept>, DriveError> {
-        self.sweep_with(limit, true).await
+        self.drive(self.protocol.sweep(limit, true)).await
     }
+}
 
-    async fn sweep_with(&self, limit: usize, check: bool) -> Result<Vec<Swept>, DriveError> {
-        let now = self.transport.now();
-        let keys = self
-            .store
-            .in_flight_before(now - to_time(self.grace), limit)
-            .await
-            .map_err(|e| store_error("", false, e))?;
-        let mut swept = Vec::with_capacity(keys.len());
-        for key in keys {
-            swept.push(self.sweep_one(key, check).await);
-        }
-        Ok(swept)
-    }
+/// A load's result as the machine's input.
+fn loaded_input(result: Result<Option<Payment>, StoreError>) -> Input {
+    result.map_or_else(Input::StoreFailed, Input::Loaded)
+}
 
-    async fn sweep_one(&self, key: String, check: bool) -> Swept {
-        let mut payment = match self.load(&key).await {
-            Ok(payment) => payment,
-            Err(DriveError::NotFound { .. }) => return Swept::Moved { key },
-            Err(error) => return Swept::Failed { key, error },
-        };
-        let loaded = payment.revision();
-        let now = self.transport.now();
-        let Some(outcome) = payment.recover(self.grace, now) else {
-            return Swept::Moved { key };
-        };
-        match self.store.replace(loaded, &payment).await {
-            Ok(()) => {}
-            Err(e) if e.is_conflict() => return Swept::Moved { key },
-            Err(e) => {
-                let error = store_error(&key, false, e);
-                return Swept::Failed { key, error };
-            }
-        }
-        let check = if check && needs_check(&payment, now) {
-            Some(self.run(&key, Command::CheckStatus).await)
-        } else {
-            None
-        };
-        Swept::Recovered {
-            key,
-            outcome,
-            check,
-        }
-    }
-
-    /// After the write-ahead won: send promptly (or not at all), hand the answer back,
-    /// store it.
-    async fn exchange(&self, mut payment: Payment, out: Outgoing) -> Result<Done, DriveError> {
-        let key = payment.key().to_owned();
-        let ahead = payment.revision();
-        let timeout = self.transport.timeout();
-        if too_late(&payment, self.grace, timeout, self.transport.now()) {
-            let not_sent = Reply::Failed(SendFailure::NotSent);
-            if payment
-                .handle(out.token, not_sent, self.transport.now())
-                .is_ok()
-            {
-                // A conflict: a sweep got there first, which is as good.
-                let _ = self.store.replace(ahead, &payment).await;
-            }
-            return Err(DriveError::Late { key });
-        }
-        let result = self.transport.send(out.request).await;
-        let (reply, transport_error) = reply(result, |e| self.transport.send_failure(e));
-        let outcome = payment
-            .handle(out.token, reply, self.transport.now())
-            .map_err(|source| DriveError::Unanswerable {
-                key: key.clone(),
-                source,
-            })?;
-        self.store_answer(ahead, &payment, &outcome).await?;
-        super::done(payment, outcome, transport_error)
-    }
-
-    /// Stores the answer with compare-and-swap on the write-ahead's revision, a store
-    /// failure that may pass retried (see the blocking driver's).
-    async fn store_answer(
-        &self,
-        ahead: u64,
-        payment: &Payment,
-        outcome: &Outcome,
-    ) -> Result<(), DriveError> {
-        let mut failures = 0;
-        loop {
-            let error = match self.store.replace(ahead, payment).await {
-                Ok(()) => return Ok(()),
-                Err(e) => e,
-            };
-            if failures > 0
-                && error.is_conflict()
-                && self.reload(payment.key()).await.as_ref() == Some(payment)
-            {
-                return Ok(());
-            }
-            match retry_answer(&error, failures) {
-                Some(wait) => pause(wait).await,
-                None => return Err(answer_error(payment.key(), outcome.clone(), error)),
-            }
-            failures += 1;
-        }
-    }
+/// An insert's or a replace's result as the machine's input.
+fn stored(result: Result<(), StoreError>) -> Input {
+    result.map_or_else(Input::StoreFailed, |()| Input::Stored)
 }
 
 /// Steps run as their own tokio task (feature `tokio`), so that dropping the caller's

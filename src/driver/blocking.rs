@@ -6,16 +6,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::{
-    answer_error, default_grace, expect_amount, fresh_payment, loaded, needs_check, next_attempt,
-    not_applied, refused, reply, retry_answer, settled, store_error, to_time, too_late,
-    wants_check, write_ahead_error, BankPage, BlockingSend, Command, Done, DriveError, Settled,
-    Swept, EARLIER_ATTEMPTS, SETTLE_TRIES,
+    loaded, reply, BankPage, BlockingSend, Command, Done, DriveError, Input, Io, Protocol, Settled,
+    Step, Steps, Swept,
 };
 use crate::store::Store;
-use crate::{
-    Config, NextStep, Outcome, Outgoing, Payment, Reply, SendFailure, SettleError, Settlement,
-    StartRequest,
-};
+use crate::{Config, Payment, Settlement, StartRequest};
 
 /// Runs the write-ahead protocol for stored [`Payment`]s, blocking: load, command,
 /// compare-and-swap of the request in flight, send, compare-and-swap of the answer; and the
@@ -61,20 +56,18 @@ use crate::{
 pub struct Driver<S, T> {
     store: S,
     transport: T,
-    config: Config,
-    grace: Duration,
+    protocol: Protocol,
 }
 
 impl<S: Store<Payment>, T: BlockingSend> Driver<S, T> {
     /// A driver over `store` and `transport`, sending as `config`, with a grace of twice
     /// the transport's timeout (see [`with_grace`](Self::with_grace)).
     pub fn new(store: S, transport: T, config: Config) -> Self {
-        let grace = default_grace(transport.timeout());
+        let protocol = Protocol::new(config, transport.timeout());
         Driver {
             store,
             transport,
-            config,
-            grace,
+            protocol,
         }
     }
 
@@ -84,7 +77,7 @@ impl<S: Store<Payment>, T: BlockingSend> Driver<S, T> {
     /// `grace - timeout`, so that no sweep recovers a request still on the wire. A grace
     /// not longer than the timeout sends nothing ([`DriveError::Late`]).
     pub fn with_grace(mut self, grace: Duration) -> Self {
-        self.grace = grace;
+        self.protocol = self.protocol.with_grace(grace);
         self
     }
 
@@ -100,12 +93,56 @@ impl<S: Store<Payment>, T: BlockingSend> Driver<S, T> {
 
     /// The API configuration requests are built with.
     pub fn config(&self) -> &Config {
-        &self.config
+        self.protocol.config()
     }
 
     /// The grace.
     pub fn grace(&self) -> Duration {
-        self.grace
+        self.protocol.grace()
+    }
+
+    /// The step machine this driver runs ([`Protocol`]): the same steps, for a loop of
+    /// your own.
+    pub fn protocol(&self) -> &Protocol {
+        &self.protocol
+    }
+
+    /// Runs `steps` to the end: each [`Io`] done with the store and the transport, the
+    /// clock read at each resume.
+    fn drive<O>(&self, mut steps: Steps<O>) -> Result<O, DriveError> {
+        let mut input = Input::Begin;
+        loop {
+            let io = match steps.resume(input, self.transport.now()) {
+                Step::Io(io) => io,
+                Step::Finished(result) => return result,
+            };
+            input = match io {
+                Io::Load { key } => self
+                    .store
+                    .load(&key)
+                    .map_or_else(Input::StoreFailed, Input::Loaded),
+                Io::LatestForOrder { order_id } => self
+                    .store
+                    .latest_for_order(&order_id)
+                    .map_or_else(Input::StoreFailed, Input::Loaded),
+                Io::Insert { payment } => stored(self.store.insert(&payment)),
+                Io::Replace { expected, payment } => stored(self.store.replace(expected, &payment)),
+                Io::ListInFlight { before, limit } => self
+                    .store
+                    .in_flight_before(before, limit)
+                    .map_or_else(Input::StoreFailed, Input::Listed),
+                Io::Send { request, .. } => {
+                    let (reply, error) = reply(self.transport.send(request), |e| {
+                        self.transport.send_failure(e)
+                    });
+                    Input::Sent { reply, error }
+                }
+                Io::Pause { wait } => {
+                    std::thread::sleep(wait);
+                    Input::Paused
+                }
+            };
+        }
     }
 
     /// The payment stored under `key` ([`DriveError::NotFound`] if none).
@@ -126,30 +163,7 @@ impl<S: Store<Payment>, T: BlockingSend> Driver<S, T> {
     /// ([`StartRequest::with_expected_amount`]), are set on the payment before its
     /// write-ahead: a success then counts as paid only for that amount.
     pub fn start(&self, start: &StartRequest, attempt: u32) -> Result<Done, DriveError> {
-        let now = self.transport.now();
-        let fresh = fresh_payment(start, attempt, now);
-        let key = fresh.key().to_owned();
-        let stored = self
-            .store
-            .load(&key)
-            .map_err(|e| store_error(&key, false, e))?;
-        let (mut payment, loaded) = match stored {
-            Some(payment) => {
-                let revision = payment.revision();
-                (payment, Some(revision))
-            }
-            None => (fresh, None),
-        };
-        let before = loaded.map(|_| payment.clone());
-        let issued = expect_amount(&mut payment, start)
-            .and_then(|()| payment.start(&self.config, start, now));
-        let out = issued.map_err(|r| refused(&key, r, before.as_ref()))?;
-        match loaded {
-            None => self.store.insert(&payment),
-            Some(revision) => self.store.replace(revision, &payment),
-        }
-        .map_err(|e| write_ahead_error(&key, e, || self.reload(&key)))?;
-        self.exchange(payment, out)
+        self.drive(self.protocol.start(start.clone(), attempt))
     }
 
     /// Starts the next attempt of `start`'s order: attempt 1 when none is stored; the
@@ -161,24 +175,7 @@ impl<S: Store<Payment>, T: BlockingSend> Driver<S, T> {
     /// store ([`Store::latest_for_order`]). [`DriveError::Busy`] if another worker
     /// started the same next attempt first: one `POST /txns` goes out.
     pub fn start_next(&self, start: &StartRequest) -> Result<Done, DriveError> {
-        let now = self.transport.now();
-        let order_id = start.order_id().as_str();
-        let latest = self
-            .store
-            .latest_for_order(order_id)
-            .map_err(|e| store_error(order_id, false, e))?;
-        let Some(latest) = latest else {
-            return self.start(start, 1);
-        };
-        if latest.next_step(now) == NextStep::Start {
-            return self.start(start, latest.attempt());
-        }
-        let (next, out) = next_attempt(&latest, start, &self.config, now)?;
-        let key = next.key().to_owned();
-        self.store
-            .insert(&next)
-            .map_err(|e| write_ahead_error(&key, e, || self.reload(&key)))?;
-        self.exchange(next, out)
+        self.drive(self.protocol.start_next(start.clone()))
     }
 
     /// Runs `command` on the payment stored under `key`, with the whole protocol: the
@@ -228,16 +225,7 @@ impl<S: Store<Payment>, T: BlockingSend> Driver<S, T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn run(&self, key: &str, command: Command) -> Result<Done, DriveError> {
-        let stored = self.load(key)?;
-        let loaded = stored.revision();
-        let mut payment = stored.clone();
-        let out = command
-            .issue(&mut payment, &self.config, self.transport.now())
-            .map_err(|r| refused(key, r, Some(&stored)))?;
-        self.store
-            .replace(loaded, &payment)
-            .map_err(|e| write_ahead_error(key, e, || self.reload(key)))?;
-        self.exchange(payment, out)
+        self.drive(self.protocol.run(key, command))
     }
 
     /// Applies a settlement hint, a verified return URL or an authenticated webhook, to the
@@ -308,86 +296,14 @@ impl<S: Store<Payment>, T: BlockingSend> Driver<S, T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn settle(&self, settlement: Settlement) -> Result<Settled, DriveError> {
-        let order_id = settlement.order_id().to_owned();
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            let (payment, loaded, outcome) = self.apply(&order_id, &settlement)?;
-            let key = payment.key().to_owned();
-            if payment.revision() != loaded {
-                match self.store.replace(loaded, &payment) {
-                    Ok(()) => {}
-                    Err(e) if e.is_conflict() && tries < SETTLE_TRIES => continue,
-                    Err(e) => return Err(write_ahead_error(&key, e, || self.reload(&key))),
-                }
-            }
-            let check = wants_check(&payment, &outcome, self.transport.now())
-                .then(|| self.run(&key, Command::CheckStatus));
-            return Ok(settled(payment, outcome, check));
-        }
-    }
-
-    /// The hint applied to the latest started attempt of `order_id`: the payment, the
-    /// revision it was loaded at, and what the hint did.
-    fn apply(
-        &self,
-        order_id: &str,
-        settlement: &Settlement,
-    ) -> Result<(Payment, u64, crate::SettleOutcome), DriveError> {
-        let mut payment = self
-            .store
-            .latest_for_order(order_id)
-            .map_err(|e| store_error(order_id, false, e))?
-            .ok_or_else(|| DriveError::UnknownOrder {
-                order_id: order_id.to_owned(),
-            })?;
-        let latest = payment.key().to_owned();
-        let (mut attempt, mut looked) = (payment.attempt(), 0);
-        loop {
-            let loaded = payment.revision();
-            match payment.settle(settlement.clone(), self.transport.now()) {
-                Ok(outcome) => return Ok((payment, loaded, outcome)),
-                Err(SettleError::NotStarted) => {
-                    // Never started: the hint is about an earlier attempt.
-                    let mut earlier = None;
-                    while earlier.is_none() && attempt > 1 && looked < EARLIER_ATTEMPTS {
-                        attempt -= 1;
-                        looked += 1;
-                        let key = Payment::key_for(order_id, attempt);
-                        earlier = self
-                            .store
-                            .load(&key)
-                            .map_err(|e| store_error(&key, false, e))?;
-                    }
-                    payment =
-                        earlier.ok_or_else(|| not_applied(&latest, SettleError::NotStarted))?;
-                }
-                Err(e) => return Err(not_applied(payment.key(), e)),
-            }
-        }
-    }
-
-    /// The payment under `key` as stored now, if it loads (for an error to carry).
-    fn reload(&self, key: &str) -> Option<Payment> {
-        self.store.load(key).ok().flatten()
+        self.drive(self.protocol.settle(settlement))
     }
 
     /// Sends the browser to the bank's page ([`Payment::go_to_bank_page`]): the URL, with
     /// the payment stored (it now waits for the browser's return; check the order status
     /// then). Nothing is sent. [`DriveError::Busy`] if someone else changed it first.
     pub fn bank_page(&self, key: &str) -> Result<BankPage, DriveError> {
-        let stored = self.load(key)?;
-        let loaded = stored.revision();
-        let mut payment = stored.clone();
-        let url = payment
-            .go_to_bank_page(self.transport.now())
-            .map_err(|r| refused(key, r, Some(&stored)))?;
-        if payment.revision() != loaded {
-            self.store
-                .replace(loaded, &payment)
-                .map_err(|e| write_ahead_error(key, e, || self.reload(key)))?;
-        }
-        Ok(BankPage { url, payment })
+        self.drive(self.protocol.bank_page(key))
     }
 
     /// The recovery sweep: up to `limit` payments in flight since longer than the grace
@@ -400,115 +316,20 @@ impl<S: Store<Payment>, T: BlockingSend> Driver<S, T> {
     /// harmless, only wasted work). The recovered payments then show "check the order
     /// status"; [`sweep_and_check`](Self::sweep_and_check) also checks it.
     pub fn sweep(&self, limit: usize) -> Result<Vec<Swept>, DriveError> {
-        self.sweep_with(limit, false)
+        self.drive(self.protocol.sweep(limit, false))
     }
 
     /// [`sweep`](Self::sweep), then an order-status check ([`Command::CheckStatus`]) of
     /// every recovered payment that needs one, so that a payment whose worker died is
     /// settled without waiting for the cardholder's page.
     pub fn sweep_and_check(&self, limit: usize) -> Result<Vec<Swept>, DriveError> {
-        self.sweep_with(limit, true)
+        self.drive(self.protocol.sweep(limit, true))
     }
+}
 
-    fn sweep_with(&self, limit: usize, check: bool) -> Result<Vec<Swept>, DriveError> {
-        let now = self.transport.now();
-        let keys = self
-            .store
-            .in_flight_before(now - to_time(self.grace), limit)
-            .map_err(|e| store_error("", false, e))?;
-        Ok(keys
-            .into_iter()
-            .map(|key| self.sweep_one(key, check))
-            .collect())
-    }
-
-    fn sweep_one(&self, key: String, check: bool) -> Swept {
-        let mut payment = match self.load(&key) {
-            Ok(payment) => payment,
-            Err(DriveError::NotFound { .. }) => return Swept::Moved { key },
-            Err(error) => return Swept::Failed { key, error },
-        };
-        let loaded = payment.revision();
-        let now = self.transport.now();
-        let Some(outcome) = payment.recover(self.grace, now) else {
-            return Swept::Moved { key };
-        };
-        match self.store.replace(loaded, &payment) {
-            Ok(()) => {}
-            Err(e) if e.is_conflict() => return Swept::Moved { key },
-            Err(e) => {
-                let error = store_error(&key, false, e);
-                return Swept::Failed { key, error };
-            }
-        }
-        let check =
-            (check && needs_check(&payment, now)).then(|| self.run(&key, Command::CheckStatus));
-        Swept::Recovered {
-            key,
-            outcome,
-            check,
-        }
-    }
-
-    /// After the write-ahead won: send promptly (or not at all), hand the answer back,
-    /// store it.
-    fn exchange(&self, mut payment: Payment, out: Outgoing) -> Result<Done, DriveError> {
-        let key = payment.key().to_owned();
-        let ahead = payment.revision();
-        let timeout = self.transport.timeout();
-        if too_late(&payment, self.grace, timeout, self.transport.now()) {
-            let not_sent = Reply::Failed(SendFailure::NotSent);
-            if payment
-                .handle(out.token, not_sent, self.transport.now())
-                .is_ok()
-            {
-                // A conflict: a sweep got there first, which is as good.
-                let _ = self.store.replace(ahead, &payment);
-            }
-            return Err(DriveError::Late { key });
-        }
-        let result = self.transport.send(out.request);
-        let (reply, transport_error) = reply(result, |e| self.transport.send_failure(e));
-        let outcome = payment
-            .handle(out.token, reply, self.transport.now())
-            .map_err(|source| DriveError::Unanswerable {
-                key: key.clone(),
-                source,
-            })?;
-        self.store_answer(ahead, &payment, &outcome)?;
-        super::done(payment, outcome, transport_error)
-    }
-
-    /// Stores the answer with compare-and-swap on the write-ahead's revision. The bank has
-    /// answered: a store failure that may pass (not a conflict) is retried with the same
-    /// compare-and-swap, a few times with a growing pause ([`retry_answer`]); a conflict
-    /// right after a failure is checked against the stored row, which may be this very
-    /// write (the failure came after it was applied).
-    fn store_answer(
-        &self,
-        ahead: u64,
-        payment: &Payment,
-        outcome: &Outcome,
-    ) -> Result<(), DriveError> {
-        let mut failures = 0;
-        loop {
-            let error = match self.store.replace(ahead, payment) {
-                Ok(()) => return Ok(()),
-                Err(e) => e,
-            };
-            if failures > 0
-                && error.is_conflict()
-                && self.reload(payment.key()).as_ref() == Some(payment)
-            {
-                return Ok(());
-            }
-            match retry_answer(&error, failures) {
-                Some(pause) => std::thread::sleep(pause),
-                None => return Err(answer_error(payment.key(), outcome.clone(), error)),
-            }
-            failures += 1;
-        }
-    }
+/// An insert's or a replace's result as the machine's input.
+fn stored(result: Result<(), crate::store::StoreError>) -> Input {
+    result.map_or_else(Input::StoreFailed, |()| Input::Stored)
 }
 
 /// The recovery sweep on a thread of its own, for the blocking driver.

@@ -22,7 +22,16 @@
 //! order status of those that need it.
 //!
 //! The driver holds no rule of its own: what may be sent, and what an answer means, is the
-//! payment's; what a conflict is, the store's. It only sequences them.
+//! payment's; what a conflict is, the store's. It only sequences them, and that sequence is
+//! written once, as a sans-IO step machine ([`Protocol`], [`Steps`]): both drivers are loops
+//! over it that do the I/O it asks for ([`Io`]) and hand the results back ([`Input`]). A
+//! binding in another language runs the same loop with its own database and HTTP client,
+//! carrying [`Io`] and [`Input`] as JSON (`docs/concurrency.md`).
+//!
+//! With the feature `tracing`, every call is a `direct_otp.drive` span and each I/O and
+//! result an event, carrying the payment key, revisions, request kinds and the stable codes
+//! ([`Outcome::code`], [`Refusal::code`], [`DriveError::code`],
+//! [`SettleOutcome::code`](crate::SettleOutcome::code)); never a secret, a body or a token.
 //!
 //! * [`Driver`]: blocking, over any [`Store`](crate::store::Store) and any [`BlockingSend`]
 #![cfg_attr(
@@ -60,9 +69,12 @@ use crate::{
 
 mod asynchronous;
 mod blocking;
+mod steps;
+mod trace;
 
 pub use self::asynchronous::AsyncDriver;
 pub use self::blocking::{Driver, SweepHandle};
+pub use self::steps::{Input, Io, Protocol, Step, Steps};
 
 /// What the blocking [`Driver`] sends requests with: one exchange, blocking the thread.
 ///

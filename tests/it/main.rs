@@ -35,5 +35,7 @@ mod sandbox_http;
 mod secrets;
 mod settle;
 mod shoppers;
+mod steps;
 mod stores;
+mod tracing_events;
 mod webhook_delivery;
