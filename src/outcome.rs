@@ -73,6 +73,10 @@ pub enum Refusal {
     /// order status, before starting the next attempt on the order.
     #[error("this payment attempt is still open; finish it or check the order status before a new attempt")]
     AttemptOpen,
+    /// This payment was stored before it kept its start terms: start it with the whole
+    /// start request ([`Payment::start`](crate::Payment::start)).
+    #[error("this payment keeps no start terms; start it with the whole start request")]
+    StartRequestNeeded,
 }
 
 impl Refusal {
@@ -99,6 +103,7 @@ impl Refusal {
             Refusal::OtherOrder => "other_order",
             Refusal::Confirming => "confirming",
             Refusal::AttemptOpen => "attempt_open",
+            Refusal::StartRequestNeeded => "start_request_needed",
         }
     }
 
@@ -124,7 +129,8 @@ impl Refusal {
             | Refusal::ResendNotAllowed
             | Refusal::SubmitNotAllowed
             | Refusal::NoBankPage
-            | Refusal::OtherOrder => 422,
+            | Refusal::OtherOrder
+            | Refusal::StartRequestNeeded => 422,
         }
     }
 

@@ -170,6 +170,18 @@ impl StartRequest {
         self.expected.as_ref()
     }
 
+    /// What a payment keeps of this start to build it again with only the card
+    /// ([`Payment::start_with`](crate::Payment::start_with)): the merchant id and the optional
+    /// form fields. Nothing secret: never the card data or the CVV.
+    pub(crate) fn terms(&self) -> StartTerms {
+        StartTerms {
+            merchant_id: self.merchant_id.as_str().to_owned(),
+            payment_method: self.payment_method.as_ref().map(|v| v.as_str().to_owned()),
+            save_to_locker: self.save_to_locker,
+            gateway_id: self.gateway_id.as_ref().map(|v| v.as_str().to_owned()),
+        }
+    }
+
     /// The `POST /txns` request. Sending it twice starts two transactions (and two SMS):
     /// if its answer is lost, use [`order_status_check`](Self::order_status_check).
     pub fn request(&self, config: &Config) -> Request {
@@ -383,5 +395,53 @@ mod tests {
                 cvv: None
             }
         );
+    }
+}
+
+/// The parts of a [`StartRequest`] a payment keeps (its order, customer, policy and expected
+/// amount are kept anyway): enough to start again with only the card. Checked again by the
+/// rules of [`StartRequest::new`] when a start is built from them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct StartTerms {
+    merchant_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    payment_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    save_to_locker: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gateway_id: Option<String>,
+}
+
+impl StartTerms {
+    /// The start of `order_id` for `routing_id` with `source`, as first given.
+    pub(crate) fn request(
+        &self,
+        order_id: &str,
+        routing_id: &str,
+        source: PaymentSource,
+        policy: Policy,
+    ) -> Result<StartRequest, IdError> {
+        let mut start =
+            StartRequest::new(order_id, &self.merchant_id, routing_id, source)?.with_policy(policy);
+        if let Some(m) = &self.payment_method {
+            start = start.with_payment_method(m)?;
+        }
+        if let Some(save) = self.save_to_locker {
+            start = start.with_save_to_locker(save);
+        }
+        if let Some(g) = &self.gateway_id {
+            start = start.with_gateway_id(g)?;
+        }
+        Ok(start)
+    }
+
+    /// Whether the kept terms still pass the rules they were checked by.
+    pub(crate) fn is_valid(&self) -> bool {
+        let placeholder = PaymentSource::Token {
+            card_token: "x".into(),
+            cvv: None,
+        };
+        self.request("o", "r", placeholder, Policy::default())
+            .is_ok()
     }
 }

@@ -19,6 +19,7 @@ mod settle;
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 
+use crate::card::PaymentSource;
 use crate::challenge::Challenge;
 use crate::clock::Stamp;
 use crate::config::Config;
@@ -30,7 +31,7 @@ use crate::outcome::{Outcome, Refusal, SendFailure, TimerEvent, Uncertainty};
 use crate::policy::Policy;
 use crate::request::{self, Outgoing};
 use crate::response;
-use crate::start::{StartRequest, Started};
+use crate::start::{StartRequest, StartTerms, Started};
 use crate::status::Status;
 use crate::token::{RecordId, RequestKind, Token};
 use crate::view::{NextStep, PaymentView};
@@ -104,6 +105,11 @@ pub struct Payment {
     created_at: Stamp,
     last_seen: Stamp,
     stage: Stage,
+    /// What the start needs besides the card (merchant id, optional form fields), so a
+    /// start can be made again with only the card ([`start_with`](Self::start_with)).
+    /// Absent from records stored before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    terms: Option<StartTerms>,
     /// What settled it, the expected amount, the webhooks seen (`settle.rs`). Absent from
     /// records that never needed it.
     #[serde(default, skip_serializing_if = "SettleState::is_plain")]
@@ -151,7 +157,43 @@ struct InFlight {
 impl Payment {
     /// A new payment attempt for `start`'s order, with nothing sent yet. `attempt` numbers
     /// the attempts on one order (1, 2, ...): store each under its own [`key`](Self::key).
+    /// The payment keeps everything of `start` but the card (the order, the customer, the
+    /// policy, the expected amount, the merchant id and the optional form fields), so a start
+    /// made again later needs only the card ([`start_with`](Self::start_with)).
     pub fn new(start: &StartRequest, attempt: u32, now: OffsetDateTime) -> Payment {
+        let mut payment = Payment::blank(start, attempt, now);
+        if let Some(expected) = start.expected_amount() {
+            payment.settle.expect(expected.clone());
+        }
+        payment
+    }
+
+    /// Creates the payment and starts it, the start request given once: the payment (store
+    /// it, now in flight: the write-ahead) and the `POST /txns` to send. The same as
+    /// [`new`](Self::new) then [`start`](Self::start).
+    ///
+    /// ```
+    /// use direct_otp::{Config, Payment, PaymentSource, StartRequest};
+    /// # let now = time::macros::datetime!(2026-11-25 10:00 UTC);
+    /// let config = Config::sandbox("my_api_key")?;
+    /// let start = StartRequest::new("ord_1", "acme", "customer_1",
+    ///     PaymentSource::Token { card_token: "tok_123".into(), cvv: None })?;
+    /// let (payment, out) = Payment::begin(&config, &start, 1, now);
+    /// assert_eq!(payment.in_flight(), Some(out.token));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn begin(
+        config: &Config,
+        start: &StartRequest,
+        attempt: u32,
+        now: OffsetDateTime,
+    ) -> (Payment, Outgoing) {
+        let mut payment = Payment::new(start, attempt, now);
+        let out = payment.issue_start(config, start, now);
+        (payment, out)
+    }
+
+    fn blank(start: &StartRequest, attempt: u32, now: OffsetDateTime) -> Payment {
         let now = Stamp::from_time(now);
         Payment {
             key: key_of(start.order_id().as_str(), attempt),
@@ -165,6 +207,7 @@ impl Payment {
             created_at: now,
             last_seen: now,
             stage: Stage::New,
+            terms: Some(start.terms()),
             settle: SettleState::default(),
         }
     }
@@ -238,6 +281,16 @@ impl Payment {
         if start.order_id() != &self.order_id || start.routing_id() != &self.routing_id {
             return Err(Refusal::OtherOrder);
         }
+        Ok(self.issue_start(config, start, now))
+    }
+
+    /// `POST /txns`, now in flight (the checks were made).
+    fn issue_start(
+        &mut self,
+        config: &Config,
+        start: &StartRequest,
+        now: OffsetDateTime,
+    ) -> Outgoing {
         let now = self.touch(now);
         let token = Token::issue(self.record, self.revision, RequestKind::Start);
         self.stage = Stage::Starting {
@@ -246,10 +299,54 @@ impl Payment {
                 sent_at: now,
             },
         };
-        Ok(Outgoing {
+        Outgoing {
             token,
             request: start.request(config),
-        })
+        }
+    }
+
+    /// Starts authentication again with only the card, after a start that surely did not
+    /// leave or that the bank refused (the payment is back to "start"): `POST /txns` built
+    /// from what the payment kept of its first start and `source`, which holds the card data
+    /// the payment never keeps (a saved-card token, or the card typed again). Refused as
+    /// [`start`](Self::start) is, and with [`Refusal::StartRequestNeeded`] for a payment
+    /// stored before it kept its start terms (call `start` with the whole request).
+    ///
+    /// ```
+    /// use direct_otp::{Config, Payment, PaymentSource, SendFailure, StartRequest};
+    /// # let now = time::macros::datetime!(2026-11-25 10:00 UTC);
+    /// let config = Config::sandbox("my_api_key")?;
+    /// let card = PaymentSource::Token { card_token: "tok_123".into(), cvv: None };
+    /// let (mut payment, out) = Payment::begin(&config,
+    ///     &StartRequest::new("ord_1", "acme", "customer_1", card.clone())?, 1, now);
+    /// // The connection was refused: nothing left. In a later web request, with the card:
+    /// payment.handle_send_failure(out.token, SendFailure::NotSent, now)?;
+    /// let again = payment.start_with(&config, &card, now)?;
+    /// assert_eq!(again.request.body(), out.request.body());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn start_with(
+        &mut self,
+        config: &Config,
+        source: &PaymentSource,
+        now: OffsetDateTime,
+    ) -> Result<Outgoing, Refusal> {
+        self.idle()?;
+        if !matches!(self.stage, Stage::New) {
+            return Err(Refusal::AlreadyStarted);
+        }
+        let start = self
+            .terms
+            .as_ref()
+            .ok_or(Refusal::StartRequestNeeded)?
+            .request(
+                self.order_id.as_str(),
+                self.routing_id.shared(),
+                source.clone(),
+                self.policy,
+            )
+            .map_err(|_| Refusal::StartRequestNeeded)?;
+        self.start(config, &start, now)
     }
 
     /// Asks the bank for a new OTP (on the OTP page, also while confirming).
@@ -941,6 +1038,9 @@ impl Payment {
         }
         if let Some(rule) = self.settle_inconsistency() {
             return Some(rule);
+        }
+        if self.terms.as_ref().is_some_and(|t| !t.is_valid()) {
+            return Some("start terms that break the start request's rules");
         }
         let request = self.request_in_flight()?;
         let t = request.token;

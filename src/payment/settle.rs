@@ -336,6 +336,11 @@ impl SettleState {
         true
     }
 
+    /// Sets the expected amount of a new payment.
+    pub(super) fn expect(&mut self, expected: ExpectedAmount) {
+        self.expected = Some(expected);
+    }
+
     /// The state a next attempt starts from: the expected amount, and the transactions of
     /// `previous` and of the attempts before it (the last [`MAX_EARLIER`]).
     pub(super) fn after(&mut self, previous: &SettleState) {
