@@ -36,3 +36,4 @@ mod settle;
 mod shoppers;
 mod stores;
 mod webhook_delivery;
+mod wire;
