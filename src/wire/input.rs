@@ -47,40 +47,50 @@ pub fn command(json: &[u8]) -> Result<Command, WireError> {
 }
 
 #[derive(Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-enum ReplyForm {
-    Answer {
-        status: u16,
-        #[serde(default)]
-        body: Option<String>,
-        #[serde(default)]
-        body_base64: Option<String>,
-    },
+#[serde(rename_all = "snake_case")]
+enum ReplyKind {
+    Answer,
     NotSent,
     MaybeSent,
+}
+
+/// Read flat (no buffering of an internally tagged enum): the kind, then what it allows.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplyForm<'a> {
+    kind: ReplyKind,
+    #[serde(default)]
+    status: Option<u16>,
+    #[serde(default, borrow)]
+    body: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    body_base64: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// A reply: `{"kind":"answer","status":200,"body":"..."}` (a body that is not UTF-8 as
 /// `body_base64` instead; neither is an empty body), `{"kind":"not_sent"}`,
 /// `{"kind":"maybe_sent"}`.
 pub fn reply(json: &[u8]) -> Result<Reply, WireError> {
-    Ok(match parse::<ReplyForm>(json)? {
-        ReplyForm::Answer {
-            status,
-            body,
-            body_base64,
-        } => {
-            let body = match (body, body_base64) {
-                (Some(_), Some(_)) => return Err(WireError::Shape { line: 1, column: 1 }),
-                (Some(b), None) => b.into_bytes(),
+    let form: ReplyForm<'_> = parse(json)?;
+    let shape = WireError::Shape { line: 1, column: 1 };
+    let failed = |f| match (form.status, &form.body, &form.body_base64) {
+        (None, None, None) => Ok(Reply::Failed(f)),
+        _ => Err(shape.clone()),
+    };
+    match form.kind {
+        ReplyKind::NotSent => failed(SendFailure::NotSent),
+        ReplyKind::MaybeSent => failed(SendFailure::MaybeSent),
+        ReplyKind::Answer => {
+            let status = form.status.ok_or(shape.clone())?;
+            let body = match (form.body, form.body_base64) {
+                (Some(_), Some(_)) => return Err(shape),
+                (Some(b), None) => b.into_owned().into_bytes(),
                 (None, Some(b)) => base64::decode(&b).ok_or(WireError::Base64)?,
                 (None, None) => Vec::new(),
             };
-            Reply::Answer { status, body }
+            Ok(Reply::Answer { status, body })
         }
-        ReplyForm::NotSent => Reply::Failed(SendFailure::NotSent),
-        ReplyForm::MaybeSent => Reply::Failed(SendFailure::MaybeSent),
-    })
+    }
 }
 
 /// A token, as the request's `token` gave it (`submit@00000000000000ff/r3/0a1b2c3d`).
