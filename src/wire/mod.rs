@@ -59,6 +59,24 @@ impl<T: ToWire + ?Sized> ToWire for Box<T> {
     }
 }
 
+/// A value's wire form as a [`serde::Serialize`] value, to put it inside a structure of
+/// your own (a web handler's JSON answer, say); it serializes exactly as
+/// [`ToWire::to_wire`].
+///
+/// ```
+/// use direct_otp::{wire::Wire, Refusal};
+/// let json = serde_json::json!({"refusal": Wire(&Refusal::CheckStatus)});
+/// assert_eq!(json.to_string(), r#"{"refusal":{"code":"check_status"}}"#);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Wire<'a, T: ?Sized>(pub &'a T);
+
+impl<T: ToWire + ?Sized> serde::Serialize for Wire<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.to_wire().serialize(s)
+    }
+}
+
 /// `{"code": code}`, to add fields to.
 pub(crate) fn coded(code: &str) -> Map<String, Value> {
     let mut m = Map::new();
@@ -66,12 +84,17 @@ pub(crate) fn coded(code: &str) -> Map<String, Value> {
     m
 }
 
-/// Flattens a nested error's form into `outer`: its `code` becomes `reason`, its fields
-/// join (an outer field of the same name wins).
+/// Flattens a nested error's form into `outer`: its `code` becomes `reason` (and its own
+/// `reason`, one level deeper, `cause`), its fields join (an outer field of the same name
+/// wins).
 pub(crate) fn nest(outer: &mut Map<String, Value>, inner: Value) {
     let Value::Object(inner) = inner else { return };
     for (k, v) in inner {
-        let k = if k == "code" { "reason".to_owned() } else { k };
+        let k = match k.as_str() {
+            "code" => "reason".to_owned(),
+            "reason" => "cause".to_owned(),
+            _ => k,
+        };
         outer.entry(k).or_insert(v);
     }
 }

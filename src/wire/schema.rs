@@ -201,6 +201,7 @@ fn error() -> Value {
     fields.extend([
         ("code", one_of(&codes), true),
         s("key"),
+        s("cause"),
         s("order_id"),
         s("token"),
         s("in_flight"),

@@ -587,6 +587,28 @@ fn every_sample_is_valid_under_the_schema_and_a_changed_one_is_not() {
 }
 
 #[test]
+fn nested_errors_flatten_into_reason_and_cause() {
+    let e = DriveError::Store {
+        key: "k".into(),
+        sent: false,
+        source: StoreError::Rejected {
+            key: "k".into(),
+            reason: Rejection::KeyTooLong { len: 9 },
+        },
+    };
+    assert_eq!(
+        e.to_wire(),
+        json!({"code": "store", "http_status": 503, "key": "k", "sent": false,
+               "reason": "store_rejected", "cause": "key_too_long", "len": 9})
+    );
+    let o = Outcome::Rejected(ResponseError::UnexpectedStatus(302));
+    assert_eq!(
+        o.to_wire(),
+        json!({"code": "rejected", "reason": "unexpected_status", "http_status": 302})
+    );
+}
+
+#[test]
 fn wire_errors_never_repeat_a_secret() {
     let secret = "4111111111111111";
     for input in [
