@@ -3,9 +3,9 @@
 //! what goes out (except the request that must carry them, marked sensitive), the checked-in
 //! files are up to date, and arbitrary input never panics: always a coded error.
 
-use direct_otp::sandbox::{CardFlow, Sandbox, SandboxConfig};
+use direct_otp::sandbox::{CardFlow, Sandbox, SandboxConfig, SANDBOX_RESPONSE_KEY};
 use direct_otp::wire::{self, ToWire};
-use direct_otp::{Outgoing, Payment};
+use direct_otp::{Outgoing, Payment, ResponseKey, ReturnParams};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
@@ -281,6 +281,53 @@ fn a_lost_answer_and_the_bank_page_through_the_wire_form() {
     let step = w.emit("next_step", p.next_step(at(5)).to_wire());
     assert_eq!(step["code"], "bank_page");
     assert!(step["url"].is_string());
+
+    // The cardholder pays on the bank page; the signed return is a reason to confirm, a
+    // tampered one a coded error, and the order status confirms.
+    p.go_to_bank_page(at(6)).unwrap();
+    let txn = w.sandbox.latest_transaction("ord_wire_2").unwrap().id;
+    w.sandbox
+        .complete_bank_page(&txn, direct_otp::sandbox::BankPageResult::Success)
+        .unwrap();
+    let query = w.sandbox.return_query("ord_wire_2").unwrap();
+    let key = ResponseKey::new(SANDBOX_RESPONSE_KEY).unwrap();
+    let tampered = query.replace("CHARGED", "CHARGEE");
+    let err = ReturnParams::from_query(&tampered)
+        .and_then(|r| r.verify(&key))
+        .unwrap_err();
+    assert_eq!(
+        w.emit("error", err.to_wire())["code"],
+        "return_bad_signature"
+    );
+    let verified = ReturnParams::from_query(&query)
+        .unwrap()
+        .verify(&key)
+        .unwrap();
+    let settled = p.settle(verified.into(), at(7)).unwrap();
+    let s = w.emit("settle_outcome", settled.to_wire());
+    assert_eq!(s, json!({"code": "confirming", "status": "CHARGED"}));
+    assert_eq!(
+        w.emit("next_step", p.next_step(at(7)).to_wire())["code"],
+        "confirming"
+    );
+    let out = w
+        .command(&mut p, json!({"command": "check_status"}), at(8))
+        .unwrap();
+    let o = w.exchange(&mut p, out, at(9));
+    assert!(
+        ["approved", "confirmed", "integrity_failure"].contains(&o["code"].as_str().unwrap()),
+        "{o}"
+    );
+    let again = ReturnParams::from_query(&query)
+        .unwrap()
+        .verify(&key)
+        .unwrap();
+    let s = w.emit(
+        "settle_outcome",
+        p.settle(again.into(), at(10)).unwrap().to_wire(),
+    );
+    assert!(s["code"].is_string());
+    w.reload(&p);
     for shown in &w.out {
         assert!(!shown.contains(KEY) && !shown.contains(CVV), "{shown}");
     }
