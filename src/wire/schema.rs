@@ -22,6 +22,12 @@ fn one_of(values: &[&str]) -> Value {
     json!({"enum": values})
 }
 
+fn one_of_or_null(values: &[&str]) -> Value {
+    let mut all: Vec<Value> = values.iter().map(|v| json!(v)).collect();
+    all.push(Value::Null);
+    json!({ "enum": all })
+}
+
 /// An object with exactly these fields (`true`: required).
 fn object(fields: &[(&str, Value, bool)]) -> Value {
     let mut props = Map::new();
@@ -347,14 +353,42 @@ fn view() -> Value {
         ("key", string(), true),
         ("order_id", string(), true),
         ("attempt", uint(), true),
-        ("next", string(), true),
+        (
+            "next",
+            one_of(&[
+                "start",
+                "enter_otp",
+                "wait",
+                "check_status",
+                "bank_page",
+                "await_bank_page",
+                "expired",
+                "confirming",
+                "new_attempt",
+                "finished",
+            ]),
+            true,
+        ),
         ("message", string(), true),
         ("status", string(), true),
         ("is_final", boolean(), true),
         ("paid", boolean(), true),
         ("confirmed", boolean(), true),
-        ("settled_by", nullable("string"), true),
-        ("settlement_issue", nullable("string"), true),
+        (
+            "settled_by",
+            one_of_or_null(&["answer", "order_status", "return_url", "webhook"]),
+            true,
+        ),
+        (
+            "settlement_issue",
+            one_of_or_null(&[
+                "integrity_failure",
+                "amount_unchecked",
+                "conflict",
+                "disagreement",
+            ]),
+            true,
+        ),
         ("can_submit", boolean(), true),
         ("can_resend", boolean(), true),
         ("resend_in_seconds", nullable("integer"), true),
