@@ -46,6 +46,32 @@ pub enum IdError {
     },
 }
 
+impl IdError {
+    /// A stable snake_case code: `id_empty`, `id_too_long`, `id_forbidden_character`,
+    /// `id_dot_dot`, `id_dot_segment` (the field is [`field`](Self::field)). Codes never
+    /// change meaning; new ones may be added (`docs/codes.md` lists them all).
+    pub fn code(&self) -> &'static str {
+        match self {
+            IdError::Empty { .. } => "id_empty",
+            IdError::TooLong { .. } => "id_too_long",
+            IdError::ForbiddenCharacter { .. } => "id_forbidden_character",
+            IdError::DotDot { .. } => "id_dot_dot",
+            IdError::DotSegment { .. } => "id_dot_segment",
+        }
+    }
+
+    /// Which id, header or form value was refused (`order_id`, `x-routing-id`, ...).
+    pub fn field(&self) -> &'static str {
+        match self {
+            IdError::Empty { field }
+            | IdError::TooLong { field, .. }
+            | IdError::ForbiddenCharacter { field, .. }
+            | IdError::DotDot { field }
+            | IdError::DotSegment { field } => field,
+        }
+    }
+}
+
 /// The configuration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -60,6 +86,18 @@ pub enum ConfigError {
     /// A header value (merchant id, version) was refused.
     #[error(transparent)]
     Header(#[from] IdError),
+}
+
+impl ConfigError {
+    /// A stable snake_case code: the [`BaseUrlError`]'s or the [`IdError`]'s own code, or
+    /// `bad_api_key`. Codes never change meaning; new ones may be added.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConfigError::BaseUrl(e) => e.code(),
+            ConfigError::ApiKey => "bad_api_key",
+            ConfigError::Header(e) => e.code(),
+        }
+    }
 }
 
 /// What is wrong with a base URL given to [`Config::new`](crate::Config::new). The message
@@ -111,6 +149,26 @@ pub enum BaseUrlError {
     /// A `%` not followed by two hexadecimal digits.
     #[error("a '%' in the path is not followed by two hex digits")]
     PercentEncoding,
+}
+
+impl BaseUrlError {
+    /// A stable snake_case code, `base_url_` and the variant (`base_url_scheme`,
+    /// `base_url_user_info`, ...). Codes never change meaning; new ones may be added.
+    pub fn code(&self) -> &'static str {
+        match self {
+            BaseUrlError::Scheme => "base_url_scheme",
+            BaseUrlError::Character { .. } => "base_url_character",
+            BaseUrlError::MissingHost => "base_url_missing_host",
+            BaseUrlError::Host => "base_url_host",
+            BaseUrlError::Port => "base_url_port",
+            BaseUrlError::UserInfo => "base_url_user_info",
+            BaseUrlError::QueryOrFragment => "base_url_query_or_fragment",
+            BaseUrlError::DotSegment => "base_url_dot_segment",
+            BaseUrlError::EmptySegment => "base_url_empty_segment",
+            BaseUrlError::PathCharacter { .. } => "base_url_path_character",
+            BaseUrlError::PercentEncoding => "base_url_percent_encoding",
+        }
+    }
 }
 
 /// An OTP was refused before it was sent. The message never repeats the OTP.
@@ -179,6 +237,21 @@ pub enum InputError {
     Foreign(#[from] ForeignAnswer),
 }
 
+impl InputError {
+    /// A stable snake_case code: `other_record`, `stale_token`, `already_final` (the
+    /// refusal's word for the same state), `nothing_in_flight`, `foreign_answer`. Codes
+    /// never change meaning; new ones may be added.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InputError::OtherRecord { .. } => "other_record",
+            InputError::StaleToken { .. } => "stale_token",
+            InputError::AlreadyFinal { .. } => "already_final",
+            InputError::NothingInFlight { .. } => "nothing_in_flight",
+            InputError::Foreign(_) => "foreign_answer",
+        }
+    }
+}
+
 /// An answer that names another order or transaction than the one asked: it is never
 /// applied (a status for order X must not settle order Y).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -223,6 +296,20 @@ pub enum ResponseError {
     Foreign(#[from] ForeignAnswer),
 }
 
+impl ResponseError {
+    /// A stable snake_case code: `api_error` (the bank's own code is
+    /// [`ApiError::code`]), `malformed`, `unexpected_status`, `foreign_answer`. Codes never
+    /// change meaning; new ones may be added.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ResponseError::Api(_) => "api_error",
+            ResponseError::Malformed { .. } => "malformed",
+            ResponseError::UnexpectedStatus(_) => "unexpected_status",
+            ResponseError::Foreign(_) => "foreign_answer",
+        }
+    }
+}
+
 impl From<ApiError> for ResponseError {
     fn from(e: ApiError) -> Self {
         ResponseError::Api(e)
@@ -253,6 +340,20 @@ pub enum Malformed {
     BadId(&'static str),
     /// A URL in the body is not an absolute `http`/`https` URL safe to send a browser to.
     BadUrl(&'static str),
+}
+
+impl Malformed {
+    /// A stable snake_case code of the problem: `syntax`, `shape`, `missing`, `bad_id`,
+    /// `bad_url` (the `problem` field of a `malformed` error's wire form).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Malformed::Syntax { .. } => "syntax",
+            Malformed::Shape { .. } => "shape",
+            Malformed::Missing(_) => "missing",
+            Malformed::BadId(_) => "bad_id",
+            Malformed::BadUrl(_) => "bad_url",
+        }
+    }
 }
 
 impl fmt::Display for Malformed {
@@ -457,6 +558,18 @@ pub enum StartError {
     /// status before starting again (a new `POST /txns` sends another SMS).
     #[error("start authentication failed: {0}")]
     Response(#[from] ResponseError),
+}
+
+impl StartError {
+    /// A stable snake_case code: the [`IdError`]'s own code, or `start_failed` (the
+    /// transaction may exist: check the order status before starting again). Codes never
+    /// change meaning; new ones may be added.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StartError::Id(e) => e.code(),
+            StartError::Response(_) => "start_failed",
+        }
+    }
 }
 
 #[cfg(test)]

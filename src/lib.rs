@@ -8,6 +8,7 @@ mod base_url;
 mod card;
 mod challenge;
 mod clock;
+pub mod codes;
 mod config;
 mod error;
 mod exchange;
@@ -33,6 +34,7 @@ pub mod sandbox;
 pub mod store;
 #[cfg(feature = "http")]
 pub mod transport;
+pub mod wire;
 
 /// The code samples of `docs/settlement.md`, compiled and run as doctests.
 #[cfg(doctest)]
@@ -62,5 +64,5 @@ pub use settle::{
 };
 pub use start::{StartRequest, Started};
 pub use status::Status;
-pub use token::{RecordId, RequestKind, Token};
+pub use token::{RecordId, RequestKind, Token, TokenParseError};
 pub use view::{NextStep, PaymentView};

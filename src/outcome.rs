@@ -313,6 +313,19 @@ pub enum Uncertainty {
     AmountUnchecked(Status),
 }
 
+impl Uncertainty {
+    /// A stable snake_case code (the `why` of a `check_status` outcome's wire form):
+    /// `maybe_sent`, `response`, `stale`, `amount_unchecked`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Uncertainty::MaybeSent => "maybe_sent",
+            Uncertainty::Response(_) => "response",
+            Uncertainty::Stale(_) => "stale",
+            Uncertainty::AmountUnchecked(_) => "amount_unchecked",
+        }
+    }
+}
+
 /// How sending a request failed, as the transport can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -324,6 +337,16 @@ pub enum SendFailure {
     MaybeSent,
 }
 
+impl SendFailure {
+    /// A stable snake_case code, the reply kind of its wire form: `not_sent`, `maybe_sent`.
+    pub fn code(self) -> &'static str {
+        match self {
+            SendFailure::NotSent => "not_sent",
+            SendFailure::MaybeSent => "maybe_sent",
+        }
+    }
+}
+
 /// What a timer did when it fired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -332,4 +355,14 @@ pub enum TimerEvent {
     ResendAvailable,
     /// The challenge's lifetime ended: the OTP page is closed.
     Expired,
+}
+
+impl TimerEvent {
+    /// A stable snake_case code: `resend_available`, `expired` (the next step's word).
+    pub fn code(self) -> &'static str {
+        match self {
+            TimerEvent::ResendAvailable => "resend_available",
+            TimerEvent::Expired => "expired",
+        }
+    }
 }

@@ -86,6 +86,11 @@ impl Request {
         std::mem::take(&mut self.body)
     }
 
+    /// True when the body carries the OTP or card data (submit, start): never log it.
+    pub fn body_is_secret(&self) -> bool {
+        self.body_is_secret
+    }
+
     /// True for a header whose value is a credential (`Authorization`).
     pub fn is_sensitive_header(name: &str) -> bool {
         name.eq_ignore_ascii_case("authorization")

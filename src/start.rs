@@ -228,6 +228,25 @@ impl StartRequest {
         &self.routing_id
     }
 
+    /// What the start request holds that is no secret, for its wire form: the ids, the
+    /// source's kind (`token` or `card`), and the options. Never the card data, the token
+    /// or the CVV.
+    pub(crate) fn public_fields(&self) -> serde_json::Value {
+        let source = match &self.source {
+            PaymentSource::Token { .. } => "token",
+            PaymentSource::Card(_) => "card",
+        };
+        serde_json::json!({
+            "order_id": self.order_id.as_str(),
+            "merchant_id": self.merchant_id.as_str(),
+            "routing_id": &**self.routing_id.shared(),
+            "source": {"type": source},
+            "payment_method": self.payment_method.as_ref().map(|v| v.as_str()),
+            "save_to_locker": self.save_to_locker,
+            "gateway_id": self.gateway_id.as_ref().map(|v| v.as_str()),
+        })
+    }
+
     pub(crate) fn policy(&self) -> Policy {
         self.policy
     }

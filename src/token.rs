@@ -153,6 +153,61 @@ impl fmt::Debug for Token {
     }
 }
 
+/// A token's text is not one [`Token`]'s `Display` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a request token (expected kind@record/rREVISION/nonce, as the token was given)")]
+#[non_exhaustive]
+pub struct TokenParseError;
+
+/// Parses the text [`Display`](fmt::Display) writes (`submit@00000000000000ff/r3/0a1b2c3d`),
+/// exactly: the wire form of a token is this opaque string.
+///
+/// ```
+/// # use direct_otp::Token;
+/// assert!("submit@00000000000000ff/r3/0a1b2c3d".parse::<Token>().is_ok());
+/// assert!("submit@ff/r3/0a1b2c3d".parse::<Token>().is_err());
+/// ```
+impl std::str::FromStr for Token {
+    type Err = TokenParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let hex = |t: &str, len: usize| {
+            (t.len() == len && t.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+                .then(|| u64::from_str_radix(t, 16).ok())
+                .flatten()
+        };
+        let parse = || {
+            let (kind, rest) = s.split_once('@')?;
+            let kind = [
+                RequestKind::Start,
+                RequestKind::Resend,
+                RequestKind::Submit,
+                RequestKind::OrderStatus,
+                RequestKind::CardBin,
+            ]
+            .into_iter()
+            .find(|k| k.code() == kind)?;
+            let mut parts = rest.split('/');
+            let record = RecordId(hex(parts.next()?, 16)?);
+            let revision = parts.next()?.strip_prefix('r')?;
+            let digits_only = !revision.is_empty() && revision.bytes().all(|b| b.is_ascii_digit());
+            let canonical = revision == "0" || !revision.starts_with('0');
+            if !(digits_only && canonical) {
+                return None;
+            }
+            let revision = revision.parse().ok()?;
+            let nonce = u32::try_from(hex(parts.next()?, 8)?).ok()?;
+            parts.next().is_none().then_some(Token {
+                record,
+                revision,
+                kind,
+                nonce,
+            })
+        };
+        parse().ok_or(TokenParseError)
+    }
+}
+
 fn hex_ser<S: Serializer>(n: &u32, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&format_args!("{n:08x}"))
 }
@@ -204,6 +259,28 @@ mod tests {
             (record, 2, RequestKind::Submit)
         );
         assert!(a.to_string().starts_with(&format!("submit@{record}/r2/")));
+    }
+
+    #[test]
+    fn token_text_parses_back_exactly() {
+        let t = Token::issue(RecordId::random(), 12, RequestKind::OrderStatus);
+        assert_eq!(t.to_string().parse::<Token>(), Ok(t));
+        let good = "submit@00000000000000ff/r3/0a1b2c3d";
+        assert_eq!(good.parse::<Token>().unwrap().to_string(), good);
+        for bad in [
+            "",
+            "submit",
+            "nope@00000000000000ff/r3/0a1b2c3d",
+            "submit@00000000000000FF/r3/0a1b2c3d",
+            "submit@00000000000000ff/r03/0a1b2c3d",
+            "submit@00000000000000ff/r/0a1b2c3d",
+            "submit@00000000000000ff/r+3/0a1b2c3d",
+            "submit@00000000000000ff/r3/0a1b2c3",
+            "submit@00000000000000ff/r3/0a1b2c3d/",
+            "submit@00000000000000ff/r99999999999999999999/0a1b2c3d",
+        ] {
+            assert_eq!(bad.parse::<Token>(), Err(TokenParseError), "{bad}");
+        }
     }
 
     #[test]

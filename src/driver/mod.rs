@@ -188,8 +188,9 @@ pub enum Command {
 }
 
 impl Command {
-    /// Runs the command on `payment`.
-    fn issue(
+    /// Runs the command on `payment`: the request to send, or why not (without a store;
+    /// the driver's steps call it between the load and the write-ahead).
+    pub fn issue(
         &self,
         payment: &mut Payment,
         config: &Config,
@@ -452,11 +453,7 @@ impl DriveError {
             DriveError::NotFound { .. } => "not_found",
             DriveError::BadKey { .. } => "bad_key",
             DriveError::UnknownOrder { .. } => "unknown_order",
-            DriveError::NotApplied { source, .. } => match source {
-                SettleError::NotStarted => "not_started",
-                SettleError::BadEventId => "bad_event_id",
-                _ => "other_order",
-            },
+            DriveError::NotApplied { source, .. } => source.code(),
             DriveError::Refused { refusal, .. } => refusal.code(),
             DriveError::Busy { .. } => "busy",
             DriveError::Late { .. } => "late",

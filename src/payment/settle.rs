@@ -251,6 +251,18 @@ pub enum SettleError {
     BadEventId,
 }
 
+impl SettleError {
+    /// A stable snake_case code: `other_order` (the refusal's word), `not_started`,
+    /// `bad_event_id`. Codes never change meaning; new ones may be added.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SettleError::OtherOrder { .. } => "other_order",
+            SettleError::NotStarted => "not_started",
+            SettleError::BadEventId => "bad_event_id",
+        }
+    }
+}
+
 /// What a payment knows about its settlement besides its stage. Every field is optional in
 /// the persisted form, so a record that never needed one has none.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -25,6 +25,17 @@ pub enum SecretError {
     },
 }
 
+impl SecretError {
+    /// A stable snake_case code: `secret_empty` or `secret_forbidden`. Codes never change
+    /// meaning; new ones may be added.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SecretError::Empty { .. } => "secret_empty",
+            SecretError::Forbidden { .. } => "secret_forbidden",
+        }
+    }
+}
+
 /// The parameters of a return URL were not accepted: unreadable, unsigned, or signed with
 /// another key. Treat the return as unproven: show a neutral "checking your payment" page
 /// and ask the order status API.
@@ -80,6 +91,27 @@ pub enum ReturnUrlError {
     UnsafeOrderId(IdError),
 }
 
+impl ReturnUrlError {
+    /// A stable snake_case code, `return_` and the variant (`return_bad_signature`,
+    /// `return_missing_field`, ...), or the [`IdError`]'s own code for an unusable order id.
+    /// Codes never change meaning; new ones may be added.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ReturnUrlError::TooLarge { .. } => "return_too_large",
+            ReturnUrlError::TooManyParameters { .. } => "return_too_many_parameters",
+            ReturnUrlError::BadEncoding => "return_bad_encoding",
+            ReturnUrlError::NotUtf8 => "return_not_utf8",
+            ReturnUrlError::DuplicateParameter { .. } => "return_duplicate_parameter",
+            ReturnUrlError::MissingSignature => "return_missing_signature",
+            ReturnUrlError::MissingAlgorithm => "return_missing_algorithm",
+            ReturnUrlError::UnsupportedAlgorithm { .. } => "return_unsupported_algorithm",
+            ReturnUrlError::BadSignature => "return_bad_signature",
+            ReturnUrlError::MissingField(_) => "return_missing_field",
+            ReturnUrlError::UnsafeOrderId(e) => e.code(),
+        }
+    }
+}
+
 /// A webhook was not accepted. Answer it with an error status (401 for the credential
 /// errors, 400 for the others): Juspay retries, and the order status API still tells.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,6 +137,31 @@ pub enum WebhookError {
     Malformed(Malformed),
 }
 
+impl WebhookError {
+    /// A stable snake_case code, `webhook_` and the variant (`webhook_bad_credentials`,
+    /// `webhook_malformed`, ...). Codes never change meaning; new ones may be added.
+    pub fn code(&self) -> &'static str {
+        match self {
+            WebhookError::MissingAuthorization => "webhook_missing_authorization",
+            WebhookError::NotBasic => "webhook_not_basic",
+            WebhookError::BadCredentials => "webhook_bad_credentials",
+            WebhookError::TooLarge { .. } => "webhook_too_large",
+            WebhookError::Malformed(_) => "webhook_malformed",
+        }
+    }
+
+    /// The HTTP status to answer the webhook with: 401 for the credential errors, 400
+    /// for the others (Juspay retries; the order status API still tells).
+    pub fn http_status(&self) -> u16 {
+        match self {
+            WebhookError::MissingAuthorization
+            | WebhookError::NotBasic
+            | WebhookError::BadCredentials => 401,
+            WebhookError::TooLarge { .. } | WebhookError::Malformed(_) => 400,
+        }
+    }
+}
+
 /// An amount or currency was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -123,6 +180,20 @@ pub enum AmountError {
     Currency,
 }
 
+impl AmountError {
+    /// A stable snake_case code: `amount_not_a_number`, `amount_negative`,
+    /// `amount_out_of_range`, `bad_currency`. Codes never change meaning; new ones may be
+    /// added.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AmountError::NotANumber => "amount_not_a_number",
+            AmountError::Negative => "amount_negative",
+            AmountError::OutOfRange => "amount_out_of_range",
+            AmountError::Currency => "bad_currency",
+        }
+    }
+}
+
 /// A card eligibility check was refused before any request was built. The message never
 /// repeats the digits (a full card number may have been passed by mistake).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -137,6 +208,18 @@ pub enum BinError {
     /// The merchant id or routing id was refused.
     #[error(transparent)]
     Id(#[from] IdError),
+}
+
+impl BinError {
+    /// A stable snake_case code: `bin_length`, `bin_not_digits`, or the [`IdError`]'s own
+    /// code. Codes never change meaning; new ones may be added.
+    pub fn code(&self) -> &'static str {
+        match self {
+            BinError::Length(_) => "bin_length",
+            BinError::NotDigits => "bin_not_digits",
+            BinError::Id(e) => e.code(),
+        }
+    }
 }
 
 /// A text from the input, made safe to put in an error message or a log line.

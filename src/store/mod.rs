@@ -307,6 +307,20 @@ impl StoreError {
         }
     }
 
+    /// A stable snake_case code: `store_conflict`, `store_not_found`, `store_rejected`,
+    /// `store_corrupt`, `store_config`, `store_backend`. Codes never change meaning; new
+    /// ones may be added.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Conflict { .. } => "store_conflict",
+            StoreError::NotFound { .. } => "store_not_found",
+            StoreError::Rejected { .. } => "store_rejected",
+            StoreError::Corrupt { .. } => "store_corrupt",
+            StoreError::Config { .. } => "store_config",
+            StoreError::Backend { .. } => "store_backend",
+        }
+    }
+
     /// Whether this is a [`StoreError::Conflict`]: someone else wrote first.
     pub fn is_conflict(&self) -> bool {
         matches!(self, StoreError::Conflict { .. })
@@ -350,6 +364,21 @@ pub enum Rejection {
         /// serde_json's message.
         message: String,
     },
+}
+
+impl Rejection {
+    /// A stable snake_case code of the reason: `empty_key`, `key_too_long`, `key_has_nul`,
+    /// `revision_not_advanced`, `revision_too_large`, `unserializable`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::EmptyKey => "empty_key",
+            Rejection::KeyTooLong { .. } => "key_too_long",
+            Rejection::KeyHasNul => "key_has_nul",
+            Rejection::RevisionNotAdvanced { .. } => "revision_not_advanced",
+            Rejection::RevisionTooLarge { .. } => "revision_too_large",
+            Rejection::Unserializable { .. } => "unserializable",
+        }
+    }
 }
 
 impl fmt::Display for Rejection {

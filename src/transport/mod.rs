@@ -107,6 +107,21 @@ impl TransportErrorKind {
         }
     }
 
+    /// A stable snake_case code, `transport_` and the kind (`transport_connect`,
+    /// `transport_timeout`, ...). Codes never change meaning; new ones may be added.
+    pub fn code(self) -> &'static str {
+        match self {
+            TransportErrorKind::InvalidRequest => "transport_invalid_request",
+            TransportErrorKind::Connect => "transport_connect",
+            TransportErrorKind::Timeout => "transport_timeout",
+            TransportErrorKind::Io => "transport_io",
+            TransportErrorKind::Protocol => "transport_protocol",
+            TransportErrorKind::Runtime => "transport_runtime",
+            TransportErrorKind::BodyTooLarge => "transport_body_too_large",
+            TransportErrorKind::Other => "transport_other",
+        }
+    }
+
     fn describe(self) -> &'static str {
         match self {
             TransportErrorKind::InvalidRequest => "the HTTP client refused the request (not sent)",
@@ -180,6 +195,11 @@ impl TransportError {
     /// What kind of failure this is.
     pub fn kind(&self) -> TransportErrorKind {
         self.kind
+    }
+
+    /// The kind's stable snake_case code ([`TransportErrorKind::code`]).
+    pub fn code(&self) -> &'static str {
+        self.kind.code()
     }
 
     /// False only when the request surely did not reach the server.

@@ -39,3 +39,4 @@ mod steps;
 mod stores;
 mod tracing_events;
 mod webhook_delivery;
+mod wire;

@@ -1,0 +1,174 @@
+//! A wrapper's step through the wire form (`direct_otp::wire`) against the same step
+//! through the native API, in the same run, as a ratio.
+//!
+//! The step, from a payment on its OTP page stored as JSON: load the record, run a submit,
+//! give the request out, take the bank's answer back, handle it, give the outcome out and
+//! store the record.
+//!
+//! * `wire_step/wire`: the record from JSON (`wire::record`), the command from JSON
+//!   (`wire::command`), the request to a JSON string (`ToWire`); the reply from JSON
+//!   (`wire::reply`), the token from its text (`wire::token`), the outcome to a JSON string,
+//!   the record to JSON.
+//! * `wire_step/native`: the record from JSON (`serde_json`, as any store does), the
+//!   command built in Rust, the request handed over as it is; the `Reply` and token as
+//!   they are, the outcome as it is, the record to JSON.
+//!
+//! Run with `cargo bench --bench wire`; see `docs/benchmarks.md`.
+
+use std::hint::black_box;
+use std::time::{Duration, SystemTime};
+
+use criterion::{criterion_group, Criterion};
+use direct_otp::driver::Command;
+use direct_otp::sandbox::{Sandbox, SandboxConfig};
+use direct_otp::wire::{self, ToWire};
+use direct_otp::{Config, Otp, Payment, PaymentSource, Reply, StartRequest};
+use time::macros::datetime;
+use time::OffsetDateTime;
+
+mod support;
+use support::{criterion_dir, median_ns, ns, ratio};
+
+const KEY: &str = "sk_bench_wire";
+const T0: OffsetDateTime = datetime!(2026-11-25 10:00 UTC);
+
+/// The stored record on its OTP page, the config, and the bank's answer to a wrong OTP.
+struct Fixture {
+    stored: Vec<u8>,
+    config: Config,
+    answer: (u16, Vec<u8>),
+    now: OffsetDateTime,
+}
+
+fn fixture() -> Fixture {
+    let mut sandbox = Sandbox::new(SandboxConfig::new(KEY));
+    let config = Config::new(sandbox.base_url(), KEY).unwrap();
+    let start = StartRequest::new(
+        "ord_bench",
+        "acme",
+        "cust_1",
+        PaymentSource::token("tok_visa"),
+    )
+    .unwrap();
+    let mut p = Payment::new(&start, 1, T0);
+    let out = p.start(&config, &start, T0).unwrap();
+    let a = sandbox.handle_request(&out.request, T0);
+    p.handle(
+        out.token,
+        Reply::Answer {
+            status: a.status,
+            body: a.body,
+        },
+        T0,
+    )
+    .unwrap();
+    let stored = serde_json::to_vec(&p).unwrap();
+    let now = T0 + time::Duration::seconds(5);
+    let out = p
+        .submit(&config, &Otp::new("000000").unwrap(), now)
+        .unwrap();
+    let a = sandbox.handle_request(&out.request, now);
+    Fixture {
+        stored,
+        config,
+        answer: (a.status, a.body),
+        now,
+    }
+}
+
+fn wire_step(c: &mut Criterion) {
+    let f = fixture();
+    let now_ms = (f.now.unix_timestamp_nanos() / 1_000_000) as i64;
+    let command = br#"{"command":"submit","otp":"000000"}"#;
+    let reply = serde_json::json!({
+        "kind": "answer",
+        "status": f.answer.0,
+        "body": String::from_utf8(f.answer.1.clone()).unwrap(),
+    })
+    .to_string();
+    let mut g = c.benchmark_group("wire_step");
+    g.bench_function("wire", |b| {
+        b.iter(|| {
+            let now = wire::time_from_ms(now_ms).unwrap();
+            let mut p = wire::record(black_box(&f.stored)).unwrap();
+            let cmd = wire::command(black_box(command)).unwrap();
+            let out = cmd.issue(&mut p, &f.config, now).unwrap();
+            let request = out.to_wire_string();
+            let token = wire::token(&out.token.to_string()).unwrap();
+            let reply = wire::reply(black_box(reply.as_bytes())).unwrap();
+            let outcome = p.handle(token, reply, now).unwrap().to_wire_string();
+            let record = serde_json::to_vec(&p).unwrap();
+            black_box((request, outcome, record))
+        })
+    });
+    g.bench_function("native", |b| {
+        b.iter(|| {
+            let now = f.now;
+            let mut p: Payment = serde_json::from_slice(black_box(&f.stored)).unwrap();
+            let cmd = Command::Submit(Otp::new(black_box("000000")).unwrap());
+            let out = cmd.issue(&mut p, &f.config, now).unwrap();
+            let reply = Reply::Answer {
+                status: f.answer.0,
+                body: black_box(&f.answer.1).clone(),
+            };
+            let outcome = p.handle(out.token, reply, now).unwrap();
+            let record = serde_json::to_vec(&p).unwrap();
+            black_box((out, outcome, record))
+        })
+    });
+    if std::env::var_os("WIRE_PARTS").is_some() {
+        let mut p = wire::record(&f.stored).unwrap();
+        let out = wire::command(command)
+            .unwrap()
+            .issue(&mut p, &f.config, f.now)
+            .unwrap();
+        let outcome = p
+            .clone()
+            .handle(out.token, wire::reply(reply.as_bytes()).unwrap(), f.now)
+            .unwrap();
+        g.bench_function("part_command", |b| {
+            b.iter(|| wire::command(black_box(command)))
+        });
+        g.bench_function("part_reply", |b| {
+            b.iter(|| wire::reply(black_box(reply.as_bytes())))
+        });
+        g.bench_function("part_request", |b| {
+            b.iter(|| black_box(&out).to_wire_string())
+        });
+        g.bench_function("part_outcome", |b| {
+            b.iter(|| black_box(&outcome).to_wire_string())
+        });
+        g.bench_function("part_token", |b| {
+            b.iter(|| wire::token(&black_box(out.token).to_string()))
+        });
+        g.bench_function("part_record_in", |b| {
+            b.iter(|| wire::record(black_box(&f.stored)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(30)
+        .output_directory(&criterion_dir());
+    targets = wire_step
+}
+
+fn main() {
+    let since = SystemTime::now();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    let wire = median_ns("wire_step", "wire", since);
+    let native = median_ns("wire_step", "native", since);
+    println!("\n| step | wire ns | native ns | wire / native |\n|---|---|---|---|");
+    println!(
+        "| submit, wrong OTP | {} | {} | {} |",
+        ns(wire),
+        ns(native),
+        ratio(wire, native)
+    );
+}
