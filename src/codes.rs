@@ -79,6 +79,7 @@ static ALL: &[CodeInfo] = &[
     c("api_error", &["ResponseError"], "the bank answered with an error envelope (fields: the bank's texts)", "see the outcome that carries it (`rejected`, `check_status`, `start_failed`)", "502"),
     c("approved", &["Outcome", "SettleOutcome"], "the payment succeeded (CHARGED or AUTHORIZED); terminal", "fulfil the order", "200"),
     c("attempt_limit_reached", &["Refusal", "Outcome", "DriveError"], "no more OTP tries", "offer the bank page", "422"),
+    c("start_request_needed", &["Refusal", "DriveError"], "the payment was stored before it kept its start terms, so it cannot start again with only the card", "start it with the whole start request", "422"),
     c("attempt_open", &["Refusal", "DriveError"], "this attempt is still open; the bank may still settle it", "finish it, or check the order status, before a new attempt", "409"),
     c("await_bank_page", &["NextStep"], "the cardholder is on the bank page", "check the order status when they come back", "200"),
     c("bad_api_key", &["ConfigError", "WireError"], "the API key is empty or holds characters that cannot be sent", "fix the configuration", "500"),

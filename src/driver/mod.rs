@@ -63,8 +63,8 @@ use time::OffsetDateTime;
 
 use crate::store::{Rejection, StoreError};
 use crate::{
-    Config, InputError, NextStep, Otp, Outcome, Outgoing, Payment, Refusal, Reply, Request,
-    SendFailure, SettleError, SettleOutcome, StartRequest,
+    Config, InputError, NextStep, Otp, Outcome, Outgoing, Payment, PaymentSource, Refusal, Reply,
+    Request, SendFailure, SettleError, SettleOutcome, StartRequest,
 };
 
 mod asynchronous;
@@ -185,6 +185,9 @@ pub enum Command {
     /// Ask for the order status ([`Payment::check_status`]): after a lost answer, when the
     /// browser is back from the bank page, whenever in doubt. Safe to repeat.
     CheckStatus,
+    /// Start again with only the card ([`Payment::start_with`]), after a start that surely
+    /// did not leave or that the bank refused. The payment never keeps the card data.
+    Start(PaymentSource),
 }
 
 impl Command {
@@ -200,6 +203,7 @@ impl Command {
             Command::Resend => payment.resend(config, now),
             Command::Submit(otp) => payment.submit(config, otp, now),
             Command::CheckStatus => payment.check_status(config, now),
+            Command::Start(source) => payment.start_with(config, source, now),
         }
     }
 }

@@ -53,7 +53,7 @@ impl ToWire for Config {
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-enum SourceForm {
+pub(super) enum SourceForm {
     Token {
         card_token: Secret,
         #[serde(default)]
@@ -104,6 +104,31 @@ struct StartForm {
     expected_amount: Option<ExpectedForm>,
 }
 
+impl SourceForm {
+    /// The payment source read (the card data stays in memory only).
+    pub(super) fn into_source(self) -> PaymentSource {
+        match self {
+            SourceForm::Token { card_token, cvv } => PaymentSource::Token {
+                card_token: card_token.0.to_string(),
+                cvv: cvv.map(|c| c.0.to_string()),
+            },
+            SourceForm::Card {
+                number,
+                expiry_month,
+                expiry_year,
+                cvv,
+                name_on_card,
+            } => PaymentSource::Card(CardDetails {
+                number: number.0.to_string(),
+                expiry_month: expiry_month.0.to_string(),
+                expiry_year: expiry_year.0.to_string(),
+                cvv: cvv.0.to_string(),
+                name_on_card: name_on_card.map(|n| n.0.to_string()),
+            }),
+        }
+    }
+}
+
 /// A start request: `{"order_id", "merchant_id", "routing_id", "source": {"type": "token",
 /// "card_token", "cvv"?} | {"type": "card", "number", "expiry_month", "expiry_year",
 /// "cvv", "name_on_card"?}, "payment_method"?, "save_to_locker"?, "gateway_id"?,
@@ -112,25 +137,7 @@ struct StartForm {
 /// holds the card data, the token or the CVV.
 pub fn start_request(json: &[u8]) -> Result<StartRequest, WireError> {
     let form: StartForm = parse(json)?;
-    let source = match form.source {
-        SourceForm::Token { card_token, cvv } => PaymentSource::Token {
-            card_token: card_token.0.to_string(),
-            cvv: cvv.map(|c| c.0.to_string()),
-        },
-        SourceForm::Card {
-            number,
-            expiry_month,
-            expiry_year,
-            cvv,
-            name_on_card,
-        } => PaymentSource::Card(CardDetails {
-            number: number.0.to_string(),
-            expiry_month: expiry_month.0.to_string(),
-            expiry_year: expiry_year.0.to_string(),
-            cvv: cvv.0.to_string(),
-            name_on_card: name_on_card.map(|n| n.0.to_string()),
-        }),
-    };
+    let source = form.source.into_source();
     let mut start = StartRequest::new(&form.order_id, &form.merchant_id, &form.routing_id, source)?;
     if let Some(m) = &form.payment_method {
         start = start.with_payment_method(m)?;

@@ -33,16 +33,19 @@ enum CommandForm {
     Submit { otp: Secret },
     Resend,
     CheckStatus,
+    Start { source: super::config::SourceForm },
 }
 
 /// A command: `{"command":"submit","otp":"123456"}`, `{"command":"resend"}`,
-/// `{"command":"check_status"}`. The OTP is checked here (`otp_length`, `otp_not_digits`)
-/// and never repeated in an error.
+/// `{"command":"check_status"}`, `{"command":"start","source":{...}}` (a start made again
+/// with only the card, the source as in a start request). The OTP is checked here
+/// (`otp_length`, `otp_not_digits`) and never repeated in an error.
 pub fn command(json: &[u8]) -> Result<Command, WireError> {
     Ok(match parse::<CommandForm>(json)? {
         CommandForm::Submit { otp } => Command::Submit(Otp::new(&otp.0)?),
         CommandForm::Resend => Command::Resend,
         CommandForm::CheckStatus => Command::CheckStatus,
+        CommandForm::Start { source } => Command::Start(source.into_source()),
     })
 }
 

@@ -149,6 +149,7 @@ fn refusal() -> Value {
         "other_order",
         "confirming",
         "attempt_open",
+        "start_request_needed",
     ] {
         variants.push(coded(code, &[]));
     }
@@ -287,6 +288,7 @@ fn command() -> Value {
         object(&[("command", json!({"const": "submit"}), true), ("otp", string(), true)]),
         object(&[("command", json!({"const": "resend"}), true)]),
         object(&[("command", json!({"const": "check_status"}), true)]),
+        object(&[("command", json!({"const": "start"}), true), ("source", source(true), true)]),
     ]})
 }
 
@@ -316,8 +318,9 @@ fn expected() -> Value {
     object(&[("amount", string(), true), ("currency", string(), true)])
 }
 
-fn start_request(input: bool) -> Value {
-    let source = if input {
+/// A payment source: in, the card data; out, only its type.
+fn source(input: bool) -> Value {
+    if input {
         json!({"oneOf": [
             object(&[("type", json!({"const": "token"}), true), ("card_token", string(), true),
                      ("cvv", nullable("string"), false)]),
@@ -327,7 +330,11 @@ fn start_request(input: bool) -> Value {
         ]})
     } else {
         object(&[("type", one_of(&["token", "card"]), true)])
-    };
+    }
+}
+
+fn start_request(input: bool) -> Value {
+    let source = source(input);
     let opt = |s: Value| json!({"oneOf": [s, {"type": "null"}]});
     object(&[
         ("order_id", string(), true),

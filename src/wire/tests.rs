@@ -148,6 +148,7 @@ fn refusals() -> Vec<Refusal> {
         Refusal::OtherOrder,
         Refusal::Confirming,
         Refusal::AttemptOpen,
+        Refusal::StartRequestNeeded,
     ]
 }
 

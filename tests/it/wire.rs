@@ -333,6 +333,59 @@ fn a_lost_answer_and_the_bank_page_through_the_wire_form() {
     }
 }
 
+/// The start request crosses once: a start that surely did not leave is made again in a
+/// later call with only the card (`{"command":"start","source":...}`), from what the stored
+/// record kept (never the card data).
+#[test]
+fn a_start_not_sent_is_made_again_with_only_the_card() {
+    let mut w = Wrapper::new();
+    let token_source = json!({"type": "token", "card_token": "tok_visa"});
+    let input = start_json("ord_wire_again", token_source.clone());
+    let start = wire::start_request(input.to_string().as_bytes()).unwrap();
+    let (p, first) = Payment::begin(&w.config, &start, 1, T0);
+    let mut p = w.reload(&p);
+    let stored = serde_json::to_string(&p).unwrap();
+    assert!(
+        !stored.contains("tok_visa"),
+        "the card token is never stored: {stored}"
+    );
+    let token = wire::token(first.to_wire()["token"].as_str().unwrap()).unwrap();
+    let outcome = p
+        .handle(
+            token,
+            wire::reply(br#"{"kind":"not_sent"}"#).unwrap(),
+            at(1),
+        )
+        .unwrap();
+    assert_eq!(
+        w.emit("outcome", outcome.to_wire())["code"],
+        "not_delivered"
+    );
+    let mut p = w.reload(&p);
+    let again = w
+        .command(
+            &mut p,
+            json!({"command": "start", "source": token_source}),
+            at(2),
+        )
+        .unwrap();
+    assert_eq!(
+        again.request.body(),
+        first.request.body(),
+        "the same POST /txns"
+    );
+    let o = w.exchange(&mut p, again, at(3));
+    assert_eq!(o["code"], "otp_sent");
+    let refused = w
+        .command(
+            &mut p,
+            json!({"command": "start", "source": {"type": "token", "card_token": "tok_visa"}}),
+            at(4),
+        )
+        .unwrap_err();
+    assert_eq!(refused["code"], "already_started");
+}
+
 #[test]
 fn a_reply_body_that_is_not_utf8_crosses_as_base64() {
     let r = wire::reply(br#"{"kind":"answer","status":200,"body_base64":"/wD+AQ=="}"#).unwrap();
