@@ -289,6 +289,15 @@ pub enum Swept {
 }
 
 impl Swept {
+    /// A stable snake_case code: `recovered`, `moved`, `sweep_failed`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Swept::Recovered { .. } => "recovered",
+            Swept::Moved { .. } => "moved",
+            Swept::Failed { .. } => "sweep_failed",
+        }
+    }
+
     /// The payment's key.
     pub fn key(&self) -> &str {
         match self {

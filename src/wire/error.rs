@@ -62,6 +62,15 @@ pub enum WireError {
     /// The expected amount or currency was refused.
     #[error(transparent)]
     Amount(#[from] AmountError),
+    /// A settlement's secret (the response key, webhook credentials) was refused.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// A return URL did not verify (unsigned, tampered, unreadable).
+    #[error(transparent)]
+    Return(#[from] ReturnUrlError),
+    /// A webhook did not verify (credentials, malformed body).
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
 }
 
 impl WireError {
@@ -79,6 +88,9 @@ impl WireError {
             WireError::Id(e) => e.code(),
             WireError::Config(e) => e.code(),
             WireError::Amount(e) => e.code(),
+            WireError::Secret(e) => e.code(),
+            WireError::Return(e) => e.code(),
+            WireError::Webhook(e) => e.code(),
         }
     }
 
@@ -109,6 +121,9 @@ impl ToWire for WireError {
             WireError::Id(e) => merge(&mut m, e.to_wire()),
             WireError::Config(e) => merge(&mut m, e.to_wire()),
             WireError::Amount(e) => merge(&mut m, e.to_wire()),
+            WireError::Secret(e) => merge(&mut m, e.to_wire()),
+            WireError::Return(e) => merge(&mut m, e.to_wire()),
+            WireError::Webhook(e) => merge(&mut m, e.to_wire()),
         }
         Value::Object(m)
     }

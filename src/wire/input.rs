@@ -14,7 +14,7 @@ use crate::payment::Payment;
 use crate::token::Token;
 
 /// A secret read from JSON (an OTP, the API key, card data): wiped when dropped.
-pub(super) struct Secret(pub(super) zeroize::Zeroizing<String>);
+pub(crate) struct Secret(pub(crate) zeroize::Zeroizing<String>);
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -23,7 +23,7 @@ impl<'de> Deserialize<'de> for Secret {
 }
 
 /// Reads JSON of the form `T`, refusing unknown fields.
-pub(super) fn parse<'a, T: Deserialize<'a>>(json: &'a [u8]) -> Result<T, WireError> {
+pub(crate) fn parse<'a, T: Deserialize<'a>>(json: &'a [u8]) -> Result<T, WireError> {
     serde_json::from_slice(json).map_err(|e| WireError::json(&e))
 }
 

@@ -26,6 +26,7 @@
 
 mod base64;
 mod config;
+mod driven;
 mod error;
 mod input;
 mod request;
@@ -35,6 +36,7 @@ mod schema;
 mod tests;
 
 pub use config::{config, start_request};
+pub use driven::settlement;
 pub use error::WireError;
 pub use input::{command, record, reply, time_from_ms, token};
 pub use schema::schema;

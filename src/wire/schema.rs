@@ -408,10 +408,70 @@ fn view() -> Value {
     ])
 }
 
+fn reference(def: &str) -> Value {
+    json!({ "$ref": format!("#/$defs/{def}") })
+}
+
+/// The payment as a store keeps it (its own JSON, which `wire::record` reads back).
+fn record() -> Value {
+    json!({"type": "object"})
+}
+
+fn error_or_null() -> Value {
+    json!({"oneOf": [reference("error"), {"type": "null"}]})
+}
+
+fn done() -> Value {
+    object(&[
+        ("record", record(), true),
+        ("outcome", reference("outcome"), true),
+        ("transport_error", error_or_null(), true),
+    ])
+}
+
+fn settled() -> Value {
+    let check = json!({"oneOf": [
+        object(&[("outcome", reference("outcome"), true)]),
+        object(&[("error", reference("error"), true)]),
+        {"type": "null"},
+    ]});
+    object(&[
+        ("record", record(), true),
+        ("outcome", reference("settle_outcome"), true),
+        ("check", check, true),
+        ("transport_error", error_or_null(), true),
+    ])
+}
+
+fn swept() -> Value {
+    let check = json!({"oneOf": [
+        reference("done"),
+        object(&[("error", reference("error"), true)]),
+        {"type": "null"},
+    ]});
+    json!({"anyOf": [
+        coded("recovered", &[("key", string(), true), ("outcome", reference("outcome"), true),
+                             ("check", check, true)]),
+        coded("moved", &[("key", string(), true)]),
+        reference("error"),
+    ]})
+}
+
+fn settlement() -> Value {
+    json!({"oneOf": [
+        object(&[("kind", json!({"const": "return_url"}), true), ("query", string(), true),
+                 ("response_key", string(), true)]),
+        object(&[("kind", json!({"const": "webhook"}), true), ("authorization", string(), false),
+                 ("body", string(), true), ("username", string(), true),
+                 ("password", string(), true)]),
+    ]})
+}
+
 /// The JSON Schema (draft 2020-12) of every wire form, under `$defs`: `command`, `reply`,
-/// `config_in`, `start_request_in` (what a wrapper hands in); `request`, `outcome`,
-/// `refusal`, `settle_outcome`, `next_step`, `timer_event`, `view`, `config`,
-/// `start_request`, `error` (what it gets back). `docs/protocol.schema.json` is this,
+/// `config_in`, `start_request_in`, `settlement_in` (what a wrapper hands in); `request`,
+/// `outcome`, `refusal`, `settle_outcome`, `next_step`, `timer_event`, `view`, `config`,
+/// `start_request`, `error`, and the drivers' `done`, `bank_page`, `settled`, `swept` (what
+/// it gets back). `docs/protocol.schema.json` is this,
 /// pretty-printed.
 pub fn schema() -> Value {
     json!({
@@ -422,6 +482,7 @@ pub fn schema() -> Value {
             "reply": reply(),
             "config_in": config(true),
             "start_request_in": start_request(true),
+            "settlement_in": settlement(),
             "request": request(),
             "outcome": outcome(),
             "refusal": refusal(),
@@ -432,6 +493,10 @@ pub fn schema() -> Value {
             "config": config(false),
             "start_request": start_request(false),
             "error": error(),
+            "done": done(),
+            "bank_page": object(&[("url", string(), true), ("record", record(), true)]),
+            "settled": settled(),
+            "swept": swept(),
         }
     })
 }

@@ -473,6 +473,23 @@ fn samples() -> Vec<Sample> {
     push(&mut s, "BinError", "error", BinError::code, bins);
     push(&mut s, "StoreError", "error", StoreError::code, stores());
     push(&mut s, "DriveError", "error", DriveError::code, drives());
+    let swept = vec![
+        crate::driver::Swept::Recovered {
+            key: "ord_1/1".into(),
+            outcome: Outcome::CheckStatus(Uncertainty::MaybeSent),
+            check: None,
+        },
+        crate::driver::Swept::Moved {
+            key: "ord_1/1".into(),
+        },
+        crate::driver::Swept::Failed {
+            key: "ord_1/1".into(),
+            error: DriveError::Late {
+                key: "ord_1/1".into(),
+            },
+        },
+    ];
+    push(&mut s, "Swept", "swept", crate::driver::Swept::code, swept);
     push(&mut s, "WireError", "error", WireError::code, wire_errors());
     #[cfg(feature = "http")]
     {

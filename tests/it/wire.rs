@@ -493,3 +493,144 @@ proptest! {
         }
     }
 }
+
+/// The in-process sandbox as the bank of a driver, with its own clock.
+struct InProcessBank {
+    sandbox: std::sync::Mutex<Sandbox>,
+    now: std::sync::Mutex<OffsetDateTime>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the answer was lost")]
+struct LostAnswer;
+
+impl direct_otp::driver::BlockingSend for InProcessBank {
+    type Error = LostAnswer;
+    fn send(&self, request: direct_otp::Request) -> Result<(u16, Vec<u8>), LostAnswer> {
+        let now = *self.now.lock().unwrap();
+        let answer = self.sandbox.lock().unwrap().handle_request(&request, now);
+        if answer.is_delivered() {
+            Ok((answer.status, answer.body))
+        } else {
+            Err(LostAnswer)
+        }
+    }
+    fn send_failure(&self, _: &LostAnswer) -> direct_otp::SendFailure {
+        direct_otp::SendFailure::MaybeSent
+    }
+    fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(30)
+    }
+    fn now(&self) -> OffsetDateTime {
+        *self.now.lock().unwrap()
+    }
+}
+
+/// What the drivers finish with crosses too: a step (`done`), the bank page, a settlement
+/// made from its JSON input (`settlement_in`, verified there), and the sweep's results. The
+/// record inside each loads back through `wire::record`; nothing carries a secret.
+#[test]
+fn the_drivers_results_and_a_settlement_cross_as_wire_forms() {
+    use direct_otp::driver::{Command, Driver};
+    use direct_otp::sandbox::{Endpoint, Fault, HttpRequest};
+    use direct_otp::store::MemoryStore;
+    let v = Validator::new();
+    let sandbox = Sandbox::new(
+        SandboxConfig::new(KEY)
+            .with_card("tok_3ds", CardFlow::ThreeDsFailover)
+            .with_return_url("https://shop.example/return"),
+    );
+    let config = direct_otp::Config::new(sandbox.base_url(), KEY).unwrap();
+    let bank = InProcessBank {
+        sandbox: std::sync::Mutex::new(sandbox),
+        now: std::sync::Mutex::new(T0),
+    };
+    let driver = Driver::new(MemoryStore::new(), bank, config);
+    let mut out = Vec::new();
+    let mut emit = |def: &str, value: Value| {
+        v.valid(def, &value);
+        if let Some(record) = value.get("record") {
+            wire::record(record.to_string().as_bytes()).expect("the record loads back");
+        }
+        out.push(value.to_string());
+        value
+    };
+    // A 3DS card: the bank page, then a signed return handed in as JSON.
+    let input = start_json(
+        "ord_wire_drv",
+        json!({"type": "token", "card_token": "tok_3ds", "cvv": CVV}),
+    );
+    let start = wire::start_request(input.to_string().as_bytes()).unwrap();
+    let done = driver.start(&start, 1);
+    assert_eq!(emit("done", done.to_wire())["outcome"]["code"], "bank_page");
+    let bank_page = driver.bank_page("ord_wire_drv/1").unwrap();
+    let url = emit("bank_page", bank_page.to_wire())["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let uuid = url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page =
+        HttpRequest::new("POST", &format!("/v2/pay/start/acme/{uuid}")).with_body("result=success");
+    let answer = driver.transport().sandbox.lock().unwrap().handle(&page, T0);
+    let location = answer.header("location").unwrap().to_owned();
+    let query = location.split_once('?').unwrap().1.to_owned();
+    let hint = json!({"kind": "return_url", "query": query, "response_key": SANDBOX_RESPONSE_KEY});
+    v.valid("settlement_in", &hint);
+    let settlement = wire::settlement(hint.to_string().as_bytes()).unwrap();
+    let settled = emit("settled", driver.settle(settlement).unwrap().to_wire());
+    assert_eq!(settled["outcome"]["code"], "confirming");
+    // The order status decided; `start_json` expects 1 INR, which the order is not for.
+    assert_eq!(settled["check"]["outcome"]["code"], "integrity_failure");
+    // The same return under another key, or tampered: the verification's own codes.
+    let wrong = json!({"kind": "return_url", "query": query, "response_key": "not_the_key"});
+    let e = wire::settlement(wrong.to_string().as_bytes()).unwrap_err();
+    assert_eq!(emit("error", e.to_wire())["code"], "return_bad_signature");
+    let hook = json!({"kind": "webhook", "authorization": "Basic bm9wZTpub3Bl", "body": "{}",
+                      "username": "hook_user", "password": "hook_password"});
+    let e = wire::settlement(hook.to_string().as_bytes()).unwrap_err();
+    assert!(emit("error", e.to_wire())["code"]
+        .as_str()
+        .unwrap()
+        .starts_with("webhook_"));
+    // A refused command, and a submit whose answer is lost then swept.
+    let refused = driver.run("ord_wire_drv/1", Command::Resend);
+    let e = emit("error", refused.unwrap_err().to_wire());
+    assert_eq!(e["code"], "already_final");
+    let input = start_json(
+        "ord_wire_drv2",
+        json!({"type": "token", "card_token": "tok_visa"}),
+    );
+    let start = wire::start_request(input.to_string().as_bytes()).unwrap();
+    driver.start(&start, 1).unwrap();
+    driver
+        .transport()
+        .sandbox
+        .lock()
+        .unwrap()
+        .inject(Endpoint::Submit, Fault::DropResponse);
+    let otp = direct_otp::Otp::new("123456").unwrap();
+    let lost = emit(
+        "done",
+        driver
+            .run("ord_wire_drv2/1", Command::Submit(otp))
+            .to_wire(),
+    );
+    assert_eq!(lost["outcome"]["code"], "check_status");
+    assert_eq!(lost["transport_error"]["code"], "transport_other");
+    *driver.transport().now.lock().unwrap() = T0 + Duration::seconds(600);
+    for swept in driver.sweep_and_check(10).unwrap() {
+        emit("swept", swept.to_wire());
+    }
+    for text in &out {
+        for secret in [KEY, CVV, SANDBOX_RESPONSE_KEY, "hook_password", "123456"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+}
