@@ -11,11 +11,9 @@
 use arbitrary::Arbitrary;
 use direct_otp::{Challenge, Config, Otp, Policy, SendFailure, Started};
 use libfuzzer_sys::fuzz_target;
-use serde_json::Value;
 
-use direct_otp_fuzz::invariants::patch::RESPONSE_PATHS;
 use direct_otp_fuzz::invariants::{self, at_ms, ms_of, Secrets};
-use direct_otp_fuzz::{set, Scalar};
+use direct_otp_fuzz::{Body, Http};
 
 const KEY: &str = "sk_test_SECRETKEY";
 const OTP: &str = "86420975";
@@ -52,53 +50,6 @@ const FIXTURES: [&[u8]; 22] = fixtures![
     "error_missing_routing_id",
     "start_3ds_failover",
 ];
-
-const STATUSES: [u16; 14] = [
-    200, 201, 204, 302, 400, 401, 403, 404, 409, 429, 500, 502, 503, 504,
-];
-
-#[derive(Debug, Arbitrary)]
-enum Body {
-    Fixture(u8),
-    Patched(u8, Vec<(u8, Scalar)>),
-    Raw(Vec<u8>),
-}
-
-impl Body {
-    fn bytes(&self) -> Vec<u8> {
-        let fixture = |i: &u8| FIXTURES[usize::from(*i) % FIXTURES.len()];
-        match self {
-            Body::Fixture(i) => fixture(i).to_vec(),
-            Body::Patched(i, patches) => {
-                let mut v: Value = serde_json::from_slice(fixture(i)).expect("fixtures are JSON");
-                for (path, value) in patches {
-                    set(
-                        &mut v,
-                        RESPONSE_PATHS[usize::from(*path) % RESPONSE_PATHS.len()],
-                        value.json(),
-                    );
-                }
-                v.to_string().into_bytes()
-            }
-            Body::Raw(b) => b.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Arbitrary)]
-enum Http {
-    Known(u8),
-    Raw(u16),
-}
-
-impl Http {
-    fn code(&self) -> u16 {
-        match self {
-            Http::Known(i) => STATUSES[usize::from(*i) % STATUSES.len()],
-            Http::Raw(c) => *c,
-        }
-    }
-}
 
 #[derive(Debug, Arbitrary)]
 enum Op {
@@ -141,7 +92,7 @@ fuzz_target!(|input: Input| {
     let start = input
         .start
         .as_ref()
-        .map_or(FIXTURES[0].to_vec(), Body::bytes);
+        .map_or(FIXTURES[0].to_vec(), |b| b.bytes(&FIXTURES));
     let started = Started::from_response("customer_1", policy, 200, &start, now);
     invariants::check_started(&started, &config, now, "start");
     let mut c: Challenge = match started {
@@ -166,7 +117,7 @@ fuzz_target!(|input: Input| {
             }
             Op::Answer(http, body) => {
                 if let Some(t) = c.in_flight() {
-                    match c.handle_response(t, http.code(), &body.bytes(), now) {
+                    match c.handle_response(t, http.code(), &body.bytes(&FIXTURES), now) {
                         Ok(outcome) => {
                             secrets.check("outcome", &format!("{outcome:?}"));
                             invariants::check_outcome(&c, &outcome, now, &context);
@@ -181,7 +132,7 @@ fuzz_target!(|input: Input| {
             }
             Op::AnswerToken(t, http, body) => {
                 let t = invariants::token(*t);
-                let r = c.handle_response(t, http.code(), &body.bytes(), now);
+                let r = c.handle_response(t, http.code(), &body.bytes(&FIXTURES), now);
                 secrets.check("answer", &format!("{r:?}"));
                 match r {
                     Ok(outcome) => invariants::check_outcome(&c, &outcome, now, &context),

@@ -22,9 +22,8 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use direct_otp_fuzz::invariants::patch::RESPONSE_PATHS;
 use direct_otp_fuzz::invariants::{at_ms, ms_of, Secrets};
-use direct_otp_fuzz::{round_trip, says, set, Scalar};
+use direct_otp_fuzz::{round_trip, says, Body, Http};
 
 const KEY: &str = "sk_test_SECRETKEY";
 const OTP: &str = "86420975";
@@ -65,10 +64,6 @@ const FIXTURES: [&[u8]; 22] = fixtures![
     "error_missing_routing_id",
 ];
 
-const STATUSES: [u16; 14] = [
-    200, 201, 204, 302, 400, 401, 403, 404, 409, 429, 500, 502, 503, 504,
-];
-
 /// Statuses a settlement hint may carry: every known one, and odd ones.
 const HINT_STATUSES: [&str; 14] = [
     "CHARGED",
@@ -94,49 +89,6 @@ const EVENTS: [&str; 5] = [
     "ORDER_REFUNDED",
     "SOMETHING_ELSE",
 ];
-
-#[derive(Debug, Arbitrary)]
-enum Body {
-    Fixture(u8),
-    Patched(u8, Vec<(u8, Scalar)>),
-    Raw(Vec<u8>),
-}
-
-impl Body {
-    fn bytes(&self) -> Vec<u8> {
-        let fixture = |i: &u8| FIXTURES[usize::from(*i) % FIXTURES.len()];
-        match self {
-            Body::Fixture(i) => fixture(i).to_vec(),
-            Body::Patched(i, patches) => {
-                let mut v: Value = serde_json::from_slice(fixture(i)).expect("fixtures are JSON");
-                for (path, value) in patches {
-                    set(
-                        &mut v,
-                        RESPONSE_PATHS[usize::from(*path) % RESPONSE_PATHS.len()],
-                        value.json(),
-                    );
-                }
-                v.to_string().into_bytes()
-            }
-            Body::Raw(b) => b.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Arbitrary)]
-enum Http {
-    Known(u8),
-    Raw(u16),
-}
-
-impl Http {
-    fn code(&self) -> u16 {
-        match self {
-            Http::Known(i) => STATUSES[usize::from(*i) % STATUSES.len()],
-            Http::Raw(c) => *c,
-        }
-    }
-}
 
 /// A settlement hint, built as the verifiers would give it.
 #[derive(Debug, Arbitrary)]
@@ -347,7 +299,7 @@ fuzz_target!(|input: Input| {
                         &before,
                         t,
                         http.code(),
-                        &body.bytes(),
+                        &body.bytes(&FIXTURES),
                         now,
                         &mut said,
                         &context,
@@ -362,7 +314,7 @@ fuzz_target!(|input: Input| {
                         &before,
                         t,
                         http.code(),
-                        &body.bytes(),
+                        &body.bytes(&FIXTURES),
                         now,
                         &mut said,
                         &context,
@@ -372,7 +324,7 @@ fuzz_target!(|input: Input| {
             Op::AnswerForged(n, http, body) => {
                 let t = direct_otp_fuzz::invariants::forged_token(Some(p.record_id()), *n);
                 // Never issued (its nonce is made up): always refused, and nothing changes.
-                let r = p.handle_response(t, http.code(), &body.bytes(), now);
+                let r = p.handle_response(t, http.code(), &body.bytes(&FIXTURES), now);
                 assert!(r.is_err(), "{context}: a forged token was accepted: {r:?}");
                 assert_eq!(p, before, "{context}: a refused answer changed the record");
             }

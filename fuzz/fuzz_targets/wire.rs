@@ -33,7 +33,11 @@ fuzz_target!(|data: &[u8]| {
     match wire::record(data) {
         Ok(p) => {
             let json = serde_json::to_vec(&p).unwrap();
-            assert_eq!(wire::record(&json).unwrap(), p, "a record that loads loads again");
+            assert_eq!(
+                wire::record(&json).unwrap(),
+                p,
+                "a record that loads loads again"
+            );
         }
         Err(e) => coded(e),
     }
@@ -51,7 +55,11 @@ fuzz_target!(|data: &[u8]| {
                 Err(e) => assert!(direct_otp::codes::find(e.code()).is_some()),
             }
             let json = serde_json::to_vec(&p).unwrap();
-            assert_eq!(wire::record(&json).unwrap(), p, "the record written loads again");
+            assert_eq!(
+                wire::record(&json).unwrap(),
+                p,
+                "the record written loads again"
+            );
         }
         Err(e) => coded(e),
     }

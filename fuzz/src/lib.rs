@@ -104,3 +104,56 @@ where
     assert_eq!(&back, value, "{context}: the record loads as another");
     back
 }
+
+/// HTTP statuses an answer may come with (and any other, through [`Http::Raw`]).
+pub const STATUSES: [u16; 14] = [
+    200, 201, 204, 302, 400, 401, 403, 404, 409, 429, 500, 502, 503, 504,
+];
+
+/// An answer's body: a fixture, a fixture with values patched in at the paths the library
+/// reads, or raw bytes.
+#[derive(Debug, Arbitrary)]
+pub enum Body {
+    Fixture(u8),
+    Patched(u8, Vec<(u8, Scalar)>),
+    Raw(Vec<u8>),
+}
+
+impl Body {
+    /// The bytes, from the target's `fixtures` (valid JSON, every one).
+    pub fn bytes(&self, fixtures: &[&[u8]]) -> Vec<u8> {
+        let fixture = |i: &u8| fixtures[usize::from(*i) % fixtures.len()];
+        match self {
+            Body::Fixture(i) => fixture(i).to_vec(),
+            Body::Patched(i, patches) => {
+                let mut v: Value = serde_json::from_slice(fixture(i)).expect("fixtures are JSON");
+                let paths = invariants::patch::RESPONSE_PATHS;
+                for (path, value) in patches {
+                    set(
+                        &mut v,
+                        paths[usize::from(*path) % paths.len()],
+                        value.json(),
+                    );
+                }
+                v.to_string().into_bytes()
+            }
+            Body::Raw(b) => b.clone(),
+        }
+    }
+}
+
+/// An answer's HTTP status: one of [`STATUSES`], or any.
+#[derive(Debug, Arbitrary)]
+pub enum Http {
+    Known(u8),
+    Raw(u16),
+}
+
+impl Http {
+    pub fn code(&self) -> u16 {
+        match self {
+            Http::Known(i) => STATUSES[usize::from(*i) % STATUSES.len()],
+            Http::Raw(c) => *c,
+        }
+    }
+}
