@@ -35,8 +35,8 @@ pub(super) struct Confirming {
     pub(super) by: SettlementSource,
     /// Why it is not the verdict.
     pub(super) why: Why,
-    /// The order status check in flight (when no OTP page is kept; otherwise the
-    /// challenge holds it).
+    /// The order status check in flight when no OTP page is kept (with one, the check is
+    /// the challenge's: the record has one slot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) check: Option<InFlight>,
     /// Where the payment was.
@@ -124,8 +124,8 @@ impl Confirming {
             if challenge.is_final() {
                 return Some("confirming over a final OTP page");
             }
-            if self.check.is_some() && challenge.in_flight().is_some() {
-                return Some("two requests in flight");
+            if self.check.is_some() {
+                return Some("a confirming check beside the OTP page's one slot");
             }
         }
         if let Resume::BankPage { status, .. } = &self.resume {

@@ -930,12 +930,13 @@ impl Payment {
         self.challenge_slot().ok_or(Refusal::CheckStatus)
     }
 
-    /// The OTP challenge that takes the next command or answer: the OTP page, or the one
-    /// kept while confirming when no confirming check of the record's own is in flight.
+    /// The OTP challenge that takes the next command or answer, and holds the record's one
+    /// request in flight: the OTP page, or the one kept while confirming (then the
+    /// confirming check is the challenge's too).
     fn challenge_slot(&mut self) -> Option<&mut Challenge> {
         match &mut self.stage {
             Stage::Challenge { challenge } => Some(challenge),
-            Stage::Confirming(c) if c.check.is_none() => c.challenge_mut(),
+            Stage::Confirming(c) => c.challenge_mut(),
             _ => None,
         }
     }
@@ -984,18 +985,10 @@ impl Payment {
         self.revision = self.revision.saturating_add(1);
         self.last_seen = now;
         let (record, revision) = (self.record, self.revision);
-        if let Some(challenge) = self.challenge_for_touch() {
+        if let Some(challenge) = self.challenge_slot() {
             challenge.adopt(record, revision);
         }
         now
-    }
-
-    fn challenge_for_touch(&mut self) -> Option<&mut Challenge> {
-        match &mut self.stage {
-            Stage::Challenge { challenge } => Some(challenge),
-            Stage::Confirming(c) => c.challenge_mut(),
-            _ => None,
-        }
     }
 
     fn effective(&self, now: OffsetDateTime) -> Stamp {
