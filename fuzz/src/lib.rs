@@ -157,3 +157,42 @@ impl Http {
         }
     }
 }
+
+/// The API key the targets configure (a secret: checked never to leak).
+pub const KEY: &str = "sk_test_SECRETKEY";
+/// The OTP the targets submit (a secret: checked never to leak).
+pub const OTP: &str = "86420975";
+/// 2026-11-25 10:00:00 UTC.
+pub const T0_MS: i64 = 1_795_600_800_000;
+
+macro_rules! fixtures {
+    ($($name:literal),* $(,)?) => {
+        [$(include_bytes!(concat!("../../tests/fixtures/", $name, ".json")).as_slice()),*]
+    };
+}
+
+/// The answers of `tests/fixtures/` the targets start from (the first: a Direct OTP start).
+pub const FIXTURES: [&[u8]; 22] = fixtures![
+    "start_direct_otp",
+    "start_3ds_failover",
+    "resend_seed",
+    "resend_counters",
+    "submit_pending_wrong_otp",
+    "submit_pending_exhausted",
+    "submit_charged",
+    "submit_authorized",
+    "submit_authentication_failed",
+    "submit_juspay_declined",
+    "submit_authorizing",
+    "order_status_charged",
+    "order_status_pending",
+    "resend_limit_exceeded",
+    "submit_wrong_otp_400",
+    "error_duplicate_request",
+    "error_internal_500",
+    "error_access_denied_401",
+    "error_forbidden_403",
+    "error_not_found_404",
+    "order_not_found",
+    "error_missing_routing_id",
+];
