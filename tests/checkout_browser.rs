@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::Request;
 use axum::middleware::{self, Next};
-use direct_otp::sandbox::{Endpoint, Fault, TxnView};
+use direct_otp::sandbox::{Endpoint, Fault, TxnView, WebhookFault};
 use direct_otp::store::{AsyncStore, SqliteStore};
 use direct_otp::{Policy, Status};
 use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
@@ -293,6 +293,10 @@ async fn bank_page(b: &Client, shop: &TestShop) -> Result {
     let order = shop.pay(b, 0).await?;
     click(b, "#bank-page").await?;
     let checks = shop.requests(Endpoint::OrderStatus);
+    // The bank's webhook comes late: the return, not the webhook, settles this payment (a
+    // webhook first would leave the return nothing to check).
+    shop.sandbox()
+        .inject_webhook(WebhookFault::Delay(Duration::from_secs(3)));
     shop.screenshot(b, "bank-page").await?;
     click(b, "button[value=success]").await?;
     result(b, "CHARGED").await?;
