@@ -59,14 +59,18 @@ def native_error(e: Exception) -> DirectOtpError:
     return kind(wire, str(message))
 
 
-def call(fn: str, **fields: Any) -> Any:
-    """One stateless call of the host API (``{"fn": fn, ...fields}``); its JSON answer."""
+def call_text(fn: str, **fields: Any) -> str:
+    """One stateless call of the host API (``{"fn": fn, ...fields}``); its JSON text."""
     text = dumps({"fn": fn, **fields})
     try:
-        answer = _native.call(text)
+        return _native.call(text)
     except _native.WireError as e:
         raise native_error(e) from None
-    return json.loads(answer)
+
+
+def call(fn: str, **fields: Any) -> Any:
+    """One stateless call of the host API; its JSON answer, parsed."""
+    return json.loads(call_text(fn, **fields))
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,10 @@ class Payment:
             _wire.call("view", record=self._record, now_ms=ms_of(now, self._clock))
         )
 
+    def view_json(self, now: Optional[datetime] = None) -> str:
+        """The view's wire form as the core writes it (JSON text), e.g. for a page's script."""
+        return _wire.call_text("view", record=self._record, now_ms=ms_of(now, self._clock))
+
     def next_step(self, now: Optional[datetime] = None) -> NextStep:
         """What to do next, at ``now``."""
         return NextStep.from_wire(
