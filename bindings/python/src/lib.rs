@@ -7,14 +7,13 @@
 //! * `SandboxServer(json)`: the Rust sandbox on loopback, with `url`, `stop()` and `with`.
 //!
 //! Every JSON argument is a `str` (or UTF-8 `bytes`). A refusal of the core is raised as
-//! `WireError(message, wire_json)`: `wire_json` is the error's wire form (`{"code", ...}`)
+//! `WireError(message, wire_json)` (the core's `HostError`): `wire_json` is the error's wire form (`{"code", ...}`)
 //! as text, `message` its human text (never a secret). No input makes this module panic.
 
 use std::sync::{Mutex, MutexGuard};
 
 use direct_otp::sandbox::SandboxServer;
-use direct_otp::wire::host::{self, HostSteps};
-use direct_otp::wire::{ToWire, WireError};
+use direct_otp::wire::host::{self, HostError, HostSteps};
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
@@ -26,9 +25,9 @@ pyo3::create_exception!(
     "A refusal of the core: args are (message, wire_json), wire_json its wire form."
 );
 
-/// The Python exception for a core's [`WireError`].
-fn raise(e: &WireError) -> PyErr {
-    NativeWireError::new_err((e.to_string(), e.to_wire_string()))
+/// The Python exception for a core's [`HostError`].
+fn raise(e: &HostError) -> PyErr {
+    NativeWireError::new_err((e.message().to_owned(), e.to_wire().to_string()))
 }
 
 /// An argument that is not text at all (an int, None, a list) cannot be JSON: the wire
@@ -54,7 +53,8 @@ fn with_json<T>(
     f: impl FnOnce(&[u8]) -> PyResult<T>,
 ) -> PyResult<T> {
     if let Ok(s) = obj.cast::<PyString>() {
-        if let Ok(text) = s.to_str() {
+        // abi3 before 3.10 has no borrowed UTF-8 view: a copy (Python's own UTF-8 encoding).
+        if let Ok(text) = s.to_cow() {
             return f(text.as_bytes());
         }
         let encoded = s.call_method1("encode", ("utf-8", "surrogatepass"))?;

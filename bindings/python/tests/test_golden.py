@@ -1,8 +1,8 @@
-"""Golden records: the script in tests/golden/script.json (a config, and payments each with
-its start, attempt and steps: begin, a command, or the reply to the last request, each at
-its now_ms) run through the Python Payment sans-IO API gives records and views that are
-byte-identical to the Rust core's (<name>.record.json, <name>.view.json); and a record kept
-in a SqliteStore loads back byte-identical."""
+"""Golden records: the script in tests/golden/script.json (a config, and payments each
+starting from its stored record, then its steps: a command, or the reply to the last
+request, each at its now_ms) run through the Python Payment sans-IO API gives records and
+views byte-identical to the Rust core's (<name>.record.json, <name>.view.json); and a
+record kept in a SqliteStore loads back byte-identical."""
 
 from __future__ import annotations
 
@@ -47,12 +47,15 @@ def test_the_golden_files_are_there() -> None:
 def run(p: Dict[str, Any]) -> d.Payment:
     config = p["config"]
     payment: Optional[d.Payment] = None
+    if "record" in p:
+        payment = d.Payment.from_record(p["record"])
+        assert payment.to_record() == p["record"]
     request: Optional[d.Request] = None
     for step in p["steps"]:
         now = d.from_ms(step["now_ms"])
         if step.get("begin"):
-            payment, request = d.Payment.begin(config, p["start"], attempt=p["attempt"],
-                                               now=now)
+            payment, request = d.Payment.begin(config, p["start"],
+                                               attempt=p.get("attempt", 1), now=now)
         elif "command" in step:
             assert payment is not None
             request = payment.command(config, step["command"], now=now)

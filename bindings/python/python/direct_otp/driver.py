@@ -7,7 +7,6 @@ the I/O it is asked for and hands back what happened.
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from datetime import timedelta
@@ -206,7 +205,7 @@ class Driver:
             method=str(r.get("method", "")),
             url=str(r.get("url", "")),
             headers=tuple((str(n), str(v)) for n, v in r.get("headers", ())),
-            body=str(r.get("body") or "").encode("utf-8"),
+            body=_body(r.get("body")),
         )
         timeout = int(io.get("timeout_ms", duration_ms(self.timeout))) / 1000
         try:
@@ -217,14 +216,21 @@ class Driver:
             try:
                 return dumps({"result": "answer", "status": result.status,
                               "body": result.body.decode("utf-8")})
-            except UnicodeDecodeError:
+            except UnicodeDecodeError:  # not UTF-8: its bytes, as the host form takes them
                 return dumps({"result": "answer", "status": result.status,
-                              "body_base64": base64.b64encode(result.body).decode("ascii")})
+                              "body": list(result.body)})
         if isinstance(result, HttpFailure):
             return dumps({"result": "send_failed", "maybe_sent": bool(result.maybe_sent),
                           "message": result.message})
         return dumps({"result": "send_failed", "maybe_sent": True,
                       "message": "the transport gave no result"})
+
+
+def _body(body: Any) -> bytes:
+    # A request body is text, or its bytes as an array when not UTF-8.
+    if isinstance(body, list):
+        return bytes(body)
+    return str(body or "").encode("utf-8")
 
 
 def _loaded(record: Optional[str]) -> str:
