@@ -58,9 +58,7 @@ fn with_json<T>(
             return f(text.as_bytes());
         }
         let encoded = s.call_method1("encode", ("utf-8", "surrogatepass"))?;
-        let bytes = encoded
-            .cast::<PyBytes>()
-            .map_err(|_| not_text(what, obj))?;
+        let bytes = encoded.cast::<PyBytes>().map_err(|_| not_text(what, obj))?;
         return f(bytes.as_bytes());
     }
     if let Ok(b) = obj.cast::<PyBytes>() {
@@ -93,7 +91,9 @@ fn not_ms(got: &Bound<'_, PyAny>) -> PyErr {
 /// "command" | "handle" | "next_step", ...}` in, its JSON out.
 #[pyfunction]
 fn call(json: &Bound<'_, PyAny>) -> PyResult<String> {
-    with_json("json", json, |bytes| host::call(bytes).map_err(|e| raise(&e)))
+    with_json("json", json, |bytes| {
+        host::call(bytes).map_err(|e| raise(&e))
+    })
 }
 
 /// One driver call (run, start, start_next, bank_page, settle, sweep) as sans-IO steps.
@@ -173,11 +173,7 @@ impl PySandboxServer {
 
     /// Stops the server (its thread joined); a second stop does nothing.
     fn stop(&self, py: Python<'_>) {
-        let server = self
-            .server
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let server = self.server.lock().unwrap_or_else(|p| p.into_inner()).take();
         // Stopping joins the server's thread: let other Python threads run meanwhile.
         py.detach(move || drop(server));
     }

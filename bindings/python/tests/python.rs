@@ -120,15 +120,27 @@ fn python_package() {
         };
         let installed = pip(&[&["install"], TOOLS].concat());
         let downloaded = pip(&[
-            &["download", "-d", wheelhouse.to_str().unwrap(), "--only-binary", ":all:"],
+            &[
+                "download",
+                "-d",
+                wheelhouse.to_str().unwrap(),
+                "--only-binary",
+                ":all:",
+            ],
             TEST_DEPS,
         ]
         .concat());
         for (what, out) in [("pip install", installed), ("pip download", downloaded)] {
             if !out.status.success() {
                 let why = text(&out.stderr);
-                let last = why.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
-                return skip(&format!("{what} of the test tools failed (offline?): {last}"));
+                let last = why
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("");
+                return skip(&format!(
+                    "{what} of the test tools failed (offline?): {last}"
+                ));
             }
         }
         std::fs::write(&stamp, &wanted).unwrap();
@@ -236,7 +248,13 @@ fn python_package() {
     let checks = Instant::now();
     let cache = work.join("mypy_cache");
     let examples = here.join("examples");
-    let mypy = ["-m", "mypy", "--strict", "--cache-dir", cache.to_str().unwrap()];
+    let mypy = [
+        "-m",
+        "mypy",
+        "--strict",
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ];
     check(
         python_in(&mypy).args(["-p", "direct_otp"]),
         "mypy --strict -p direct_otp (the installed package)",
