@@ -19,9 +19,18 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _mismatch(what: str, value: object) -> Exception:
+    from ._wire import TypeMismatch  # (a cycle at import time otherwise)
+
+    return TypeMismatch({"code": "wire_shape", "line": 0, "column": 0},
+                        f"wire_shape: {what} must be a {'datetime' if what == 'a time' else 'timedelta'}, not {type(value).__name__}")
+
+
 def to_ms(when: datetime) -> int:
     """Unix milliseconds of ``when`` (a naive datetime is local time, as Python's own
     ``datetime.timestamp`` takes it)."""
+    if not isinstance(when, datetime):
+        raise _mismatch("a time", when)
     if when.tzinfo is None:
         when = when.astimezone()
     return (when - EPOCH) // MS
@@ -39,4 +48,6 @@ def ms_of(now: Optional[datetime], clock: Clock = utc_now) -> int:
 
 def duration_ms(d: timedelta) -> int:
     """A duration in whole milliseconds."""
+    if not isinstance(d, timedelta):
+        raise _mismatch("a duration", d)
     return d // MS

@@ -32,7 +32,8 @@ ENDPOINTS = ("start", "resend", "submit", "order_status", "bank_page", "card_bin
 
 class SandboxError(Exception):
     """A refusal of the sandbox's control API: ``code`` (its own table in docs/sandbox.md:
-    ``no_otp``, ``invalid_value``, ``not_found``, ...), ``status`` (HTTP) and ``message``.
+    ``no_otp``, ``invalid_value``, ``not_found``, ...; ``unreachable`` with ``status`` 0 when
+    the sandbox does not answer), ``status`` (HTTP) and ``message``.
     Not a payment error: these codes are the sandbox's, not the core's registry."""
 
     def __init__(self, code: str, status: int, message: str) -> None:
@@ -63,15 +64,31 @@ class Sandbox:
         api_key: str = "sk_sandbox",
         otp: Optional[str] = None,
         webhook_url: Optional[str] = None,
+        *,
+        port: int = 0,
+        response_key: Optional[str] = None,
+        return_url: Optional[str] = None,
+        webhook_username: Optional[str] = None,
+        webhook_password: Optional[str] = None,
+        max_sends: Optional[int] = None,
+        max_attempts: Optional[int] = None,
     ) -> "Sandbox":
-        """Starts a sandbox that accepts ``api_key``; every OTP is ``otp`` if given (else a
-        seeded sequence); webhooks are delivered to ``webhook_url`` (``http://`` on loopback)
-        if given."""
+        """Starts a sandbox on 127.0.0.1 (``port`` 0: any free one) that accepts
+        ``api_key``; every OTP is ``otp`` if given (else a seeded sequence); webhooks are
+        delivered to ``webhook_url`` (``http://`` on loopback) if given, with
+        ``webhook_username``/``webhook_password``; the bank page returns to ``return_url``
+        signed with ``response_key``; ``max_sends``/``max_attempts`` per transaction. The
+        same settings can change later (:meth:`update_settings`)."""
         spec: Dict[str, Any] = {"api_key": api_key}
-        if otp is not None:
-            spec["otp"] = otp
-        if webhook_url is not None:
-            spec["webhook_url"] = webhook_url
+        optional = {
+            "otp": otp, "webhook_url": webhook_url, "response_key": response_key,
+            "return_url": return_url, "webhook_username": webhook_username,
+            "webhook_password": webhook_password, "max_sends": max_sends,
+            "max_attempts": max_attempts,
+        }
+        spec.update({k: v for k, v in optional.items() if v is not None})
+        if port:
+            spec["port"] = port
         try:
             server = _native.SandboxServer(dumps(spec))
         except _native.WireError as e:
@@ -117,6 +134,8 @@ class Sandbox:
             except (ValueError, AttributeError):
                 code, message = "http_error", raw.decode("utf-8", "replace")[:200]
             raise SandboxError(code, e.code, message) from None
+        except (urllib.error.URLError, OSError) as e:
+            raise SandboxError("unreachable", 0, f"{type(e).__name__}: {e}") from None
 
     @staticmethod
     def _seg(text: str) -> str:
