@@ -4,12 +4,14 @@
 //! 2. makes a tools virtual environment under the target directory, once (reused): maturin,
 //!    and a wheelhouse of pytest, mypy and httpx (offline: skipped, except under `CI`);
 //! 3. builds the wheel with maturin (debug profile, symbols stripped) into a target
-//!    directory of its own (`target/tmp/python/cargo`), so the nested cargo neither waits
-//!    for this `cargo test`'s lock nor rebuilds its crates with other flags;
+//!    directory of its own (`target/tmp/python/cargo`). A nested cargo on the outer target
+//!    directory does not block (`cargo test` no longer holds its lock while tests run), but
+//!    maturin's PyO3 settings differ from a plain build's, so the two would rebuild each
+//!    other's crates;
 //! 4. installs the wheel into a FRESH virtual environment (from the wheelhouse, offline) and,
 //!    from a directory outside the source tree (so the installed package is what runs),
-//!    runs pytest on `bindings/python/tests`, `mypy --strict` on the package and `examples/`,
-//!    and the quick start.
+//!    runs pytest on `bindings/python/tests`, `mypy --strict` on the package, `examples/`,
+//!    `tests/` and `bench/`, and the quick start.
 //!
 //! One line of summary goes to stderr (pytest's counts).
 
@@ -260,6 +262,12 @@ fn python_package() {
         "mypy --strict -p direct_otp (the installed package)",
     );
     check(python_in(&mypy).arg(&examples), "mypy --strict examples/");
+    check(
+        python_in(&mypy)
+            .arg(here.join("tests"))
+            .arg(here.join("bench")),
+        "mypy --strict tests/ bench/",
+    );
     let quickstart = check(
         &mut python_in(&[examples.join("quickstart.py").to_str().unwrap()]),
         "examples/quickstart.py",
