@@ -3,6 +3,7 @@ gives it), the command ``resend`` -> its request -> the canned resend answer han
 outcome, the record as text out (as a store takes it). The answers are the sandbox's, caught
 once over loopback; the loop itself does no I/O.
 
+    maturin develop --release -m bindings/python/Cargo.toml   # a release build: the numbers
     python bench/step.py [--iterations N]
 
 prints ``{"lang":"python","us_per_step":X}`` (the median of 5 runs of N steps).
