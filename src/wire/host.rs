@@ -162,6 +162,7 @@ fn record_and(payment: &Payment, name: &str, json: &str) -> String {
 /// |---|---|---|
 /// | `version` | | `{"version", "format"}` |
 /// | `codes` | | the registry: `[{"code", "types", "meaning", "action", "http"}]` |
+/// | `columns` | `record` | what a store keeps beside the record: `{"key", "order_id", "attempt", "revision", "in_flight_since", "record"}` (as the `insert` I/O of [`HostSteps`]) |
 /// | `view` | `record`, `now_ms` | the payment's view |
 /// | `next_step` | `record`, `now_ms` | its next step |
 /// | `new` | `start`, `attempt` (default 1), `now_ms` | `{"record"}`: a new payment, nothing sent (start it with the command `start` and the card) |
@@ -188,6 +189,7 @@ pub fn call(json: &[u8]) -> Result<String, HostError> {
                 })
                 .collect(),
         ),
+        "columns" => Value::Object(columns(&record(&form)?)),
         "view" => record(&form)?.view(now(form.now_ms)?).to_wire(),
         "next_step" => record(&form)?.next_step(now(form.now_ms)?).to_wire(),
         "new" => {

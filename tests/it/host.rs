@@ -347,6 +347,12 @@ fn a_host_loop_pays_and_settles_through_host_steps() {
     assert_eq!(started["outcome"]["code"], "otp_sent", "{started}");
     assert_eq!(started["view"]["status"], "PENDING_VBV");
     let stored = &table.rows["host_1/1"];
+    let columns = call(json!({"fn": "columns", "record": stored.4}));
+    assert_eq!(
+        columns,
+        json!({"key": "host_1/1", "order_id": "host_1", "attempt": 1, "revision": stored.2,
+               "in_flight_since": null, "record": stored.4})
+    );
     assert_eq!(started["record"].as_str(), Some(stored.4.as_str()));
     assert_eq!(stored.3, None, "the answer stored, nothing in flight");
 
