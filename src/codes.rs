@@ -157,6 +157,8 @@ static ALL: &[CodeInfo] = &[
     c("return_too_large", RETURN, "return parameters longer than a return ever is", "treat the return as unproven: check the order status", "400"),
     c("return_too_many_parameters", RETURN, "more return parameters than a return ever has", "treat the return as unproven: check the order status", "400"),
     c("return_unsupported_algorithm", RETURN, "a signature algorithm other than HMAC-SHA256", "treat the return as unproven: check the order status", "400"),
+    c("sandbox_unavailable", &["SandboxError"], "the sandbox could not listen on 127.0.0.1 (the port is taken)", "ask for port 0, or free the port", "500"),
+    c("sandbox_webhook_url", &["SandboxError"], "the sandbox's webhook URL is not http:// on loopback", "give http://127.0.0.1:PORT/...", "500"),
     c("secret_empty", &["SecretError"], "a response key or webhook credential is empty", "fix the configuration", "500"),
     c("secret_forbidden", &["SecretError"], "a response key or webhook credential holds a forbidden character", "fix the configuration", "500"),
     c("send_limit_reached", &["Refusal", "Outcome", "DriveError"], "no more OTPs can be sent", "offer the bank page", "422"),

@@ -28,6 +28,7 @@ mod base64;
 mod config;
 mod driven;
 mod error;
+pub mod host;
 mod input;
 mod request;
 mod result;

@@ -491,6 +491,15 @@ fn samples() -> Vec<Sample> {
     ];
     push(&mut s, "Swept", "swept", crate::driver::Swept::code, swept);
     push(&mut s, "WireError", "error", WireError::code, wire_errors());
+    #[cfg(feature = "sandbox-server")]
+    {
+        use super::host::SandboxError;
+        let errors = vec![
+            SandboxError::WebhookUrl(crate::sandbox::WebhookUrlError::NotLoopback),
+            SandboxError::Unavailable("address in use".into()),
+        ];
+        push(&mut s, "SandboxError", "error", SandboxError::code, errors);
+    }
     #[cfg(feature = "http")]
     {
         use crate::transport::{TransportError, TransportErrorKind as K};
@@ -538,7 +547,9 @@ fn every_code_is_registered_under_its_type_and_every_registered_code_is_given() 
     );
     for info in codes {
         for ty in info.types {
-            if cfg!(not(feature = "http")) && *ty == "TransportError" {
+            if cfg!(not(feature = "http")) && *ty == "TransportError"
+                || cfg!(not(feature = "sandbox-server")) && *ty == "SandboxError"
+            {
                 continue;
             }
             assert!(

@@ -24,6 +24,7 @@ mod concurrency;
 mod conformance;
 mod driver;
 mod faults;
+mod host;
 mod lifecycle;
 mod model;
 mod payment;
