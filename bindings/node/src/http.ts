@@ -14,7 +14,8 @@ export interface HttpRequest {
   method: string;
   url: string;
   headers: ReadonlyArray<readonly [string, string] | { readonly name: string; readonly value: string }>;
-  body?: string;
+  /** Text, or bytes (a body that is not UTF-8). */
+  body?: string | Uint8Array | number[];
 }
 
 /** What an exchange gave: an answer (any status), or a failure that says whether it may have been sent. */
@@ -26,7 +27,7 @@ export type Exchange =
 export interface SendIo {
   op: 'send';
   key?: string;
-  request: { kind?: string; method: string; url: string; headers: Array<[string, string]>; body?: string };
+  request: { kind?: string; method: string; url: string; headers: Array<[string, string]>; body?: string | number[] };
   send_by: number;
   timeout_ms?: number;
 }
@@ -136,7 +137,7 @@ export class FetchHttp implements Http {
       const response = await this.#fetch(request.url, {
         method,
         headers,
-        body: method === 'GET' || method === 'HEAD' ? undefined : (request.body ?? ''),
+        body: method === 'GET' || method === 'HEAD' ? undefined : typeof request.body === 'string' || request.body === undefined ? (request.body ?? '') : Uint8Array.from(request.body),
         redirect: 'manual',
         signal: abort.signal,
       });
@@ -167,7 +168,8 @@ export class FetchHttp implements Http {
     if (out.result === 'send_failed') {
       return { result: 'send_failed', maybe_sent: out.maybeSent, message: out.message };
     }
-    return { result: 'answer', status: out.status, ...bodyWire(out.body) };
+    // The body as text when it is UTF-8, else as its bytes (wire::host's answer form).
+    return { result: 'answer', status: out.status, body: bodyText(out.body) ?? Array.from(out.body) };
   }
 
   /** Sends a `Request` of the sans-IO `Payment`: the `Reply` to hand back to `payment.handle`. */
@@ -185,13 +187,12 @@ function timedOut(abort: AbortController): boolean {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** A body in the wire form: `body` when UTF-8, `body_base64` otherwise. */
-export function bodyWire(body: Uint8Array): Record<string, string> {
-  if (body.length === 0) return { body: '' };
+/** A body as text when it is UTF-8, else undefined. */
+export function bodyText(body: Uint8Array): string | undefined {
   try {
-    return { body: utf8.decode(body) };
+    return utf8.decode(body);
   } catch {
-    return { body_base64: Buffer.from(body).toString('base64') };
+    return undefined;
   }
 }
 

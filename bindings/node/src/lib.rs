@@ -3,8 +3,8 @@
 //! Thin on purpose: JSON text goes in and comes out; every decision stays in the core.
 //! What it adds is what a JavaScript caller needs at the boundary:
 //!
-//! * a [`WireError`] becomes a JS `Error` whose `code` is the wire code, whose other wire
-//!   fields are its own properties, and whose `message` is the error's `Display` (never a
+//! * a [`HostError`] becomes a JS `Error` whose `code` is its registry code, whose other
+//!   wire fields are its own properties, and whose `message` is the error's message (never a
 //!   secret);
 //! * an argument of the wrong JS type (a number where JSON text is expected, a time that is
 //!   not a whole number of milliseconds) is refused the same way (`wire_syntax`,
@@ -21,32 +21,36 @@ use std::time::Duration;
 
 use direct_otp::sandbox::SandboxServer as CoreSandboxServer;
 use direct_otp::store::SqliteStore as CoreSqliteStore;
-use direct_otp::wire::{self, host, ToWire};
+use direct_otp::wire::host::{self, HostError};
+use direct_otp::wire::ToWire;
 use napi::bindgen_prelude::*;
 use napi::{Env, Task, ValueType};
 use napi_derive::napi;
 use serde_json::{json, Value};
 
-/// Throws `wire` (`{"code": ..., ...fields}`) as a JS `Error` with `message`, and gives the
-/// napi error that tells the glue an exception is pending.
-fn throw(env: &Env, wire: Value, message: &str) -> Error {
-    let built = (|| -> Result<()> {
-        let mut error = env.create_error(Error::new(Status::GenericFailure, message.to_owned()))?;
-        if let Value::Object(fields) = wire {
-            for (name, value) in fields {
-                error.set_named_property(&name, value)?;
-            }
+/// A JS `Error` of `wire` (`{"code": ..., ...fields}`) with `message`: `code` and the other
+/// fields are its own properties.
+fn error_object<'e>(env: &'e Env, wire: Value, message: &str) -> Result<Object<'e>> {
+    let mut error = env.create_error(Error::new(Status::GenericFailure, message.to_owned()))?;
+    if let Value::Object(fields) = wire {
+        for (name, value) in fields {
+            error.set_named_property(&name, value)?;
         }
-        env.throw(error)
-    })();
-    match built {
+    }
+    Ok(error)
+}
+
+/// Throws `wire` as a JS `Error` (see [`error_object`]), and gives the napi error that
+/// tells the glue an exception is pending.
+fn throw(env: &Env, wire: Value, message: &str) -> Error {
+    match error_object(env, wire, message).and_then(|e| env.throw(e)) {
         Ok(()) => Error::from_status(Status::PendingException),
         Err(e) => e,
     }
 }
 
-fn wire_error(env: &Env, e: &wire::WireError) -> Error {
-    throw(env, e.to_wire(), &e.to_string())
+fn host_error(env: &Env, e: &HostError) -> Error {
+    throw(env, e.to_wire().clone(), e.message())
 }
 
 /// JSON text from a JS argument: a string, or a `Buffer`/`Uint8Array` of UTF-8 bytes.
@@ -88,7 +92,7 @@ fn millis(env: &Env, value: Unknown<'_>, what: &str) -> Result<i64> {
 #[napi(catch_unwind)]
 pub fn call(env: Env, json: Unknown<'_>) -> Result<String> {
     let json = text(&env, json, "call")?;
-    host::call(&json).map_err(|e| wire_error(&env, &e))
+    host::call(&json).map_err(|e| host_error(&env, &e))
 }
 
 /// One driver call as sans-IO steps (`wire::host::HostSteps`).
@@ -106,7 +110,7 @@ impl HostSteps {
         let json = text(&env, json, "HostSteps")?;
         host::HostSteps::new(&json)
             .map(|inner| HostSteps { inner })
-            .map_err(|e| wire_error(&env, &e))
+            .map_err(|e| host_error(&env, &e))
     }
 
     /// Hands back the result of the last I/O (first `{"result":"begin"}`) at `now_ms`;
@@ -117,7 +121,7 @@ impl HostSteps {
         let now_ms = millis(&env, now_ms, "now_ms")?;
         self.inner
             .resume(&input, now_ms)
-            .map_err(|e| wire_error(&env, &e))
+            .map_err(|e| host_error(&env, &e))
     }
 }
 
@@ -134,7 +138,7 @@ impl SandboxServer {
     #[napi(factory, catch_unwind)]
     pub fn start(env: Env, json: Unknown<'_>) -> Result<Self> {
         let json = text(&env, json, "SandboxServer.start")?;
-        let server = host::start_sandbox(&json).map_err(|e| wire_error(&env, &e))?;
+        let server = host::start_sandbox(&json).map_err(|e| host_error(&env, &e))?;
         let url = server.base_url().to_owned();
         Ok(SandboxServer {
             server: Some(server),
@@ -176,17 +180,24 @@ pub struct SqliteIo {
 }
 
 impl Task for SqliteIo {
-    type Output = String;
+    type Output = std::result::Result<String, HostError>;
     type JsValue = String;
 
-    fn compute(&mut self) -> Result<String> {
+    fn compute(&mut self) -> Result<Self::Output> {
         let (store, io) = (&self.store, &self.io);
         catch_unwind(AssertUnwindSafe(|| host::sqlite_io(store, io)))
             .map_err(|_| Error::new(Status::GenericFailure, "sqlite_io panicked".to_owned()))
     }
 
-    fn resolve(&mut self, _env: Env, output: String) -> Result<String> {
-        Ok(output)
+    fn resolve(&mut self, env: Env, output: Self::Output) -> Result<String> {
+        // A refusal rejects the promise with the coded error (not thrown: nobody would
+        // catch it here).
+        output.map_err(
+            |e| match error_object(&env, e.to_wire().clone(), e.message()) {
+                Ok(object) => Error::from(object.to_unknown()),
+                Err(failed) => failed,
+            },
+        )
     }
 }
 
@@ -200,9 +211,9 @@ impl SqliteStore {
         let path = String::from_utf8_lossy(&path).into_owned();
         let refuse = |e: direct_otp::store::StoreError| throw(&env, e.to_wire(), &e.to_string());
         let mut store = CoreSqliteStore::open(&path).map_err(refuse)?;
-        if let Some(ms) = busy_timeout_ms.filter(|v| {
-            !matches!(v.get_type(), Ok(ValueType::Undefined) | Ok(ValueType::Null))
-        }) {
+        if let Some(ms) = busy_timeout_ms
+            .filter(|v| !matches!(v.get_type(), Ok(ValueType::Undefined) | Ok(ValueType::Null)))
+        {
             let ms = millis(&env, ms, "busy_timeout_ms")?;
             let ms = u64::try_from(ms).unwrap_or(0);
             store = store
@@ -213,7 +224,8 @@ impl SqliteStore {
     }
 
     /// Performs one store I/O (`{"op": "load", ...}`, the host form) and resolves to the
-    /// input to hand back (a database failure is `{"result":"store_failed", ...}`).
+    /// input to hand back (a database failure is `{"result":"store_failed", ...}`); an I/O
+    /// that is not a store's rejects with its code (`wire_syntax`, `wire_shape`, `bad_record`).
     #[napi(catch_unwind, ts_return_type = "Promise<string>")]
     pub fn io(&self, env: Env, io: Unknown<'_>) -> Result<AsyncTask<SqliteIo>> {
         let io = text(&env, io, "SqliteStore.io")?;
@@ -227,7 +239,7 @@ impl SqliteStore {
     #[napi(catch_unwind)]
     pub fn io_sync(&self, env: Env, io: Unknown<'_>) -> Result<String> {
         let io = text(&env, io, "SqliteStore.ioSync")?;
-        Ok(host::sqlite_io(&self.store, &io))
+        host::sqlite_io(&self.store, &io).map_err(|e| host_error(&env, &e))
     }
 
     /// The file's path.

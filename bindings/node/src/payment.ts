@@ -69,6 +69,20 @@ export class Payment {
   }
 
   /**
+   * A new payment, nothing sent: store it, then start it with `Command.start(source)` (the
+   * card is not kept in the record).
+   */
+  static create(start: StartRequest | StartRequestOptions, options: { attempt?: number; now?: Instant } = {}): Payment {
+    const out = hostCall<{ record: string }>({
+      fn: 'new',
+      start: StartRequest.from(start).toWire(),
+      attempt: options.attempt ?? 1,
+      now_ms: ms(options.now),
+    });
+    return new Payment(out.record);
+  }
+
+  /**
    * A new payment and its start request (`POST /txns`): store the payment first (it is in
    * flight), then send the request.
    */

@@ -16,6 +16,18 @@ export interface SandboxOptions {
   otp?: string;
   /** Where it delivers webhooks (`http://` on loopback only). */
   webhookUrl?: string;
+  /** The webhook credentials it sends (HTTP Basic); both or neither. */
+  webhookUsername?: string;
+  webhookPassword?: string;
+  /** The response key it signs return URLs with. */
+  responseKey?: string;
+  /** Where the bank page sends the browser back (`https://shop.example/return`). */
+  returnUrl?: string;
+  /** OTPs sent and tries per transaction (default 4 and 4). */
+  maxSends?: number;
+  maxAttempts?: number;
+  /** The port on 127.0.0.1 (default 0: any free one). */
+  port?: number;
 }
 
 /** A control API refusal: `code` is the control API's (`no_otp`, `invalid_value`, ... docs/sandbox.md). */
@@ -92,9 +104,7 @@ export class Sandbox {
   /** Starts a sandbox server (the core's, native) with its control API on. */
   static start(options: SandboxOptions = {}): Sandbox {
     const apiKey = options.apiKey ?? 'sk_sandbox';
-    const server = guard(() =>
-      native.SandboxServer.start(JSON.stringify({ api_key: apiKey, otp: options.otp, webhook_url: options.webhookUrl })),
-    );
+    const server = guard(() => native.SandboxServer.start(JSON.stringify(toWire({ ...options, apiKey }))));
     return new Sandbox(server, apiKey);
   }
 

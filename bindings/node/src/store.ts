@@ -3,6 +3,7 @@
 
 import { inspect } from 'node:util';
 
+import { DirectOtpError } from './errors';
 import { guard, native, type NativeSqliteStore } from './native';
 import { Payment } from './payment';
 
@@ -76,7 +77,10 @@ export class SqliteStore implements Store, HostIoStore {
   }
 
   async #io(io: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const input = JSON.parse(await this.#store.io(JSON.stringify(io))) as Record<string, unknown>;
+    const text = await this.#store.io(JSON.stringify(io)).catch((e: unknown) => {
+      throw DirectOtpError.from(e);
+    });
+    const input = JSON.parse(text) as Record<string, unknown>;
     if (input.result === 'store_failed') {
       throw new Error(`SQLite: ${String(input.message ?? 'failed')}`);
     }
@@ -101,6 +105,19 @@ export class SqliteStore implements Store, HostIoStore {
 
   async listInFlight(before: number, limit: number): Promise<string[]> {
     return (await this.#io({ op: 'list_in_flight', before, limit })).keys as string[];
+  }
+
+  /**
+   * Inserts a payment's record (`payment.toRecord()`); the store reads its key and columns
+   * from the record itself. False when the key exists (nothing written).
+   */
+  async insertRecord(record: string): Promise<boolean> {
+    return (await this.#io({ op: 'insert', record })).result === 'stored';
+  }
+
+  /** Replaces the record under its key if the stored revision is still `expected` (compare-and-swap). */
+  async replaceRecord(expected: number, record: string): Promise<boolean> {
+    return (await this.#io({ op: 'replace', expected, record })).result === 'stored';
   }
 
   /** The payment stored under `key`, or null. */

@@ -140,8 +140,15 @@ test('the raw native API: bad JSON, wrong types, huge strings and NUL throw code
   nativeCoded(() => steps.resume(7, 0), 'wire_syntax');
   const io = JSON.parse(steps.resume('{"result":"begin"}', T0));
   assert.equal(io.io.op, 'load');
-  nativeCoded(() => steps.resume('{"result":"stored"}', T0));
-  nativeCoded(() => steps.resume('{"result":"loaded","record":"garbage"}', T0));
+  // A result of another I/O's form is the machine's to judge: it ends the call, coded.
+  const odd = JSON.parse(steps.resume('{"result":"listed","keys":[]}', T0));
+  assert.ok(odd.finished?.error ? registry.has(odd.finished.error.code) : odd.io, JSON.stringify(odd));
+  // A stored record that does not load: the call fails with `store` (store_corrupt), the row untouched.
+  const again = new native.HostSteps(JSON.stringify({ config: config.toWire(), timeout_ms: 1000, call: 'run', key: 'ord_x/1', command: { command: 'resend' } }));
+  again.resume('{"result":"begin"}', T0);
+  const corrupt = JSON.parse(again.resume(JSON.stringify({ result: 'loaded', record: 'garbage\u0000' }), T0));
+  assert.equal(corrupt.finished.error.code, 'store');
+  assert.equal(corrupt.finished.error.reason, 'store_corrupt');
 
   // The SQLite store: a bad path, a bad I/O.
   nativeCoded(() => new native.SqliteStore(':memory:'), 'store_config');
@@ -157,9 +164,11 @@ test('the SQLite store refuses what it cannot take, as a store failure or a code
   assert.equal(await store.load('nope/1'), null);
   const input = JSON.parse(await store.hostIo(JSON.stringify({ op: 'load', key: 'a\u0000b' })));
   assert.ok(['loaded', 'store_failed'].includes(input.result));
-  const weird = JSON.parse(await store.hostIo('{"op":"drop_table"}'));
-  assert.equal(weird.result, 'store_failed');
-  await assert.rejects(store.insert({ key: 'k/1', orderId: 'k', attempt: 1, revision: 1, inFlightSince: null, record: 'not a record' }), Error);
+  // Not a store's I/O, or a record that does not load: refused with its code (a rejection).
+  await assert.rejects(store.hostIo('{"op":"drop_table"}'), (e) => e.code === 'wire_shape' && typeof e.line === 'number');
+  await assert.rejects(store.hostIo('{'), (e) => e.code === 'wire_syntax');
+  await assert.rejects(store.hostIo('{"op":"insert","record":"{}"}'), (e) => e.code === 'bad_record');
+  await assert.rejects(store.insert({ key: 'k/1', orderId: 'k', attempt: 1, revision: 1, inFlightSince: null, record: 'not a record' }), (e) => e instanceof DirectOtpError && e.code === 'bad_record');
 });
 
 test('secrets never show: inspect, JSON, errors', () => {
