@@ -109,3 +109,16 @@ test('FetchHttp against the sandbox: the Request of a Payment, sent as is', asyn
   const refused = await new FetchHttp().reply({ ...request, url: `http://127.0.0.1:${await closedPort()}/txns`, headers: request.headers });
   assert.equal(refused.kind, 'not_sent');
 });
+
+test('Payment.create: a new payment, nothing sent, started with the card alone', async () => {
+  const t0 = Date.now();
+  const payment = Payment.create({ orderId: `${orders}4`, merchantId: 'acme', routingId: 'c', source: CardSource.token('tok_x') }, { now: t0 });
+  assert.equal(payment.view(t0).next, 'start');
+  assert.equal(payment.key, `${orders}4/1`);
+  const request = payment.command(config, Command.start({ type: 'token', cardToken: 'tok_visa' }), t0);
+  assert.equal(request.kind, 'start');
+  assert.equal(payment.view(t0).next, 'wait');
+  const outcome = payment.handle(request, await http.reply(request), t0);
+  assert.equal(outcome.code, 'otp_sent');
+  assert.equal(await sandbox.otp(`${orders}4`), '424242');
+});

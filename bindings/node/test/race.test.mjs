@@ -30,7 +30,7 @@ const STORM_MS = Number(process.env.RACE_STORM_MS ?? 5_000);
 const TIMEOUT_MS = 1_000;
 const GRACE_MS = 2_000;
 /** One write-ahead (or answer) in KILL_ONE_IN kills its worker, half at each moment. */
-const KILL_ONE_IN = 12;
+const KILL_ONE_IN = 8;
 const worker = path.join(path.dirname(fileURLToPath(import.meta.url)), 'support', 'race-worker.mjs');
 
 const pick = (list) => list[Math.floor(Math.random() * list.length)];

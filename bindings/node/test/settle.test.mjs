@@ -36,8 +36,14 @@ before(async () => {
     });
   });
   await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  sandbox = Sandbox.start({ apiKey: KEY, otp: '123456' });
-  await sandbox.updateSettings({ responseKey: RESPONSE_KEY, webhookCredentials: HOOK, returnUrl: 'https://shop.example/back' });
+  sandbox = Sandbox.start({
+    apiKey: KEY,
+    otp: '123456',
+    responseKey: RESPONSE_KEY,
+    returnUrl: 'https://shop.example/back',
+    webhookUsername: HOOK.username,
+    webhookPassword: HOOK.password,
+  });
   await sandbox.setCard('tok_3ds', 'three_ds_failover');
   driver = new Driver({ config: new Config({ baseUrl: sandbox.url, apiKey: KEY }), store: new SqliteStore(tempDb('settle')), timeoutMs: 5_000 });
 });
@@ -114,6 +120,7 @@ test('the sandbox delivers webhooks over HTTP to a handler that settles through 
   const hooked = Sandbox.start({ apiKey: KEY, otp: '123456', webhookUrl: `http://127.0.0.1:${receiver.address().port}/hook` });
   try {
     await hooked.updateSettings({ webhookCredentials: HOOK });
+    assert.equal((await hooked.settings()).webhookUrl, `http://127.0.0.1:${receiver.address().port}/hook`);
     const d = new Driver({ config: new Config({ baseUrl: hooked.url, apiKey: KEY }), store: driver.store, timeoutMs: 5_000 });
     const order = `${orders}delivered`;
     const started = await d.start(start(order));
@@ -132,4 +139,19 @@ test('the sandbox delivers webhooks over HTTP to a handler that settles through 
   } finally {
     hooked.stop();
   }
+});
+
+test('a sandbox that cannot start is a coded error; one stopped answers no more', async () => {
+  assert.throws(() => Sandbox.start({ apiKey: KEY, webhookUrl: 'http://example.com/hook' }), (e) => e instanceof DirectOtpError && e.code === 'sandbox_webhook_url');
+  assert.throws(() => Sandbox.start({ apiKey: KEY, port: 'eighty' }), (e) => e instanceof DirectOtpError && e.code === 'wire_shape');
+  const taken = Sandbox.start({ apiKey: KEY });
+  try {
+    const port = Number(new URL(taken.url).port);
+    assert.throws(() => Sandbox.start({ apiKey: KEY, port }), (e) => e instanceof DirectOtpError && e.code === 'sandbox_unavailable');
+  } finally {
+    taken.stop();
+  }
+  assert.equal(taken.running, false);
+  taken.stop();
+  await assert.rejects(taken.counters(), TypeError);
 });
