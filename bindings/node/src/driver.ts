@@ -138,7 +138,12 @@ export class Driver {
   async #io(io: Wire): Promise<string> {
     switch (io.op) {
       case 'send':
-        return JSON.stringify(await this.http.send(io as unknown as SendIo));
+        try {
+          return JSON.stringify(await this.http.send(io as unknown as SendIo));
+        } catch (e) {
+          // An HTTP client that throws cannot say the request did not leave: when unsure, maybe sent.
+          return JSON.stringify({ result: 'send_failed', maybe_sent: true, message: e instanceof Error ? e.message : String(e) });
+        }
       case 'pause':
         await new Promise((resolve) => setTimeout(resolve, Number(io.wait) || 0));
         return '{"result":"paused"}';
