@@ -141,6 +141,21 @@ fn raw(v: Option<&RawValue>) -> Result<&[u8], HostError> {
     Ok(need(v)?.get().as_bytes())
 }
 
+/// `{"record": "<text>", <name>: <JSON text>}`, written straight out (no `Value`).
+fn record_and(payment: &Payment, name: &str, json: &str) -> String {
+    let mut out = String::with_capacity(json.len() + 2_048);
+    out.push_str("{\"record\":");
+    // A payment always serializes; an empty string would not load and says so.
+    let text = serde_json::to_string(&text(payment)).unwrap_or_else(|_| "\"\"".into());
+    out.push_str(&text);
+    out.push_str(",\"");
+    out.push_str(name);
+    out.push_str("\":");
+    out.push_str(json);
+    out.push('}');
+    out
+}
+
 /// A stateless call: `{"fn": ..., ...}` in, its result's JSON text out.
 ///
 /// | `fn` | takes | gives |
@@ -198,7 +213,7 @@ pub fn call(json: &[u8]) -> Result<String, HostError> {
             let out = command
                 .issue(&mut payment, &config, now(form.now_ms)?)
                 .map_err(|r| HostError::of(&r))?;
-            json!({"record": text(&payment), "request": out.to_wire()})
+            return Ok(record_and(&payment, "request", &out.to_wire_string()));
         }
         "handle" => {
             let token = super::token(need(form.token.as_deref())?)?;
@@ -207,7 +222,7 @@ pub fn call(json: &[u8]) -> Result<String, HostError> {
             let outcome = payment
                 .handle(token, reply, now(form.now_ms)?)
                 .map_err(|e| HostError::of(&e))?;
-            json!({"record": text(&payment), "outcome": outcome.to_wire()})
+            return Ok(record_and(&payment, "outcome", &outcome.to_wire_string()));
         }
         _ => return Err(shape()),
     };
