@@ -150,10 +150,20 @@ fn node_package_builds_packs_installs_and_passes_its_tests() {
         None => return skip(&format!("{npm} could not start")),
         Some(out) if !out.status.success() => {
             let stderr = text(&out.stderr);
-            let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+            // npm's own lines ("npm error code ENOTCACHED", "npm error network ..."), not
+            // the pointer to its log.
+            let why: Vec<&str> = stderr
+                .lines()
+                .filter(|l| l.starts_with("npm error") && !l.contains("complete log"))
+                .take(2)
+                .collect();
             return skip(&format!(
                 "npm ci failed, offline? {}",
-                last.unwrap_or("no message")
+                if why.is_empty() {
+                    "no message".to_owned()
+                } else {
+                    why.join("; ")
+                }
             ));
         }
         Some(_) => {}
