@@ -13,6 +13,11 @@
 //!   command built in Rust, the request handed over as it is; the `Reply` and token as
 //!   they are, the outcome as it is, the record to JSON.
 //!
+//! * `wire_step/host`: the same step through the host API every binding calls
+//!   (`wire::host::call`, `"command"` then `"handle"`, JSON text in and out) on the fixture
+//!   of `tests/golden/bench_step.json`: the baseline of the Python and Node steps
+//!   (`bindings/bench.sh`).
+//!
 //! Run with `cargo bench --bench wire`; see `docs/benchmarks.md`.
 
 use std::hint::black_box;
@@ -21,7 +26,7 @@ use std::time::{Duration, SystemTime};
 use criterion::{criterion_group, Criterion};
 use direct_otp::driver::Command;
 use direct_otp::sandbox::{Sandbox, SandboxConfig};
-use direct_otp::wire::{self, ToWire};
+use direct_otp::wire::{self, host, ToWire};
 use direct_otp::{Config, Otp, Payment, PaymentSource, Reply, StartRequest};
 use time::macros::datetime;
 use time::OffsetDateTime;
@@ -116,6 +121,38 @@ fn wire_step(c: &mut Criterion) {
             black_box((out, outcome, record))
         })
     });
+    // The host API's step (`wire::host::call`), as every binding makes it: the fixture of
+    // `tests/golden/bench_step.json`, JSON text in and out, the record and token read back
+    // from the first call's answer.
+    let step: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/golden/bench_step.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let command_call = |record: &str| {
+        serde_json::json!({"fn": "command", "config": step["config"], "record": record,
+                           "command": step["command"], "now_ms": step["now_ms"]})
+        .to_string()
+    };
+    let record = step["record"].as_str().unwrap().to_owned();
+    let reply = step["reply"].to_string();
+    let now = step["now_ms"].as_i64().unwrap();
+    g.bench_function("host", |b| {
+        b.iter(|| {
+            let out = host::call(command_call(black_box(&record)).as_bytes()).unwrap();
+            let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+            let handle = format!(
+                r#"{{"fn":"handle","record":{},"token":{},"reply":{},"now_ms":{}}}"#,
+                out["record"], out["request"]["token"], reply, now
+            );
+            let done: serde_json::Value =
+                serde_json::from_str(&host::call(handle.as_bytes()).unwrap()).unwrap();
+            black_box(done)
+        })
+    });
     if std::env::var_os("WIRE_PARTS").is_some() {
         let mut p = wire::record(&f.stored).unwrap();
         let out = wire::command(command)
@@ -171,4 +208,22 @@ fn main() {
         ns(native),
         ratio(wire, native)
     );
+    let host = median_ns("wire_step", "host", since);
+    println!("\n| step | host API ns | native ns | host / native |\n|---|---|---|---|");
+    println!(
+        "| submit, wrong OTP (tests/golden/bench_step.json) | {} | {} | {} |",
+        ns(host),
+        ns(native),
+        ratio(host, native)
+    );
+    // For bindings/bench: the two baselines of the same run, in µs.
+    if let (Ok(path), Some(host), Some(native)) = (std::env::var("WIRE_BASELINE_OUT"), host, native)
+    {
+        let line = format!(
+            "{{\"lang\":\"rust\",\"host_us\":{:.3},\"native_us\":{:.3}}}\n",
+            host / 1000.0,
+            native / 1000.0
+        );
+        std::fs::write(path, line).unwrap();
+    }
 }

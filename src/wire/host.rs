@@ -141,12 +141,28 @@ fn raw(v: Option<&RawValue>) -> Result<&[u8], HostError> {
     Ok(need(v)?.get().as_bytes())
 }
 
+/// `{"record": "<text>", <name>: <JSON text>}`, written straight out (no `Value`).
+fn record_and(payment: &Payment, name: &str, json: &str) -> String {
+    let mut out = String::with_capacity(json.len() + 2_048);
+    out.push_str("{\"record\":");
+    // A payment always serializes; an empty string would not load and says so.
+    let text = serde_json::to_string(&text(payment)).unwrap_or_else(|_| "\"\"".into());
+    out.push_str(&text);
+    out.push_str(",\"");
+    out.push_str(name);
+    out.push_str("\":");
+    out.push_str(json);
+    out.push('}');
+    out
+}
+
 /// A stateless call: `{"fn": ..., ...}` in, its result's JSON text out.
 ///
 /// | `fn` | takes | gives |
 /// |---|---|---|
 /// | `version` | | `{"version", "format"}` |
 /// | `codes` | | the registry: `[{"code", "types", "meaning", "action", "http"}]` |
+/// | `columns` | `record` | what a store keeps beside the record: `{"key", "order_id", "attempt", "revision", "in_flight_since", "record"}` (as the `insert` I/O of [`HostSteps`]) |
 /// | `view` | `record`, `now_ms` | the payment's view |
 /// | `next_step` | `record`, `now_ms` | its next step |
 /// | `new` | `start`, `attempt` (default 1), `now_ms` | `{"record"}`: a new payment, nothing sent (start it with the command `start` and the card) |
@@ -173,6 +189,7 @@ pub fn call(json: &[u8]) -> Result<String, HostError> {
                 })
                 .collect(),
         ),
+        "columns" => Value::Object(columns(&record(&form)?)),
         "view" => record(&form)?.view(now(form.now_ms)?).to_wire(),
         "next_step" => record(&form)?.next_step(now(form.now_ms)?).to_wire(),
         "new" => {
@@ -198,7 +215,7 @@ pub fn call(json: &[u8]) -> Result<String, HostError> {
             let out = command
                 .issue(&mut payment, &config, now(form.now_ms)?)
                 .map_err(|r| HostError::of(&r))?;
-            json!({"record": text(&payment), "request": out.to_wire()})
+            return Ok(record_and(&payment, "request", &out.to_wire_string()));
         }
         "handle" => {
             let token = super::token(need(form.token.as_deref())?)?;
@@ -207,7 +224,7 @@ pub fn call(json: &[u8]) -> Result<String, HostError> {
             let outcome = payment
                 .handle(token, reply, now(form.now_ms)?)
                 .map_err(|e| HostError::of(&e))?;
-            json!({"record": text(&payment), "outcome": outcome.to_wire()})
+            return Ok(record_and(&payment, "outcome", &outcome.to_wire_string()));
         }
         _ => return Err(shape()),
     };
