@@ -78,10 +78,14 @@ def test_golden_record_and_view(name: str, p: Dict[str, Any], tmp_path: Path) ->
 
     # Kept in a SqliteStore, it loads back byte for byte.
     with d.SqliteStore(tmp_path / "golden.sqlite3") as store:
-        v = payment.view(d.from_ms(p["view_ms"]))
-        row = d.Row(key=v.key, order_id=v.order_id, attempt=v.attempt, revision=1,
-                    in_flight_since=None, record=payment.to_record())
+        row = payment.row()
+        assert row.record == record and row.key == payment.key
         assert store.insert(row)
         assert not store.insert(row), "an insert never overwrites"
-        assert store.load(v.key) == record
-        assert d.Payment.from_record(store.load(v.key) or "").to_record() == record
+        assert store.load(row.key) == record
+        assert store.latest_for_order(row.order_id) == record
+        assert d.Payment.from_record(store.load(row.key) or "").to_record() == record
+        # A replace wins only against the revision stored.
+        assert not store.replace(row.revision + 1, row)
+        assert store.replace(row.revision, row)
+        assert store.load(row.key) == record

@@ -150,3 +150,36 @@ def test_sandbox_started_with_settings() -> None:
     with pytest.raises(d.SandboxError) as gone:
         sb.counters()
     assert gone.value.code == "unreachable"
+
+
+def test_a_sans_io_host_with_its_own_store(
+    bank: d.Sandbox, config: d.Config, db: d.SqliteStore
+) -> None:
+    """Payment.new, then the write-ahead by compare-and-swap on row().revision, as
+    docs/concurrency.md has it: the second copy of the same revision sends nothing."""
+    http = d.UrllibHttp()
+    order = order_id("own")
+    payment = d.Payment.new(start_request(order))
+    assert payment.next_step().code == "start"
+    assert db.insert(payment.row()) and not db.insert(payment.row())
+    stored = db.load(payment.key)
+    assert stored is not None
+
+    mine = d.Payment.from_record(stored)
+    theirs = d.Payment.from_record(stored)  # another worker, same revision
+    before = mine.revision
+    request = mine.command(config, d.StartAgain(d.CardToken("tok_visa")))
+    row = mine.row()
+    assert row.revision > before and row.in_flight_since is not None
+    assert row.in_flight_since.tzinfo is not None
+    assert db.replace(before, row)  # the write-ahead wins: send
+    theirs.command(config, d.StartAgain(d.CardToken("tok_visa")))
+    assert not db.replace(before, theirs.row())  # loses: sends nothing
+    assert db.list_in_flight(d.utc_now() + timedelta(seconds=1), 10) == [row.key]
+
+    outcome = mine.handle(request, send(http, request))
+    assert outcome.code == "otp_sent"
+    assert db.replace(row.revision, mine.row())
+    assert db.load(mine.key) == mine.to_record()
+    assert db.list_in_flight(d.utc_now() + timedelta(seconds=1), 10) == []
+    assert bank.order(order)["requests"]["start"] == 1

@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Any, Mapping, Optional, Tuple, Union
 
 from . import _wire
-from ._time import Clock, ms_of, utc_now
+from ._time import Clock, from_ms, ms_of, utc_now
 from .inputs import Command, Config, Reply, StartRequest, command_wire
 from .results import NextStep, Outcome, Request, View
+from .store import Row
 
 __all__ = ["Payment"]
 
@@ -36,7 +37,8 @@ class Payment:
         outcome = payment.handle(request, reply)          # store again
         request = payment.command(config, Resend())       # ... and so on
 
-    and docs/concurrency.md says how to store between them (write-ahead, compare-and-swap).
+    and docs/concurrency.md says how to store between them (write-ahead, compare-and-swap
+    on ``payment.row().revision``; ``row()`` gives every column a store keeps).
     """
 
     __slots__ = ("_record", "_clock")
@@ -49,9 +51,15 @@ class Payment:
         self.view()  # the core reads it, or refuses it
 
     @classmethod
-    def from_record(cls, record: Union[str, bytes], *, clock: Clock = utc_now) -> "Payment":
-        """The payment of a stored record (see ``__init__``)."""
-        return cls(record, clock=clock)
+    def from_record(
+        cls, record: Union[str, bytes], *, clock: Clock = utc_now, check: bool = True
+    ) -> "Payment":
+        """The payment of a stored record (see ``__init__``). ``check=False`` skips the load
+        check (one call to the core) for a record your store hands back as the core wrote
+        it: a record that does not load is then refused by the first call that reads it."""
+        if check:
+            return cls(record, clock=clock)
+        return cls._trusted(_text(record), clock)
 
     @classmethod
     def _trusted(cls, record: str, clock: Clock = utc_now) -> "Payment":
@@ -110,7 +118,40 @@ class Payment:
     def is_final(self) -> bool:
         return self.view().is_final
 
+    def row(self) -> Row:
+        """The row a store keeps for it: the record text and the columns beside it (key,
+        order, attempt, revision, in flight since), as the core reads them."""
+        c = _wire.call("columns", record=self._record)
+        since = c.get("in_flight_since")
+        return Row(
+            key=str(c["key"]),
+            order_id=str(c["order_id"]),
+            attempt=int(c["attempt"]),
+            revision=int(c["revision"]),
+            in_flight_since=None if since is None else from_ms(int(since)),
+            record=str(c["record"]),
+        )
+
+    @property
+    def revision(self) -> int:
+        """The record's revision: one more with every change (compare-and-swap on it)."""
+        return self.row().revision
+
     # ----- Sans-IO steps -----------------------------------------------------------
+
+    @classmethod
+    def new(
+        cls,
+        start: Union[StartRequest, Mapping[str, Any]],
+        *,
+        attempt: int = 1,
+        now: Optional[datetime] = None,
+        clock: Clock = utc_now,
+    ) -> "Payment":
+        """A new payment, nothing sent: store it, then start it with the command
+        ``StartAgain(source)`` (the card is never kept in the record)."""
+        out = _wire.call("new", start=_wire_of(start), attempt=attempt, now_ms=ms_of(now, clock))
+        return cls._trusted(out["record"], clock)
 
     @classmethod
     def begin(
