@@ -13,7 +13,7 @@
 //!   command built in Rust, the request handed over as it is; the `Reply` and token as
 //!   they are, the outcome as it is, the record to JSON.
 //!
-//! Run with `cargo bench --bench wire`; see `docs/benchmarks.md`.
+//! Run with `cargo bench -p direct-otp-benches --bench wire`; see `docs/benchmarks.md`.
 
 use std::hint::black_box;
 use std::time::{Duration, SystemTime};

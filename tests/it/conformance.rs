@@ -86,10 +86,7 @@ struct Rust {
 }
 
 fn table() -> Table {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/conformance/transport.json"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/conformance/transport.json");
     let text = std::fs::read_to_string(path).unwrap();
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }

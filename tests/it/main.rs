@@ -1,6 +1,6 @@
 //! The integration tests, as one test binary: each module was once a file of its own under
 //! `tests/`, and each linked the crate and every dev-dependency again. Run one module with a
-//! filter, e.g. `cargo test --test it model::` (see `docs/testing.md`).
+//! filter, e.g. `cargo test -p direct-otp-tests --test it model::` (see `docs/testing.md`).
 //!
 //! Four binaries stay apart: `tests/allocations.rs` and `tests/hostile.rs` install their
 //! own counting `#[global_allocator]`, `tests/proxy_env.rs` sets proxy variables in the
