@@ -1,6 +1,7 @@
 //! The cost of the adapters: a resend round trip over loopback against the sandbox server,
 //! through our transports versus the same HTTP client used raw, sending the identical
-//! request. Run with `cargo bench --bench adapters`; see `docs/benchmarks.md`.
+//! request. Run with `cargo bench -p direct-otp-benches --bench adapters`; see
+//! `docs/benchmarks.md`.
 //!
 //! For each client (`hyper`, `ureq`), in one run and against one server:
 //!

@@ -11,7 +11,7 @@
 //! Before the timings, the binary prints heap allocations per operation (counted by the
 //! global allocator below), the persisted size and the memory of 100,000 live challenges;
 //! after them, a table of ratios read back from criterion's estimates of this run.
-//! Run with `cargo bench --bench core`; see `docs/benchmarks.md`.
+//! Run with `cargo bench -p direct-otp-benches --bench core`; see `docs/benchmarks.md`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -116,7 +116,10 @@ const T0: OffsetDateTime = datetime!(2026-11-25 10:00:00 UTC);
 const ROUTING: &str = "customer_1122";
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/fixtures/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../tests/fixtures/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     if name != "resend_seed" {
         return bytes;

@@ -1,6 +1,6 @@
 //! Whole payments through the driver: payments per second and latency percentiles, with 1
-//! and 8 workers, for each store. Run with `cargo bench --bench payments`; see
-//! `docs/benchmarks.md`.
+//! and 8 workers, for each store. Run with `cargo bench -p direct-otp-benches --bench
+//! payments`; see `docs/benchmarks.md`.
 //!
 //! A payment is what a cardholder does most: `Driver::start` (`POST /txns`), a wrong OTP,
 //! then the right one (`Outcome::Approved`): three exchanges with the sandbox server over

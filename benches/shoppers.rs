@@ -1,7 +1,8 @@
 //! Load proof: 250 shoppers at once paying through `AsyncDriver` over `SqliteStore`
 //! against the sandbox server on loopback (hyper transport), each its own order; then the
 //! checks of `tests/it/shoppers_support` (no payment stranded, no order shared) and p50/p99/max
-//! of each step. Run with `cargo bench --bench shoppers`; see `docs/benchmarks.md`.
+//! of each step. Run with `cargo bench -p direct-otp-benches --bench shoppers`; see
+//! `docs/benchmarks.md`.
 //!
 //! Each run first sends `SHOPPERS_BENCH_BASELINE` shoppers (default 25) one after another,
 //! the baseline without contention, then the burst, and prints each step's p50 and p99 as a

@@ -1,6 +1,6 @@
 //! The cost of the stores: one protected step through each store, against its floor
-//! measured in the same run, the two interleaved. Run with `cargo bench --bench stores`;
-//! see `docs/benchmarks.md`.
+//! measured in the same run, the two interleaved. Run with `cargo bench -p
+//! direct-otp-benches --bench stores`; see `docs/benchmarks.md`.
 //!
 //! A protected step is two compare-and-swaps on the same row: the write-ahead (the record
 //! with its request in flight) and then the answer (the record settled), as a driver does
@@ -76,7 +76,7 @@ const T0_MS: i64 = 1_795_600_800_000;
 
 fn payment(key: &str) -> Payment {
     let path = format!(
-        "{}/tests/fixtures/start_direct_otp.json",
+        "{}/../tests/fixtures/start_direct_otp.json",
         env!("CARGO_MANIFEST_DIR")
     );
     let body = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));

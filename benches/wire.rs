@@ -18,7 +18,7 @@
 //!   of `tests/golden/bench_step.json`: the baseline of the Python and Node steps
 //!   (`bindings/bench.sh`).
 //!
-//! Run with `cargo bench --bench wire`; see `docs/benchmarks.md`.
+//! Run with `cargo bench -p direct-otp-benches --bench wire`; see `docs/benchmarks.md`.
 
 use std::hint::black_box;
 use std::time::{Duration, SystemTime};
@@ -127,7 +127,7 @@ fn wire_step(c: &mut Criterion) {
     let step: serde_json::Value = serde_json::from_slice(
         &std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/golden/bench_step.json"
+            "/../tests/golden/bench_step.json"
         ))
         .unwrap(),
     )

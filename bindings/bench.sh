@@ -10,8 +10,8 @@ cd "$(dirname "$0")/.."
 out=target/bindings-bench
 mkdir -p "$out"
 
-echo "== Rust: the host API's step and the native step (cargo bench --bench wire)" >&2
-WIRE_BASELINE_OUT="$PWD/$out/rust.json" cargo bench --bench wire -- wire_step/ >"$out/rust.log" 2>&1
+echo "== Rust: the host API's step and the native step (cargo bench -p direct-otp-benches --bench wire)" >&2
+WIRE_BASELINE_OUT="$PWD/$out/rust.json" cargo bench -p direct-otp-benches --bench wire -- wire_step/ >"$out/rust.log" 2>&1
 
 echo "== Python: a release wheel in a venv of its own" >&2
 [ -x "$out/venv/bin/python" ] || python3 -m venv "$out/venv"

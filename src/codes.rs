@@ -204,7 +204,7 @@ pub fn markdown() -> String {
     let mut out = String::from(
         "# Stable codes\n\n\
          Generated from `direct_otp::codes::all()` (src/codes.rs): do not edit by hand. \
-         After changing a code, run\n`UPDATE_WIRE_DOCS=1 cargo test --test it wire::` to rewrite this file.\n\n\
+         After changing a code, run\n`UPDATE_WIRE_DOCS=1 cargo test -p direct-otp -p direct-otp-tests wire::` to rewrite this file.\n\n\
          Every result and error crosses the wire as `{\"code\": ...}` (see docs/protocol.md). \
          One state has one code in every type. Codes never change meaning; new ones may be added.\n\n\
          | code | types | meaning | what the caller does | HTTP |\n|---|---|---|---|---|\n",

@@ -1,4 +1,15 @@
-#![doc = include_str!("../README.md")]
+// The README is the crate's documentation. Its examples use the SQLite store and both
+// adapters: with those features (docs.rs builds with every feature, and `cargo test
+// --workspace` unifies them all in) they are doctests; without, a pointer to it.
+#![cfg_attr(
+    all(feature = "sqlite", feature = "ureq", feature = "hyper"),
+    doc = include_str!("../README.md")
+)]
+#![cfg_attr(
+    not(all(feature = "sqlite", feature = "ureq", feature = "hyper")),
+    doc = "Sans-IO client core for Juspay's Direct OTP card payments. The README is this \
+           documentation with the features `sqlite`, `ureq` and `hyper` (as on docs.rs)."
+)]
 // No unsafe code: secrets are wiped with `zeroize`. A place that needs it must say why in an
 // `#[allow(unsafe_code, reason = "...")]` of its own.
 #![deny(unsafe_code)]

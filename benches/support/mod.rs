@@ -5,14 +5,14 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 /// Where criterion writes its estimates: its own default, made explicit (`CRITERION_HOME`,
-/// else `$CARGO_TARGET_DIR/criterion`, else `target/criterion` in the package).
+/// else `$CARGO_TARGET_DIR/criterion`, else `target/criterion` in the workspace).
 pub fn criterion_dir() -> PathBuf {
     if let Some(home) = std::env::var_os("CRITERION_HOME") {
         return PathBuf::from(home);
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
     target.join("criterion")
 }
 

@@ -22,7 +22,8 @@ use crate::{Config, Payment, Settlement, StartRequest};
 /// anyway, run it as its own task: [`spawn_start`](Self::spawn_start) and
 /// [`spawn_run`](Self::spawn_run) (feature `tokio`) do.
 ///
-/// ```no_run
+#[cfg_attr(all(feature = "postgres", feature = "hyper"), doc = "```no_run")]
+#[cfg_attr(not(all(feature = "postgres", feature = "hyper")), doc = "```ignore")]
 /// use direct_otp::driver::{AsyncDriver, Command};
 /// use direct_otp::store::PgStore;
 /// use direct_otp::transport::HyperTransport;

@@ -21,7 +21,8 @@ use crate::{Config, Payment, Settlement, StartRequest};
 /// (feature `ureq`); in tests, a [`MemoryStore`](crate::store::MemoryStore) and the
 /// in-process sandbox (see [`BlockingSend`]).
 ///
-/// ```no_run
+#[cfg_attr(all(feature = "sqlite", feature = "ureq"), doc = "```no_run")]
+#[cfg_attr(not(all(feature = "sqlite", feature = "ureq")), doc = "```ignore")]
 /// use direct_otp::driver::{Command, DriveError, Driver};
 /// use direct_otp::store::SqliteStore;
 /// use direct_otp::transport::UreqTransport;
@@ -345,7 +346,8 @@ where
     /// the handle) ends it after the sweep under way, if any. Fails only if the thread
     /// cannot be spawned.
     ///
-    /// ```no_run
+    #[cfg_attr(all(feature = "sqlite", feature = "ureq"), doc = "```no_run")]
+    #[cfg_attr(not(all(feature = "sqlite", feature = "ureq")), doc = "```ignore")]
     /// # use std::sync::Arc;
     /// # use std::time::Duration;
     /// # use direct_otp::driver::Driver;

@@ -48,9 +48,11 @@ use crate::{InputError, Outgoing, Reply, Request, Requester, SendFailure, Token}
 ///
 /// The Juspay hosts are HTTPS. With [`hyper-rustls`](https://docs.rs/hyper-rustls) 0.27
 /// (features `http1` and `webpki-roots` or `rustls-native-certs`), build the client once at
-/// start-up and share the transport:
+/// start-up and share the transport. This is the example checkout's client for a real Juspay
+/// host (`juspay_transport` in `examples/checkout/src/shop.rs`, where it is built and tested;
+/// this crate itself does not depend on hyper-rustls):
 ///
-/// ```
+/// ```ignore
 /// use direct_otp::transport::HyperTransport;
 /// use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 ///
@@ -61,7 +63,6 @@ use crate::{InputError, Outgoing, Reply, Request, Requester, SendFailure, Token}
 ///     .build();
 /// let client = Client::builder(TokioExecutor::new()).build(https);
 /// let transport: HyperTransport<_> = HyperTransport::new(client); // `<_>`: the default body type
-/// # let _ = transport;
 /// ```
 ///
 /// The client's body type may be any `B: From<Vec<u8>>` hyper accepts; the default,

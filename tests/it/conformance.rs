@@ -12,9 +12,7 @@ use crate::fault_server::closed_port_url;
 use std::time::Duration;
 
 use direct_otp::sandbox::{Sandbox, SandboxConfig, SandboxServer};
-use direct_otp::transport::{
-    HyperTransport, Settings, TransportError, TransportErrorKind, DEFAULT_BODY_LIMIT,
-};
+use direct_otp::transport::{TransportError, TransportErrorKind, DEFAULT_BODY_LIMIT};
 use direct_otp::{Config, PaymentSource, StartRequest};
 use serde::Deserialize;
 use serde_json::Value;
@@ -88,10 +86,7 @@ struct Rust {
 }
 
 fn table() -> Table {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/conformance/transport.json"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/conformance/transport.json");
     let text = std::fs::read_to_string(path).unwrap();
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
@@ -157,13 +152,10 @@ fn run(case: &Case, adapter: Adapter, server: &SandboxServer, control: &Control,
         Adapter::Hyper => case.rust.hyper.as_deref(),
         Adapter::Ureq => case.rust.ureq.as_deref(),
     };
-    check_result(&name, case, want_kind, transport.send(request.clone()));
-    if adapter == Adapter::Hyper && case.target == Target::HttpsOnPlainPort {
-        // `plain_http` refuses an https URL before connecting; a real TLS client (rustls)
-        // must fail the handshake itself, and say the same.
-        let name = format!("{name} with hyper-rustls");
-        check_result(&name, case, want_kind, rustls_send(request, &case.client));
-    }
+    // For `https_on_plain_port`, `plain_http` refuses the https URL before connecting; the
+    // checkout's hyper-rustls client, which fails the handshake itself, runs the case in
+    // examples/checkout/tests/tls.rs.
+    check_result(&name, case, want_kind, transport.send(request));
     let (_, counters) = control.call("GET", "/_sandbox/counters", None);
     assert_eq!(
         counters["requests"]["start"], case.expect.bank_requests,
@@ -196,28 +188,6 @@ fn check_result(
         (case.expect.status, want_kind),
         "{name}: status, kind ({error:?})"
     );
-}
-
-/// Sends through hyper over hyper-rustls (webpki roots, https or http).
-fn rustls_send(
-    request: direct_otp::Request,
-    client: &Client,
-) -> std::result::Result<(u16, Vec<u8>), TransportError> {
-    let timeout = Duration::from_millis(client.timeout_ms);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build(https);
-    let settings = Settings::new().with_timeout(timeout).with_clock(clock);
-    let transport: HyperTransport<_> = HyperTransport::new(client).with_settings(settings);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(transport.send(request))
 }
 
 fn conformance(adapter: Adapter) {

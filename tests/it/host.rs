@@ -4,8 +4,8 @@
 //!   bank's replies, at fixed times) replayed through `host::call` gives byte for byte the
 //!   stored records and views in the files. The Python and Node test suites replay the same
 //!   script through their packages and compare with the same files, so a record stored by
-//!   any of them loads in the others with the same view. `UPDATE_GOLDEN=1 cargo test --test
-//!   it host::` writes the script and the files again (the replies from the in-process
+//!   any of them loads in the others with the same view. `UPDATE_GOLDEN=1 cargo test -p
+//!   direct-otp-tests --test it host::` writes the script and the files again (the replies from the in-process
 //!   sandbox).
 //! * A host loop over `HostSteps` (an in-memory table of the host form, the in-process
 //!   sandbox as the bank): start, resend, wrong then right OTP; the bank page and a signed
@@ -189,7 +189,7 @@ fn replay(script: &Value) -> BTreeMap<String, (String, String)> {
 
 #[test]
 fn golden_records_replay_byte_for_byte() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden");
     let script_path = dir.join("script.json");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::create_dir_all(&dir).unwrap();
@@ -203,7 +203,7 @@ fn golden_records_replay_byte_for_byte() {
             std::fs::write(dir.join(format!("{name}.view.json")), view).unwrap();
         }
     }
-    let how = "UPDATE_GOLDEN=1 cargo test --test it host:: writes them again";
+    let how = "UPDATE_GOLDEN=1 cargo test -p direct-otp-tests --test it host:: writes them again";
     let script: Value = serde_json::from_slice(
         &std::fs::read(&script_path).unwrap_or_else(|e| panic!("{script_path:?}: {e}; {how}")),
     )

@@ -1,13 +1,14 @@
 //! The integration tests, as one test binary: each module was once a file of its own under
 //! `tests/`, and each linked the crate and every dev-dependency again. Run one module with a
-//! filter, e.g. `cargo test --test it model::` (see `docs/testing.md`).
+//! filter, e.g. `cargo test -p direct-otp-tests --test it model::` (see `docs/testing.md`).
 //!
-//! Five binaries stay apart: `tests/allocations.rs` and `tests/hostile.rs` install their
+//! Four binaries stay apart: `tests/allocations.rs` and `tests/hostile.rs` install their
 //! own counting `#[global_allocator]`, `tests/proxy_env.rs` sets proxy variables in the
-//! process environment, `tests/workers.rs` sets a process-wide panic hook and runs a copy
-//! of itself that exits mid-request, and `tests/checkout_browser.rs` drives Chromium in
-//! real time (see `docs/testing.md`). Those that need the helpers below include them by
-//! `#[path]`, and so does the fuzz crate (`fuzz/src/lib.rs` includes `invariants`).
+//! process environment, and `tests/workers.rs` sets a process-wide panic hook and runs a
+//! copy of itself that exits mid-request (see `docs/testing.md`). Those that need the
+//! helpers below include them by `#[path]`, and so does the fuzz crate (`fuzz/src/lib.rs`
+//! includes `invariants`). The checkout's tests, in a browser among them, are its own
+//! package's (`examples/checkout/tests/`).
 
 // Shared helpers (each keeps `#![allow(dead_code)]` for the binaries that use a part).
 #[macro_use]

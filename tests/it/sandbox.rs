@@ -1081,13 +1081,12 @@ fn every_documented_shape_is_produced_and_read_alike() {
         .with_header("x-routing-id", ROUTING);
     w.raw(RequestKind::Submit, &submit);
 
-    let all: BTreeSet<&str> =
-        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter_map(|n| n.strip_suffix(".json").map(str::to_owned))
-            .map(|n| &*Box::leak(n.into_boxed_str()))
-            .collect();
+    let all: BTreeSet<&str> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter_map(|n| n.strip_suffix(".json").map(str::to_owned))
+        .map(|n| &*Box::leak(n.into_boxed_str()))
+        .collect();
     let never: BTreeSet<&str> = all.difference(&w.checked).copied().collect();
     // The sandbox never answers 403 (no merchant is forbidden) or JUSPAY_DECLINED.
     assert_eq!(

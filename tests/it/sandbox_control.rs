@@ -79,7 +79,7 @@ pub(crate) fn base64(text: &str) -> String {
 
 #[test]
 fn the_standalone_sandbox_serves_juspay_and_its_control_api() {
-    let child = Command::new(env!("CARGO_BIN_EXE_direct-otp-sandbox"))
+    let child = Command::new(env!("CARGO_BIN_EXE_sandbox"))
         .args(["--port", "0", "--key", KEY])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -1,7 +1,9 @@
 //! The wire form (`direct_otp::wire`) against real payments in the in-process sandbox: every
-//! value that crosses is valid under `docs/protocol.schema.json`, secrets never appear in
-//! what goes out (except the request that must carry them, marked sensitive), the checked-in
-//! files are up to date, and arbitrary input never panics: always a coded error.
+//! value that crosses is valid under `docs/protocol.schema.json`, and so is every sample of
+//! `docs/protocol.samples.json` (one per variant, written by the crate's unit tests), secrets
+//! never appear in what goes out (except the request that must carry them, marked
+//! sensitive), the checked-in files are up to date, and arbitrary input never panics: always
+//! a coded error.
 
 use direct_otp::sandbox::{CardFlow, Sandbox, SandboxConfig, SANDBOX_RESPONSE_KEY};
 use direct_otp::wire::{self, ToWire};
@@ -42,6 +44,12 @@ impl Validator {
         Validator { schemas, defs }
     }
 
+    fn check(&self, def: &str, value: &Value) -> Result<(), String> {
+        self.schemas
+            .validate(value, self.defs[def])
+            .map_err(|e| e.to_string())
+    }
+
     #[track_caller]
     fn valid(&self, def: &str, value: &Value) {
         if let Err(e) = self.schemas.validate(value, self.defs[def]) {
@@ -51,7 +59,8 @@ impl Validator {
 }
 
 fn check_file(path: &str, want: &str, how: &str) {
-    let full = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
+    // `path` is from the repository's root, this package's parent.
+    let full = format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"));
     if std::env::var_os("UPDATE_WIRE_DOCS").is_some() {
         std::fs::write(&full, want).unwrap();
     }
@@ -64,10 +73,56 @@ fn check_file(path: &str, want: &str, how: &str) {
 
 #[test]
 fn the_checked_in_schema_and_code_registry_are_up_to_date() {
-    let how = "UPDATE_WIRE_DOCS=1 cargo test --test it wire::";
+    let how = "UPDATE_WIRE_DOCS=1 cargo test -p direct-otp -p direct-otp-tests wire::";
     let schema = serde_json::to_string_pretty(&wire::schema()).unwrap() + "\n";
     check_file("docs/protocol.schema.json", &schema, how);
     check_file("docs/codes.md", &direct_otp::codes::markdown(), how);
+}
+
+/// Each sample of `docs/protocol.samples.json` (one wire form per variant of every type with
+/// a code; the crate's unit tests check the file is what the values give) is valid under its
+/// def, and no longer so with an unknown field or, but for `error` and `reply` (whose code
+/// is any error's), another code.
+#[test]
+fn every_sample_is_valid_under_the_schema_and_a_changed_one_is_not() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/protocol.samples.json");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let samples: Vec<Value> = serde_json::from_str(&text).unwrap();
+    let v = Validator::new();
+    let mut types = std::collections::BTreeSet::new();
+    for sample in &samples {
+        let (ty, def, code) = (
+            &sample["type"],
+            sample["def"].as_str().unwrap(),
+            &sample["code"],
+        );
+        let form = &sample["form"];
+        types.insert(ty.as_str().unwrap());
+        if let Err(e) = v.check(def, form) {
+            panic!("{ty} {code}: {form} is not a valid {def}: {e}");
+        }
+        let mut extra = form.clone();
+        extra["not_a_field"] = json!(1);
+        assert!(
+            v.check(def, &extra).is_err(),
+            "{ty} {code}: an unknown field passes"
+        );
+        if def != "error" && def != "reply" {
+            let mut other = form.clone();
+            other["code"] = json!("no_such_code");
+            assert!(
+                v.check(def, &other).is_err(),
+                "{ty} {code}: any code passes"
+            );
+        }
+    }
+    // Each type in the code registry that has a wire form has samples (a file cut short
+    // would not pass).
+    for info in direct_otp::codes::all() {
+        for ty in info.types {
+            assert!(types.contains(ty), "no sample of {ty} in {path}");
+        }
+    }
 }
 
 /// One bank, and a payment driven only through wire forms.

@@ -2,7 +2,7 @@
 //! page, built on the `Payment` record, a store and the hyper transport.
 //!
 //! ```text
-//! cargo run --example checkout        # prints the URL to open
+//! cargo run -p direct-otp-checkout        # prints the URL to open
 //! ```
 //!
 //! By default the embedded sandbox plays the bank (on loopback: no network, no key), and a
@@ -13,7 +13,8 @@
 //! DATABASE_URL=postgres://  keep payments in PostgreSQL (default: a SQLite file in the temp dir)
 //! JUSPAY_API_KEY=...        a real Juspay host instead of the sandbox, with JUSPAY_BASE_URL,
 //!                           JUSPAY_MERCHANT_ID, JUSPAY_CARD_TOKEN, JUSPAY_CARD_CVV and
-//!                           JUSPAY_CUSTOMER_ID as for the demo (docs/sandbox.md). Type an
+//!                           JUSPAY_CUSTOMER_ID as for the demo (docs/sandbox.md), over HTTPS
+//!                           only (hyper over rustls, `shop::juspay_transport`). Type an
 //!                           order id created beforehand; set the return URL to <shop>/return.
 //! JUSPAY_RESPONSE_KEY=...   verify the return URL's signature (otherwise the return only
 //!                           makes the shop check the order status)
@@ -21,9 +22,7 @@
 //!                           <shop>/webhooks/juspay (otherwise they are refused)
 //! ```
 //!
-//! The service is `shop.rs`, the pages `templates/*.html`.
-
-mod shop;
+//! The service is `src/shop.rs`, the pages `templates/*.html`.
 
 use std::error::Error;
 use std::sync::Arc;
@@ -32,7 +31,7 @@ use std::time::Duration;
 use direct_otp::driver::AsyncDriver;
 use direct_otp::store::{PgStore, SqliteStore};
 use direct_otp::{Config, PaymentSource, Policy, ResponseKey, WebhookCredentials, SANDBOX_URL};
-use shop::{log, Db, Shop};
+use direct_otp_checkout::shop::{self, log, Db, Shop};
 use tokio::net::TcpListener;
 
 #[tokio::main]
@@ -87,13 +86,17 @@ fn juspay<S: Db>(key: &str, store: S) -> Result<Shop<S>, Box<dyn Error>> {
     let need = |name: &str| var(name).ok_or(format!("{name} must be set with JUSPAY_API_KEY"));
     let merchant_id = need("JUSPAY_MERCHANT_ID")?;
     let base_url = var("JUSPAY_BASE_URL").unwrap_or_else(|| SANDBOX_URL.into());
+    if !base_url.starts_with("https://") {
+        // The key goes in every request: the client speaks HTTPS only.
+        return Err(format!("JUSPAY_BASE_URL must be an https:// URL, not {base_url:?}").into());
+    }
     let card = PaymentSource::Token {
         card_token: need("JUSPAY_CARD_TOKEN")?,
         cvv: var("JUSPAY_CARD_CVV"),
     };
     let config = Config::new(&base_url, key)?.with_merchant_id(&merchant_id)?;
     Ok(Shop {
-        driver: Arc::new(AsyncDriver::new(store, shop::transport(), config)),
+        driver: Arc::new(AsyncDriver::new(store, shop::juspay_transport(), config)),
         merchant_id,
         customer_id: var("JUSPAY_CUSTOMER_ID").unwrap_or_else(|| "demo_customer".into()),
         cards: vec![("Your card (JUSPAY_CARD_TOKEN)".into(), card)],

@@ -5,7 +5,7 @@
 //! `settle` call each. An order's page shows its latest attempt; after a failed one the
 //! shopper may pay the same order again (the next attempt). Pages are rendered from the
 //! stored payment's `view(now)`, and messages from stable codes (`Outcome`, `DriveError`,
-//! `OtpError`) that the templates (`templates/*.html`) turn into words.
+//! `OtpError`) that the templates (`templates/*.html`, beside `src/`) turn into words.
 
 use std::error::Error;
 use std::fmt::{self, Write as _};
@@ -27,6 +27,7 @@ use direct_otp::{
     StartRequest, WebhookCredentials, WebhookError,
 };
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
 use minijinja::{context, value::Serde, Environment, Value};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
@@ -70,7 +71,7 @@ impl<S: Db> Shop<S> {
         let config = Config::new(sandbox.base_url(), KEY)?;
         let card = |label: &str, t: &str| (label.to_owned(), PaymentSource::token(t));
         Ok(Shop {
-            driver: Arc::new(AsyncDriver::new(store, transport(), config)),
+            driver: Arc::new(AsyncDriver::new(store, sandbox_transport(), config)),
             merchant_id: "acme".into(),
             customer_id: "customer_1122".into(),
             cards: vec![
@@ -226,17 +227,34 @@ fn is_invisible(c: char) -> bool {
         | '\u{2066}'..='\u{2069}' | '\u{feff}')
 }
 
-/// hyper over rustls (webpki roots) for Juspay, plain HTTP for the loopback sandbox.
-pub fn transport() -> Transport {
-    let https = hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots();
-    let https = https.https_or_http().enable_http1().build();
-    HyperTransport::new(Client::builder(hyper_util::rt::TokioExecutor::new()).build(https))
+/// The client for a real Juspay host: hyper over rustls with the webpki roots, HTTPS only,
+/// built once and shared. This is the set-up the hyper adapter's documentation and
+/// `docs/adapters.md` show (`tests/tls.rs` checks they show this code, and sends through it).
+pub fn juspay_transport() -> Transport {
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots() // or .with_native_roots()?
+        .https_only()
+        .enable_http1()
+        .build();
+    let client = Client::builder(TokioExecutor::new()).build(https);
+    HyperTransport::new(client)
 }
 
-/// The templates, read from `templates/` beside this file; `.html` ones are autoescaped.
+/// The same client, plain HTTP allowed: the embedded sandbox listens on loopback, no TLS.
+pub fn sandbox_transport() -> Transport {
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .build();
+    HyperTransport::new(Client::builder(TokioExecutor::new()).build(https))
+}
+
+/// The templates, read from the package's `templates/` (in the source tree: the program
+/// runs from it, through `cargo run`); `.html` ones are autoescaped.
 static PAGES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut pages = Environment::new();
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/checkout/templates");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
     pages.set_loader(minijinja::path_loader(dir));
     pages
 });

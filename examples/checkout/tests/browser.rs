@@ -1,11 +1,12 @@
-//! The checkout example (`examples/checkout/`) in a real browser: headless Chromium driven
-//! through chromedriver (WebDriver), against the service started in this process on
-//! 127.0.0.1:0 with the embedded sandbox as the bank. A person's clicks: the happy path, a
-//! wrong OTP then the right one, "Resend" after its countdown, the bank page (both ways),
-//! a double click on "Pay" (one payment, one OTP), and the back button after a failed
-//! attempt (attempt 1's failed return replayed over attempt 2's OTP page, which stays
-//! usable). The sandbox delivers its webhooks to the shop meanwhile. Screenshots go to
-//! `target/tmp/checkout-browser/`; `docs/checkout-otp.png` is a copy of `otp.png`.
+//! The checkout (this package) in a real browser: headless Chromium driven through
+//! chromedriver (WebDriver), against the service started in this process on 127.0.0.1:0
+//! with the embedded sandbox as the bank. A person's clicks: the happy path, a wrong OTP
+//! then the right one, "Resend" after its countdown, the bank page (both ways), a double
+//! click on "Pay" (one payment, one OTP), and the back button after a failed attempt
+//! (attempt 1's failed return replayed over attempt 2's OTP page, which stays usable). The
+//! sandbox delivers its webhooks to the shop meanwhile. Screenshots go to
+//! `target/tmp/checkout-browser/`; the repository's `docs/checkout-otp.png` is a copy of
+//! `otp.png`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them
 //! the test says SKIPPED and passes, except under CI (`CI` set), where it fails.
@@ -13,12 +14,9 @@
 //! Two tests here need no browser: two shops started side by side never hand out the same
 //! order id, and the shop's log lines cannot be forged.
 
-#[allow(dead_code)]
-#[path = "../examples/checkout/shop.rs"]
-mod shop;
-
 use std::error::Error;
 use std::future::Future;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,6 +28,7 @@ use axum::middleware::{self, Next};
 use direct_otp::sandbox::{Endpoint, Fault, TxnView, WebhookFault};
 use direct_otp::store::{AsyncStore, SqliteStore};
 use direct_otp::{Policy, Status};
+use direct_otp_checkout::shop;
 use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
 use fantoccini::error::CmdError;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -50,7 +49,11 @@ async fn checkout_in_a_browser() {
             std::env::var_os("CI").is_none(),
             "CI must run the browser test: .ci/run installs chromium and chromium-driver"
         );
-        eprintln!("SKIPPED: browser test (install chromium and chromium-driver)");
+        // Past the test harness's capture of `eprintln!`, so `cargo test` shows it.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: browser test (install chromium and chromium-driver)"
+        );
         return;
     }
     let started = Instant::now();
