@@ -6,7 +6,7 @@
 //!   "next_step" | "codes" | "version", ...}`): a payment's view, the sans-IO steps of a
 //!   payment without a driver, the code registry.
 //! * [`HostSteps`]: one driver call (run, start, start_next, bank_page, settle, sweep) as the
-//!   step machine of [`Protocol`](crate::driver::Protocol), its I/O in the host form: a
+//!   step machine of [`Protocol`], its I/O in the host form: a
 //!   payment crosses as its stored text (`"record"`), with the columns a store keeps beside
 //!   it.
 //! * [`sqlite_io`] (feature `sqlite`): one store I/O done on the crate's own
