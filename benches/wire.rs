@@ -153,6 +153,30 @@ fn wire_step(c: &mut Criterion) {
             black_box(done)
         })
     });
+    if std::env::var_os("HOST_PARTS").is_some() {
+        let cmd = command_call(&record);
+        g.bench_function("host_part_command_call", |b| {
+            b.iter(|| host::call(black_box(cmd.as_bytes())).unwrap())
+        });
+        let config = step["config"].to_string();
+        g.bench_function("host_part_config", |b| {
+            b.iter(|| wire::config(black_box(config.as_bytes())).unwrap())
+        });
+        g.bench_function("host_part_record_text_in", |b| {
+            b.iter(|| wire::record(black_box(record.as_bytes())).unwrap())
+        });
+        let p = wire::record(record.as_bytes()).unwrap();
+        g.bench_function("host_part_record_text_out", |b| {
+            b.iter(|| serde_json::to_string(black_box(&p)).unwrap())
+        });
+        let quoted = serde_json::to_string(&record).unwrap();
+        g.bench_function("host_part_escape", |b| {
+            b.iter(|| serde_json::to_string(black_box(&record)).unwrap())
+        });
+        g.bench_function("host_part_unescape", |b| {
+            b.iter(|| serde_json::from_str::<String>(black_box(&quoted)).unwrap())
+        });
+    }
     if std::env::var_os("WIRE_PARTS").is_some() {
         let mut p = wire::record(&f.stored).unwrap();
         let out = wire::command(command)

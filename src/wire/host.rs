@@ -162,6 +162,7 @@ fn record_and(payment: &Payment, name: &str, json: &str) -> String {
 /// |---|---|---|
 /// | `version` | | `{"version", "format"}` |
 /// | `codes` | | the registry: `[{"code", "types", "meaning", "action", "http"}]` |
+/// | `check` | `config`?, `start`? | `{"config", "start"}`: their wire forms out (no key, no card data), or why they are refused: to check them when they are made |
 /// | `columns` | `record` | what a store keeps beside the record: `{"key", "order_id", "attempt", "revision", "in_flight_since", "record"}` (as the `insert` I/O of [`HostSteps`]) |
 /// | `view` | `record`, `now_ms` | the payment's view |
 /// | `next_step` | `record`, `now_ms` | its next step |
@@ -189,6 +190,17 @@ pub fn call(json: &[u8]) -> Result<String, HostError> {
                 })
                 .collect(),
         ),
+        "check" => {
+            let config = form
+                .config
+                .map(|c| super::config(c.get().as_bytes()))
+                .transpose()?;
+            let start = form
+                .start
+                .map(|s| super::start_request(s.get().as_bytes()))
+                .transpose()?;
+            json!({"config": config.map(|c| c.to_wire()), "start": start.map(|s| s.to_wire())})
+        }
         "columns" => Value::Object(columns(&record(&form)?)),
         "view" => record(&form)?.view(now(form.now_ms)?).to_wire(),
         "next_step" => record(&form)?.next_step(now(form.now_ms)?).to_wire(),

@@ -435,6 +435,17 @@ fn a_host_loop_pays_and_settles_through_host_steps() {
 fn misuse_of_the_host_api_is_coded() {
     let code = |r: Result<String, host::HostError>| r.unwrap_err().code().to_owned();
     assert_eq!(code(host::call(b"{")), "wire_syntax");
+    // A configuration and a start request checked when they are made: their forms out,
+    // without the key or the card, or their codes.
+    let checked =
+        call(json!({"fn": "check", "config": config(), "start": start("c_1", "tok_visa")}));
+    assert_eq!(checked["config"]["base_url"], BASE);
+    assert!(!checked.to_string().contains(KEY) && !checked.to_string().contains("tok_visa"));
+    let bad = json!({"fn": "check", "config": {"base_url": "ftp://x", "api_key": "k"}});
+    assert_eq!(
+        code(host::call(bad.to_string().as_bytes())),
+        "base_url_scheme"
+    );
     assert_eq!(code(host::call(br#"{"fn":"fly"}"#)), "wire_shape");
     assert_eq!(
         code(host::call(br#"{"fn":"view","now_ms":0}"#)),

@@ -45,8 +45,8 @@ export class Config {
     this.version = options.version;
     this.autoCapture = options.autoCapture;
     Object.freeze(this);
-    // The core checks the configuration now (a call that reads it and does nothing else).
-    guard(() => new native.HostSteps(JSON.stringify({ config: this.toWire(), timeout_ms: 1, call: 'sweep', limit: 0, check: false })));
+    // The core checks the configuration now.
+    guard(() => native.call(JSON.stringify({ fn: 'check', config: this.toWire() })));
   }
 
   /** The wire form, with the API key: hand it to the core only. @internal */

@@ -226,6 +226,8 @@ def test_python_layer_hostile_values() -> None:
     assert coded(lambda: p2.command(good, {"command": "teleport"}, now=NOW)) == "wire_shape"
     assert coded(lambda: p2.handle("not a token", d.MaybeSent(), now=NOW)) == "bad_token"
     assert coded(lambda: p2.handle(_, d.Answer(200, b"\xff"), now=NOW)) in CODES
+    # A configuration is checked when it is made, by the core.
+    assert coded(lambda: d.Config(base_url="ftp://bank", api_key="k")) == "base_url_scheme"
     assert coded(lambda: d.Payment.begin(
         d.Config(base_url="ftp://bank", api_key="k"), start_request("o"), now=NOW)
     ).startswith("base_url_")

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any, Dict, Mapping, Optional, Union
 
 from ._time import duration_ms
+from ._wire import call_text
 
 __all__ = [
     "Config",
@@ -50,6 +51,10 @@ class Config:
     merchant_id: Optional[str] = None
     version: Optional[str] = None
     auto_capture: Optional[bool] = None
+
+    def __post_init__(self) -> None:
+        # The core checks the configuration now (its code, never the key, if refused).
+        call_text("check", config=self.to_wire())
 
     def to_wire(self) -> Dict[str, Any]:
         form: Dict[str, Any] = {"base_url": self.base_url, "api_key": self.api_key}
