@@ -30,8 +30,8 @@ fn raise(e: &HostError) -> PyErr {
     NativeWireError::new_err((e.message().to_owned(), e.to_wire().to_string()))
 }
 
-/// An argument that is not text at all (an int, None, a list) cannot be JSON: the wire
-/// form's "wrong shape", with no position in a text (line and column 0).
+/// An argument that is not text at all (an int, None, a list) is not JSON text:
+/// `wire_syntax`, as the Node binding says of a non-string argument.
 fn not_text(what: &str, got: &Bound<'_, PyAny>) -> PyErr {
     let type_name = got
         .get_type()
@@ -40,7 +40,7 @@ fn not_text(what: &str, got: &Bound<'_, PyAny>) -> PyErr {
         .unwrap_or_else(|_| "?".to_owned());
     NativeWireError::new_err((
         format!("{what} must be str or bytes (UTF-8 JSON), not {type_name}"),
-        r#"{"code":"wire_shape","line":0,"column":0}"#,
+        r#"{"code":"wire_syntax","line":1,"column":1}"#,
     ))
 }
 

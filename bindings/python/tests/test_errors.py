@@ -85,9 +85,10 @@ def test_raw_call_bad_json(text: str) -> None:
 @pytest.mark.parametrize("value", [None, 1, 1.5, [], {}, object(), bytearray(b"{}"),
                                    memoryview(b"{}"), NOW])
 def test_raw_call_non_text(value: Any) -> None:
-    assert raw_outcome(lambda: _native.call(value)) == "wire_shape"
-    assert raw_outcome(lambda: _native.HostSteps(value)) == "wire_shape"
-    assert raw_outcome(lambda: _native.SandboxServer(value)) == "wire_shape"
+    # Not text at all: not JSON text (`wire_syntax`), as in the Node binding.
+    assert raw_outcome(lambda: _native.call(value)) == "wire_syntax"
+    assert raw_outcome(lambda: _native.HostSteps(value)) == "wire_syntax"
+    assert raw_outcome(lambda: _native.SandboxServer(value)) == "wire_syntax"
 
 
 def test_raw_bytes_and_surrogates() -> None:
