@@ -366,7 +366,8 @@ impl HostSteps {
     /// ms); gives `{"io": ...}` or `{"finished": ...}`. Input that is not JSON of a result's
     /// form is refused (`wire_syntax`, `wire_shape`) and changes nothing: resume again with
     /// the right form. A record that does not load is handed to the machine as the store's
-    /// `corrupt` failure under its key (the call then fails with `store`, the row untouched).
+    /// `corrupt` failure under its key (the order id, for `latest_for_order`; the call then
+    /// fails with `store`, the row untouched).
     pub fn resume(&mut self, input: &[u8], now_ms: i64) -> Result<String, HostError> {
         let now = super::time_from_ms(now_ms)?;
         let input = self.input(input)?;

@@ -33,15 +33,21 @@ fn raise(e: &HostError) -> PyErr {
 /// An argument that is not text at all (an int, None, a list) is not JSON text:
 /// `wire_syntax`, as the Node binding says of a non-string argument.
 fn not_text(what: &str, got: &Bound<'_, PyAny>) -> PyErr {
-    let type_name = got
-        .get_type()
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "?".to_owned());
     NativeWireError::new_err((
-        format!("{what} must be str or bytes (UTF-8 JSON), not {type_name}"),
+        format!(
+            "{what} must be str or bytes (UTF-8 JSON), not {}",
+            type_name(got)
+        ),
         r#"{"code":"wire_syntax","line":1,"column":1}"#,
     ))
+}
+
+/// The name of a Python value's type, for a message.
+fn type_name(got: &Bound<'_, PyAny>) -> String {
+    got.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".to_owned())
 }
 
 /// Runs `f` on the UTF-8 bytes of `obj` (a `str` or `bytes`). A `str` that is not valid
@@ -76,13 +82,11 @@ fn millis(obj: &Bound<'_, PyAny>) -> PyResult<i64> {
 }
 
 fn not_ms(got: &Bound<'_, PyAny>) -> PyErr {
-    let type_name = got
-        .get_type()
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "?".to_owned());
     NativeWireError::new_err((
-        format!("now_ms must be an int of Unix milliseconds within 64 bits, not this {type_name}"),
+        format!(
+            "now_ms must be an int of Unix milliseconds within 64 bits, not this {}",
+            type_name(got)
+        ),
         r#"{"code":"wire_shape","line":0,"column":0}"#,
     ))
 }
